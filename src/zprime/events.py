@@ -1,0 +1,255 @@
+"""The generator-level event schema and its Parquet files.
+
+Every generator in zprime (the signal generator, the Pythia 8 backgrounds, our own Bhabha and
+pi pi generators) writes the same schema, documented in ``docs/event-schema.md``:
+
+===============  ===============================  ==========================================
+column           type                             meaning
+===============  ===============================  ==========================================
+``event``        int64                            event number, unique within a sample
+``weight``       float64                          cross section carried by the event in fb;
+                                                  the yield at luminosity L is ``weight * L``
+``particles``    var * {pdg: int32, e, px, py,    final-state particles in the lab frame (GeV),
+                 pz: float64}                     z along the electron beam; invisible ones
+                                                  (neutrinos, Z') included
+===============  ===============================  ==========================================
+
+A sample may add scalar truth columns (for the signal ``mass``, the Z' mass in GeV, and
+``sqrt_s_hat``, the c.m. energy after initial-state radiation). File-level metadata (sample
+name, generator, cross section, seed, schema version) are stored as Parquet key-value metadata
+under ``zprime.*`` keys.
+
+Files are written in row groups (one per chunk) through :class:`EventWriter`, which writes to a
+temporary file and renames it on success, so that a reader never sees a half-written file and
+memory stays flat however large the sample is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from zprime._util import atomic_path
+from zprime.errors import InputError
+
+__all__ = [
+    "GENERATOR_COLUMNS",
+    "PARTICLE_FIELDS",
+    "SCHEMA_VERSION",
+    "EventWriter",
+    "iter_events",
+    "make_particles",
+    "read_events",
+    "read_metadata",
+    "validate_generator_events",
+    "write_events",
+]
+
+SCHEMA_VERSION = 1
+PARTICLE_FIELDS: tuple[str, ...] = ("pdg", "e", "px", "py", "pz")
+GENERATOR_COLUMNS: tuple[str, ...] = ("event", "weight", "particles")
+_META_PREFIX = "zprime."
+
+
+def make_particles(
+    pdg: np.ndarray, p4: np.ndarray, counts: np.ndarray | None = None
+) -> ak.Array:
+    """Build the ragged ``particles`` column.
+
+    Parameters
+    ----------
+    pdg
+        PDG codes, shape ``(n_events, k)`` for a fixed number ``k`` of particles per event, or
+        flat ``(n_particles,)`` together with ``counts``.
+    p4
+        Four-momenta ``(E, px, py, pz)`` in GeV, shape ``pdg.shape + (4,)``.
+    counts
+        Particles per event when ``pdg`` is flat.
+
+    Returns
+    -------
+    awkward.Array
+        ``var * {pdg, e, px, py, pz}``.
+    """
+    pdg = np.asarray(pdg)
+    p4 = np.asarray(p4, dtype=np.float64)
+    if counts is None:
+        if pdg.ndim != 2:
+            raise ValueError("pdg must be 2D (events, particles) when counts is not given")
+        counts = np.full(pdg.shape[0], pdg.shape[1], dtype=np.int64)
+        pdg = pdg.reshape(-1)
+        p4 = p4.reshape(-1, 4)
+    flat = ak.zip(
+        {
+            "pdg": pdg.astype(np.int32),
+            "e": p4[:, 0],
+            "px": p4[:, 1],
+            "py": p4[:, 2],
+            "pz": p4[:, 3],
+        }
+    )
+    return ak.unflatten(flat, np.asarray(counts, dtype=np.int64))
+
+
+def _check_columns(events: ak.Array, required: Sequence[str], where: str) -> None:
+    fields = set(ak.fields(events))
+    for col in required:
+        if col not in fields:
+            raise InputError(f"{where}: missing column '{col}'")
+
+
+def validate_generator_events(events: ak.Array, where: str = "events") -> None:
+    """Check the generator-level schema: required columns present, no NaN, finite weights.
+
+    Raises
+    ------
+    InputError
+        Naming the first missing column or the first column with NaN/inf values.
+    """
+    _check_columns(events, GENERATOR_COLUMNS, where)
+    particle_fields = set(ak.fields(events["particles"]))
+    for f in PARTICLE_FIELDS:
+        if f not in particle_fields:
+            raise InputError(f"{where}: missing column 'particles.{f}'")
+    if not np.all(np.isfinite(ak.to_numpy(events["weight"]))):
+        raise InputError(f"{where}: column 'weight' has NaN or infinite values")
+    for f in ("e", "px", "py", "pz"):
+        flat = ak.to_numpy(ak.flatten(events["particles"][f]))
+        if not np.all(np.isfinite(flat)):
+            raise InputError(f"{where}: column 'particles.{f}' has NaN or infinite values")
+
+
+def _encode_meta(metadata: Mapping[str, Any]) -> dict[bytes, bytes]:
+    out = {b"zprime.schema_version": str(SCHEMA_VERSION).encode()}
+    for key, value in metadata.items():
+        out[(_META_PREFIX + key).encode()] = json.dumps(value).encode()
+    return out
+
+
+class EventWriter:
+    """Stream chunks of events into one Parquet file, atomically.
+
+    Use as a context manager; the file appears at ``path`` only when the block exits without an
+    exception::
+
+        with EventWriter(path, metadata={"sample": "signal"}) as w:
+            for chunk in chunks:
+                w.write(chunk)
+    """
+
+    def __init__(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self.metadata = dict(metadata or {})
+        self._ctx = atomic_path(self.path)
+        self._tmp: Path | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self.n_events = 0
+
+    def __enter__(self) -> EventWriter:
+        self._tmp = self._ctx.__enter__()
+        return self
+
+    def write(self, events: ak.Array) -> None:
+        """Append one chunk (an awkward record array) as a row group."""
+        if self._tmp is None:
+            raise RuntimeError("EventWriter must be used as a context manager")
+        table = ak.to_arrow_table(events, extensionarray=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
+        else:
+            table = table.cast(self._writer.schema)
+        self._writer.write_table(table)
+        self.n_events += len(events)
+
+    def update_metadata(self, **metadata: Any) -> None:
+        """Set metadata known only at the end (e.g. the final cross section)."""
+        self.metadata.update(metadata)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._writer is not None:
+                if exc_type is None:
+                    self._writer.add_key_value_metadata(_encode_meta(self.metadata))
+                self._writer.close()
+            if exc_type is None and self._writer is None:
+                raise InputError(f"{self.path}: no events were written")
+        except BaseException as err:
+            self._ctx.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._ctx.__exit__(exc_type, exc, tb)
+
+
+def write_events(
+    path: str | Path, events: ak.Array | Iterable[ak.Array], metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write events (one array or an iterable of chunks) to ``path`` atomically."""
+    chunks = [events] if isinstance(events, ak.Array) else events
+    with EventWriter(path, metadata) as w:
+        for chunk in chunks:
+            w.write(chunk)
+    return Path(path)
+
+
+def _open(path: str | Path) -> pq.ParquetFile:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: file not found")
+    try:
+        return pq.ParquetFile(p)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{p}: not a readable Parquet file ({err.__class__.__name__})") from None
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``zprime.*`` key-value metadata of an event file, decoded."""
+    meta = _open(path).metadata.metadata or {}
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        k = key.decode()
+        if k.startswith(_META_PREFIX):
+            out[k[len(_META_PREFIX):]] = json.loads(value.decode())
+    return out
+
+
+def iter_events(
+    path: str | Path, columns: Sequence[str] | None = None, batch_size: int = 200_000
+) -> Iterator[ak.Array]:
+    """Iterate over an event file in batches (memory stays flat).
+
+    Raises
+    ------
+    InputError
+        If the file is missing or corrupt, or a requested column is absent.
+    """
+    pf = _open(path)
+    names = set(pf.schema_arrow.names)
+    if columns is not None:
+        for col in columns:
+            if col.split(".")[0] not in names:
+                raise InputError(f"{path}: missing column '{col}'")
+    try:
+        for batch in pf.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None):
+            yield ak.from_arrow(batch)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{path}: corrupt Parquet data ({err.__class__.__name__})") from None
+
+
+def read_events(path: str | Path, columns: Sequence[str] | None = None) -> ak.Array:
+    """Read a whole event file into memory (for small files; use :func:`iter_events` otherwise)."""
+    batches = list(iter_events(path, columns))
+    if not batches:
+        raise InputError(f"{path}: file holds no events")
+    return batches[0] if len(batches) == 1 else ak.concatenate(batches)
