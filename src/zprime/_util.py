@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
+import datetime as dt
 import json
 import os
 import platform
@@ -20,9 +20,28 @@ import numpy as np
 __all__ = ["atomic_path", "chunk_rng", "package_versions", "provenance", "write_json_atomic"]
 
 _PACKAGES = (
-    "zprime", "numpy", "scipy", "vegas", "awkward", "pyarrow", "uproot", "pythia8mc", "vector",
-    "particle", "hepunits", "pydantic", "hist", "mplhep", "matplotlib", "pyhf", "torch",
-    "hepdata_lib", "dask", "distributed", "typer", "rich",
+    "zprime",
+    "numpy",
+    "scipy",
+    "vegas",
+    "awkward",
+    "pyarrow",
+    "uproot",
+    "pythia8mc",
+    "vector",
+    "particle",
+    "hepunits",
+    "pydantic",
+    "hist",
+    "mplhep",
+    "matplotlib",
+    "pyhf",
+    "torch",
+    "hepdata_lib",
+    "dask",
+    "distributed",
+    "typer",
+    "rich",
 )
 
 
@@ -76,13 +95,21 @@ def _git_commit() -> dict[str, Any]:
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
             check=True,
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True,
-                timeout=5, check=True,
+                ["git", "status", "--porcelain"],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
             ).stdout.strip()
         )
     except (OSError, subprocess.SubprocessError):
@@ -93,7 +120,7 @@ def _git_commit() -> dict[str, Any]:
 def provenance(config: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """A provenance record: time, command line, platform, package versions, git commit, config."""
     return {
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": sys.argv,
         "python": sys.version.split()[0],
         "platform": platform.platform(),

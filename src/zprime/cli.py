@@ -80,6 +80,13 @@ def config_init(
     console.print(f"wrote {path}")
 
 
+# --- signal commands (issue 3: xsec, generate signal, run) ---
+
+# --- background commands (issue 4: generate background) ---
+
+# --- detector commands (issue 4: simulate) ---
+
+
 @app.command("env")
 def env() -> None:
     """Print versions of Python, the platform and the packages zprime uses (for bug reports)."""

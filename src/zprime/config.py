@@ -85,6 +85,11 @@ class SignalConfig(_Strict):
         return sorted(masses)
 
 
+# --- backgrounds section (issue 4: zprime.backgrounds) ---
+
+# --- detector section (issue 4: zprime.detector) ---
+
+
 class Config(_Strict):
     """A complete zprime configuration."""
 
@@ -94,6 +99,8 @@ class Config(_Strict):
         79.7, gt=0.0, description="integrated luminosity, fb^-1 (PRL: 79.7 fb^-1, 2019-2020)"
     )
     signal: SignalConfig = Field(default_factory=SignalConfig)
+    # backgrounds field (issue 4)
+    # detector field (issue 4)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain Python types (for YAML/JSON and provenance)."""
@@ -150,7 +157,9 @@ def config_from_dict(data: dict[str, Any], *, source: str = "config") -> Config:
         On the first unknown or invalid field, with its dotted name.
     """
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the configuration must be a mapping, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: the configuration must be a mapping, got {type(data).__name__}"
+        )
     merged = _deep_merge(_default_dict(), data)
     try:
         return Config.model_validate(merged)

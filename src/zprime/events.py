@@ -59,9 +59,7 @@ GENERATOR_COLUMNS: tuple[str, ...] = ("event", "weight", "particles")
 _META_PREFIX = "zprime."
 
 
-def make_particles(
-    pdg: np.ndarray, p4: np.ndarray, counts: np.ndarray | None = None
-) -> ak.Array:
+def make_particles(pdg: np.ndarray, p4: np.ndarray, counts: np.ndarray | None = None) -> ak.Array:
     """Build the ragged ``particles`` column.
 
     Parameters
@@ -193,7 +191,9 @@ class EventWriter:
 
 
 def write_events(
-    path: str | Path, events: ak.Array | Iterable[ak.Array], metadata: Mapping[str, Any] | None = None
+    path: str | Path,
+    events: ak.Array | Iterable[ak.Array],
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write events (one array or an iterable of chunks) to ``path`` atomically."""
     chunks = [events] if isinstance(events, ak.Array) else events
@@ -220,7 +220,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     for key, value in meta.items():
         k = key.decode()
         if k.startswith(_META_PREFIX):
-            out[k[len(_META_PREFIX):]] = json.loads(value.decode())
+            out[k[len(_META_PREFIX) :]] = json.loads(value.decode())
     return out
 
 
@@ -241,7 +241,9 @@ def iter_events(
             if col.split(".")[0] not in names:
                 raise InputError(f"{path}: missing column '{col}'")
     try:
-        for batch in pf.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None):
+        for batch in pf.iter_batches(
+            batch_size=batch_size, columns=list(columns) if columns else None
+        ):
             yield ak.from_arrow(batch)
     except (pa.ArrowException, OSError) as err:
         raise InputError(f"{path}: corrupt Parquet data ({err.__class__.__name__})") from None
