@@ -88,10 +88,10 @@ def make_particles(pdg: np.ndarray, p4: np.ndarray, counts: np.ndarray | None = 
     flat = ak.zip(
         {
             "pdg": pdg.astype(np.int32),
-            "e": p4[:, 0],
-            "px": p4[:, 1],
-            "py": p4[:, 2],
-            "pz": p4[:, 3],
+            "e": np.ascontiguousarray(p4[:, 0]),
+            "px": np.ascontiguousarray(p4[:, 1]),
+            "py": np.ascontiguousarray(p4[:, 2]),
+            "pz": np.ascontiguousarray(p4[:, 3]),
         }
     )
     return ak.unflatten(flat, np.asarray(counts, dtype=np.int64))
