@@ -80,6 +80,21 @@ def config_init(
     console.print(f"wrote {path}")
 
 
+@app.command("run")
+def run_cmd(
+    config: ConfigOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path(
+        "results"
+    ),
+    quick: Annotated[bool, typer.Option(help="reduced run for smoke tests")] = False,
+) -> None:
+    """Run the whole analysis on CONFIG (default: the PRL's) and write results to OUT."""
+    from zprime.config import load_config
+    from zprime.pipeline import run
+
+    run(load_config(config), out_dir, quick=quick, console=console)
+
+
 # --- signal commands (issue 3: xsec, generate signal, run) ---
 
 # --- background commands (issue 4: generate background) ---
