@@ -1,0 +1,396 @@
+"""The event selection of the PRL as named, ordered, configurable steps, and its cut flow.
+
+Steps (PRL 130, 231801, "we require ..."; parameters in ``selection`` of the configuration):
+
+==================  ===========================================================================
+step                requirement
+==================  ===========================================================================
+``two_tracks``      exactly two reconstructed tracks ("exactly two oppositely charged particles
+                    ... and negligible additional activity")
+``track_quality``   both tracks from the interaction point: abs(d0) < 0.5 cm, abs(z0) < 2.0 cm
+``opposite_charge`` the two tracks have opposite charge
+``particle_id``     both identified as muons, muonID > 0.5 (the e mu / ee control samples: one /
+                    both tracks identified as electrons instead, electronID > 0.5)
+``trigger``         the two-track trigger fired (its Bhabha veto included)
+``track_pt``        both tracks with p_T > 0.4 GeV
+``opening_angle``   muon opening angle in the c.m. frame below 179 deg
+``theta_recoil``    M_recoil^2 < 4 GeV^2: theta_recoil in [34, 123] deg (ECL barrel) and not in
+                    [89, 91] deg (the 1.5 mm ECL gap); M_recoil^2 > 4 GeV^2: theta_recoil < 123 deg
+``photon_veto``     total photon energy below 0.5 GeV and no photon within 15 deg of the recoil
+                    momentum (the mu mu gamma control sample reverses it: a photon above 1 GeV
+                    within 15 deg of the recoil)
+``recoil_pt``       recoil transverse momentum in the c.m. frame above 0.5 GeV
+``punzinet``        Punzi-net output above 0.5 (column ``punzinet``, from ``zprime.punzinet``)
+==================  ===========================================================================
+
+theta_recoil is the lab polar angle ("quantities are defined in the laboratory frame unless
+otherwise specified"). Each step can be switched off (``selection.disabled``) or changed. The
+control samples of the PRL ("requiring one or both tracks to be identified as electrons and then
+applying all the other selection criteria"; the reversed photon veto) are *channels* of the same
+selection: ``mumu`` (the signal region), ``emu``, ``ee`` and ``mumugamma``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+from rich.table import Table
+
+from zprime._util import atomic_path
+from zprime.config import SelectionConfig
+from zprime.errors import ConfigError, InputError
+
+__all__ = [
+    "CHANNELS",
+    "STEPS",
+    "CutFlow",
+    "apply_selection",
+    "check_steps",
+    "select_file",
+    "step_masks",
+]
+
+STEPS: tuple[str, ...] = (
+    "two_tracks",
+    "track_quality",
+    "opposite_charge",
+    "particle_id",
+    "trigger",
+    "track_pt",
+    "opening_angle",
+    "theta_recoil",
+    "photon_veto",
+    "recoil_pt",
+    "punzinet",
+)
+"""The selection steps, in the order they are applied."""
+
+CHANNELS: tuple[str, ...] = ("mumu", "emu", "ee", "mumugamma")
+"""Signal region (``mumu``) and the PRL's control samples."""
+
+_DEG = math.pi / 180.0
+_P_BEAMS_3 = np.array([0.0, 0.0, 3.0])  # lab three-momentum of the 7 + 4 GeV beams
+
+
+def check_steps(names: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` naming the first name that is not a selection step."""
+    for name in names:
+        if name not in STEPS:
+            raise ConfigError(f"unknown selection step '{name}' (steps: {', '.join(STEPS)})")
+
+
+def _column(events: ak.Array, name: str) -> np.ndarray:
+    if name not in ak.fields(events):
+        raise InputError(f"selection: missing column '{name}'")
+    return np.asarray(ak.to_numpy(events[name]))
+
+
+def _two(events: ak.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A track field of the first two tracks (NaN / 0 where an event has fewer)."""
+    tracks = events["tracks"]
+    if name not in ak.fields(tracks):
+        raise InputError(f"selection: missing column 'tracks.{name}'")
+    padded = ak.pad_none(tracks[name], 2, axis=1, clip=True)
+    filled = ak.fill_none(padded, np.nan)
+    arr = np.asarray(ak.to_numpy(filled), dtype=np.float64)
+    return arr[:, 0], arr[:, 1]
+
+
+def _recoil_lab(events: ak.Array) -> np.ndarray:
+    px = _two(events, "px")
+    py = _two(events, "py")
+    pz = _two(events, "pz")
+    return np.stack([-(px[0] + px[1]), -(py[0] + py[1]), _P_BEAMS_3[2] - (pz[0] + pz[1])], axis=-1)
+
+
+def _photon_near_recoil(events: ak.Array, e_min: float, angle_max: float) -> np.ndarray:
+    """True where a photon above ``e_min`` lies within ``angle_max`` of the recoil (lab)."""
+    rec = _recoil_lab(events)
+    ph = events["photons"]
+    counts = np.asarray(ak.to_numpy(ak.num(ph, axis=1)), dtype=np.int64)
+    flat = {f: np.asarray(ak.to_numpy(ak.flatten(ph[f], axis=1))) for f in ("e", "px", "py", "pz")}
+    event_of = np.repeat(np.arange(counts.size), counts)
+    p = np.stack([flat["px"], flat["py"], flat["pz"]], axis=-1)
+    r = rec[event_of]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosang = np.einsum("ij,ij->i", p, r) / (
+            np.linalg.norm(p, axis=1) * np.linalg.norm(r, axis=1)
+        )
+    near = (flat["e"] > e_min) & (np.arccos(np.clip(cosang, -1.0, 1.0)) < angle_max)
+    return np.bincount(event_of, weights=near.astype(float), minlength=counts.size) > 0
+
+
+def step_masks(
+    events: ak.Array, config: SelectionConfig, channel: str = "mumu"
+) -> dict[str, np.ndarray]:
+    """Boolean mask of every enabled step, each evaluated on its own (not cumulative).
+
+    Parameters
+    ----------
+    events
+        Reconstructed events in the schema of ``docs/event-schema.md`` (with analysis
+        variables). The ``punzinet`` step needs a ``punzinet`` column.
+    config
+        The ``selection`` section of the configuration.
+    channel
+        ``mumu`` (signal region), ``emu``, ``ee`` or ``mumugamma`` (control samples).
+
+    Returns
+    -------
+    dict
+        Step name -> mask, in the order of :data:`STEPS`, for the enabled steps.
+    """
+    if channel not in CHANNELS:
+        raise ConfigError(
+            f"unknown selection channel '{channel}' (channels: {', '.join(CHANNELS)})"
+        )
+    check_steps(config.disabled)
+    c = config
+    out: dict[str, np.ndarray] = {}
+    enabled = [s for s in STEPS if s not in c.disabled]
+    n_tracks = np.asarray(ak.to_numpy(ak.num(events["tracks"], axis=1)))
+    two = n_tracks == 2
+    for step in enabled:
+        if step == "two_tracks":
+            mask = two
+        elif step == "track_quality":
+            d0 = _two(events, "d0")
+            z0 = _two(events, "z0")
+            mask = (
+                (np.abs(d0[0]) < c.track_d0_max_cm)
+                & (np.abs(d0[1]) < c.track_d0_max_cm)
+                & (np.abs(z0[0]) < c.track_z0_max_cm)
+                & (np.abs(z0[1]) < c.track_z0_max_cm)
+            )
+        elif step == "opposite_charge":
+            q = _two(events, "charge")
+            mask = q[0] * q[1] < 0
+        elif step == "particle_id":
+            mu = _two(events, "muon_id")
+            el = _two(events, "electron_id")
+            is_mu = (mu[0] > c.muon_id_min, mu[1] > c.muon_id_min)
+            is_e = (el[0] > c.electron_id_min, el[1] > c.electron_id_min)
+            if channel in ("mumu", "mumugamma"):
+                mask = is_mu[0] & is_mu[1]
+            elif channel == "emu":
+                mask = (is_e[0] & is_mu[1]) | (is_mu[0] & is_e[1])
+            else:
+                mask = is_e[0] & is_e[1]
+        elif step == "trigger":
+            mask = _column(events, "trg_two_track").astype(bool)
+        elif step == "track_pt":
+            px = _two(events, "px")
+            py = _two(events, "py")
+            pt = (np.hypot(px[0], py[0]), np.hypot(px[1], py[1]))
+            mask = (pt[0] > c.track_pt_min_gev) & (pt[1] > c.track_pt_min_gev)
+        elif step == "opening_angle":
+            mask = _column(events, "opening_angle_cm") < c.opening_angle_max_deg * _DEG
+        elif step == "theta_recoil":
+            m2 = _column(events, "m_recoil2")
+            th = _column(events, "theta_recoil")
+            lo, hi = (x * _DEG for x in c.theta_recoil_barrel_deg)
+            g_lo, g_hi = (x * _DEG for x in c.theta_recoil_gap_deg)
+            low = (th >= lo) & (th <= hi) & ~((th >= g_lo) & (th <= g_hi))
+            high = th < c.theta_recoil_max_high_m2_deg * _DEG
+            mask = np.where(m2 < c.theta_recoil_split_m2_gev2, low, high)
+        elif step == "photon_veto":
+            if channel == "mumugamma":
+                mask = _photon_near_recoil(
+                    events, c.control_photon_energy_min_gev, c.photon_recoil_angle_min_deg * _DEG
+                )
+            else:
+                e_ph = _column(events, "e_photons")
+                angle = _column(events, "min_angle_photon_recoil")
+                mask = (e_ph < c.photon_energy_max_gev) & (
+                    angle > c.photon_recoil_angle_min_deg * _DEG
+                )
+        elif step == "recoil_pt":
+            mask = _column(events, "pt_recoil_cm") > c.recoil_pt_cm_min_gev
+        else:  # punzinet
+            if "punzinet" not in ak.fields(events):
+                raise InputError(
+                    "selection: missing column 'punzinet' (apply zprime.punzinet first, or "
+                    "disable the step 'punzinet')"
+                )
+            mask = _column(events, "punzinet") > c.punzinet_min
+        out[step] = np.asarray(mask, dtype=bool) & two if step != "two_tracks" else mask
+    return out
+
+
+@dataclass
+class CutFlow:
+    """Weighted cut flow of one sample: events and yields after each step.
+
+    ``counts[i]`` and ``yields[i]`` are after step ``steps[i]``; index 0 is the input
+    (``steps[0] == "all"``). Yields are ``sum(weight) * luminosity_fb``.
+    """
+
+    sample: str
+    luminosity_fb: float
+    steps: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    yields: list[float] = field(default_factory=list)
+
+    def add(self, other: CutFlow) -> CutFlow:
+        """Sum of two cut flows of the same sample and steps (for streamed batches)."""
+        if not self.steps:
+            return other
+        if other.steps != self.steps:
+            raise ValueError("cut flows with different steps cannot be added")
+        return CutFlow(
+            self.sample,
+            self.luminosity_fb,
+            list(self.steps),
+            [a + b for a, b in zip(self.counts, other.counts, strict=True)],
+            [a + b for a, b in zip(self.yields, other.yields, strict=True)],
+        )
+
+    def rows(self) -> list[dict[str, float | int | str]]:
+        """One row per step with the efficiency of the step and the cumulative one."""
+        out: list[dict[str, float | int | str]] = []
+        for i, step in enumerate(self.steps):
+            prev = self.yields[i - 1] if i else self.yields[0]
+            first = self.yields[0]
+            out.append(
+                {
+                    "sample": self.sample,
+                    "step": step,
+                    "events": self.counts[i],
+                    "yield": self.yields[i],
+                    "efficiency_step": self.yields[i] / prev if prev > 0 else float("nan"),
+                    "efficiency_cumulative": self.yields[i] / first if first > 0 else float("nan"),
+                }
+            )
+        return out
+
+    def to_csv(self) -> str:
+        """The cut flow as CSV text."""
+        buf = io.StringIO()
+        rows = self.rows()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+
+    def to_markdown(self) -> str:
+        """The cut flow as a Markdown table."""
+        lines = [
+            f"Cut flow of `{self.sample}` at {self.luminosity_fb:g} fb^-1",
+            "",
+            "| step | events | yield | eff. (step) | eff. (cumulative) |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for r in self.rows():
+            lines.append(
+                f"| {r['step']} | {r['events']} | {r['yield']:.4g} | "
+                f"{r['efficiency_step']:.4f} | {r['efficiency_cumulative']:.4g} |"
+            )
+        return "\n".join(lines) + "\n"
+
+    def rich_table(self) -> Table:
+        """The cut flow as a rich table for the terminal."""
+        t = Table(title=f"cut flow: {self.sample} ({self.luminosity_fb:g} fb^-1)")
+        for col in ("step", "events", "yield", "eff. step", "eff. cum."):
+            t.add_column(col, justify="left" if col == "step" else "right")
+        for r in self.rows():
+            t.add_row(
+                str(r["step"]),
+                str(r["events"]),
+                f"{r['yield']:.4g}",
+                f"{r['efficiency_step']:.4f}",
+                f"{r['efficiency_cumulative']:.3g}",
+            )
+        return t
+
+
+def apply_selection(
+    events: ak.Array,
+    config: SelectionConfig,
+    *,
+    channel: str = "mumu",
+    luminosity_fb: float = 1.0,
+    sample: str = "sample",
+    skip: Sequence[str] = (),
+) -> tuple[np.ndarray, CutFlow]:
+    """Apply the enabled steps in order; return the final mask and the cut flow.
+
+    Parameters
+    ----------
+    events
+        Reconstructed events with analysis variables.
+    config
+        The ``selection`` configuration.
+    channel
+        Signal region or control sample (:data:`CHANNELS`).
+    luminosity_fb
+        Luminosity at which yields are quoted.
+    sample
+        Name used in the cut flow.
+    skip
+        Steps to leave out in this call on top of ``config.disabled`` (e.g. ``["punzinet"]`` to
+        make the samples the network is trained on).
+    """
+    check_steps(skip)
+    cfg = config.model_copy(update={"disabled": sorted(set(config.disabled) | set(skip))})
+    masks = step_masks(events, cfg, channel)
+    weights = np.asarray(ak.to_numpy(events["weight"]), dtype=np.float64)
+    flow = CutFlow(
+        sample, luminosity_fb, ["all"], [len(events)], [float(weights.sum()) * luminosity_fb]
+    )
+    mask = np.ones(len(events), dtype=bool)
+    for step, m in masks.items():
+        mask &= m
+        flow.steps.append(step)
+        flow.counts.append(int(mask.sum()))
+        flow.yields.append(float(weights[mask].sum()) * luminosity_fb)
+    return mask, flow
+
+
+def select_file(
+    path: str | Path,
+    out_dir: str | Path,
+    config: SelectionConfig,
+    *,
+    channel: str = "mumu",
+    luminosity_fb: float = 1.0,
+    skip: Sequence[str] = (),
+    batch_size: int = 500_000,
+) -> tuple[Path, CutFlow]:
+    """Select a reconstructed file batch by batch; write the passing events and the cut flow.
+
+    Writes ``<out_dir>/<stem>.parquet`` (the selected events, same schema and metadata) and
+    ``<stem>.cutflow.csv`` / ``.md`` beside it, all atomically.
+    """
+    from zprime.events import EventWriter, iter_events, read_metadata
+
+    src = Path(path)
+    out = Path(out_dir)
+    meta = read_metadata(src)
+    sample = str(meta.get("sample", src.stem))
+    target = out / f"{src.stem}.parquet"
+    flow = CutFlow(sample, luminosity_fb)
+    meta_out = {**meta, "selection_channel": channel, "selection_skipped": list(skip)}
+    with EventWriter(target, meta_out) as writer:
+        for batch in iter_events(src, batch_size=batch_size):
+            mask, part = apply_selection(
+                batch,
+                config,
+                channel=channel,
+                luminosity_fb=luminosity_fb,
+                sample=sample,
+                skip=skip,
+            )
+            flow = flow.add(part)
+            # an empty row group keeps the schema when nothing passes
+            writer.write(batch[mask])
+    for suffix, text in ((".cutflow.csv", flow.to_csv()), (".cutflow.md", flow.to_markdown())):
+        with atomic_path(out / f"{src.stem}{suffix}") as tmp:
+            tmp.write_text(text)
+    return target, flow
