@@ -80,6 +80,33 @@ def config_init(
     console.print(f"wrote {path}")
 
 
+@app.command("select")
+def select_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="reconstructed Parquet files")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="output directory")],
+    channel: Annotated[
+        str, typer.Option(help="mumu (signal region), emu, ee or mumugamma (control samples)")
+    ] = "mumu",
+    skip: Annotated[
+        list[str] | None, typer.Option("--skip", help="leave out a step (repeatable)")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Apply the PRL selection to INPUTS; write selected events and cut flows to OUT."""
+    from zprime.config import load_config
+    from zprime.selection import check_steps, select_file
+
+    cfg = load_config(config)
+    check_steps(skip or [])
+    for path in inputs:
+        target, flow = select_file(
+            path, out_dir, cfg.selection, channel=channel, luminosity_fb=cfg.luminosity_fb,
+            skip=skip or [],
+        )
+        out.print(flow.rich_table())
+        console.print(f"wrote {target} and its cut flow (.cutflow.csv, .cutflow.md)")
+
+
 @app.command("run")
 def run_cmd(
     config: ConfigOpt = None,
@@ -97,9 +124,285 @@ def run_cmd(
 
 # --- signal commands (issue 3: xsec, generate signal, run) ---
 
+
+@app.command("xsec")
+def xsec_cmd(
+    mass: Annotated[float | None, typer.Option("--mass", "-m", help="Z' mass in GeV")] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="vanilla or fully_invisible (for B(inv))")
+    ] = "vanilla",
+    g: Annotated[float, typer.Option("--g", help="coupling g'")] = 1.0,
+    no_isr: Annotated[bool, typer.Option("--no-isr", help="no initial-state radiation")] = False,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="recompute the whole table (config signal.xsec_grid)")
+    ] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="with --grid: CSV file to write")
+    ] = None,
+    update_package: Annotated[
+        bool,
+        typer.Option("--update-package", help="with --grid: overwrite the package's own table"),
+    ] = False,
+    workers: Annotated[int | None, typer.Option(help="with --grid: worker processes")] = None,
+    seed: Annotated[int | None, typer.Option(help="vegas seed (default: fixed)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """sigma(e+e- -> mu+ mu- Z') at one mass (computed now), or the whole table with --grid."""
+    from zprime.config import load_config
+    from zprime.signal import DEFAULT_SEED
+
+    cfg = load_config(config)
+    alpha = 1.0 / cfg.signal.alpha_inverse
+    grid_cfg = cfg.signal.xsec_grid
+    vegas_seed = DEFAULT_SEED if seed is None else seed
+    if grid == (mass is not None):
+        raise ZprimeError("give either --mass M or --grid")
+    if grid:
+        from zprime.signal import (
+            package_table_path,
+            write_xsec_table,
+            xsec_grid_masses,
+            xsec_table,
+        )
+
+        if (out_file is None) == (not update_package):
+            raise ZprimeError("--grid needs exactly one of --out FILE or --update-package")
+        target = package_table_path() if update_package else out_file
+        masses = xsec_grid_masses(
+            grid_cfg.min_gev,
+            grid_cfg.max_gev,
+            grid_cfg.points_per_decade_below_1gev,
+            grid_cfg.step_above_1gev,
+        )
+        table = xsec_table(
+            masses,
+            alpha=alpha,
+            rel_precision=grid_cfg.rel_precision,
+            seed=vegas_seed,
+            workers=workers,
+        )
+        path = write_xsec_table(table, target)  # type: ignore[arg-type]
+        worst = float((table.error_isr / table.sigma_isr).max())
+        console.print(
+            f"wrote {path}: {len(masses)} masses from {masses[0]:g} to {masses[-1]:g} GeV, "
+            f"largest relative MC error {worst:.2e}",
+            highlight=False,
+        )
+        return
+
+    from zprime.model import branching_invisible, delta_a_mu
+    from zprime.signal import cross_section
+
+    isr = cfg.signal.isr and not no_isr
+    res = cross_section(
+        mass,  # type: ignore[arg-type]
+        g=g,
+        isr=isr,
+        alpha=alpha,
+        rel_precision=grid_cfg.rel_precision,
+        seed=vegas_seed,
+    )
+    br = float(branching_invisible(res.mass, model, g=g))
+    out.print(
+        f"sigma(e+e- -> mu+ mu- Z') = {res.sigma_fb:.6g} +- {res.error_fb:.2g} fb  "
+        f"(M = {res.mass:g} GeV, g' = {g:g}, ISR {'on' if isr else 'off'}, "
+        f"alpha = 1/{1.0 / alpha:.3f}, sqrt(s) = {res.sqrt_s:.3f} GeV)",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"B(Z' -> invisible) [{model}] = {br:.6g}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"sigma x B = {res.sigma_fb * br:.6g} +- {res.error_fb * br:.2g} fb",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"Delta a_mu = {float(delta_a_mu(g, res.mass)):.6g}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@generate_app.command("signal")
+def generate_signal_cmd(
+    mass: Annotated[float, typer.Option("--mass", "-m", help="Z' mass in GeV")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="output directory")],
+    n_events: Annotated[
+        int | None, typer.Option("-n", "--events", help="events (default: config)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="seed (default: the configuration's)")] = None,
+    width_frac: Annotated[
+        float | None, typer.Option("--width-frac", help="Z' width as a fraction of its mass")
+    ] = None,
+    no_isr: Annotated[bool, typer.Option("--no-isr", help="no initial-state radiation")] = False,
+    chunk_size: Annotated[int, typer.Option(help="events per chunk (row group)")] = 100_000,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate unweighted e+e- -> mu+ mu- Z' events into OUT/signal_M<mass>.parquet."""
+    from zprime.config import load_config
+    from zprime.errors import ConfigError
+    from zprime.events import read_metadata
+    from zprime.signal import write_signal
+
+    cfg = load_config(config)
+    if width_frac is not None and not 0.0 < width_frac <= 1.0:
+        raise ConfigError(f"--width-frac must be in (0, 1], got {width_frac!r}")
+    path = write_signal(
+        mass,
+        cfg.signal.events_per_mass if n_events is None else n_events,
+        out_dir,
+        seed=cfg.seed if seed is None else seed,
+        chunk_size=chunk_size,
+        width=None if width_frac is None else width_frac * mass,
+        isr=cfg.signal.isr and not no_isr,
+        alpha=1.0 / cfg.signal.alpha_inverse,
+        rel_precision=cfg.signal.xsec_grid.rel_precision,
+        workers=workers,
+    )
+    meta = read_metadata(path)
+    console.print(
+        f"wrote {path}: {meta['n_events']} events, sigma = {meta['sigma_fb']:.6g} "
+        f"+- {meta['sigma_error_fb']:.2g} fb, unweighting efficiency "
+        f"{meta['unweighting_efficiency']:.3f}, "
+        f"overweight fraction {meta['overweight_fraction']:.1e}",
+        highlight=False,
+    )
+
+
 # --- background commands (issue 4: generate background) ---
 
+
+@generate_app.command("background")
+def generate_background(
+    sample: Annotated[str, typer.Option("--sample", "-s", help="sample name (see config)")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="output directory")],
+    n_events: Annotated[
+        int | None,
+        typer.Option("-n", "--events", help="events to generate before the filter"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="sample seed (default: from config)")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate a Standard Model background sample into OUT/SAMPLE.parquet."""
+    from zprime.backgrounds import generate_sample
+    from zprime.config import load_config
+    from zprime.events import read_metadata
+
+    path = generate_sample(
+        sample, n_events, out_dir, config=load_config(config), seed=seed, workers=workers
+    )
+    meta = read_metadata(path)
+    console.print(
+        f"wrote {path}: {meta['n_events']} of {meta['n_generated']} events kept "
+        f"(filter efficiency {meta['filter_efficiency']:.4f}), "
+        f"sigma after filter {meta['sigma_filtered_fb']:.6g} fb, "
+        f"luminosity equivalent {meta['luminosity_equivalent_fb']:.4g} fb^-1",
+        highlight=False,
+    )
+
+
 # --- detector commands (issue 4: simulate) ---
+
+
+@app.command("simulate")
+def simulate_cmd(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="generator-level event files (Parquet)", metavar="INPUT"),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory")],
+    detector: Annotated[
+        str | None,
+        typer.Option("--detector", "-d", help="detector configuration (default: detector.use)"),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="master seed (default: the configuration's)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="events per batch")] = 200_000,
+    min_tracks: Annotated[
+        int, typer.Option("--min-tracks", help="drop events with fewer reconstructed tracks")
+    ] = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the fast Belle II simulation on INPUT files; write OUT/<same name>.parquet each."""
+    import functools
+
+    from zprime.config import load_config
+    from zprime.detector import simulate_file
+    from zprime.parallel import map_tasks
+
+    cfg = load_config(config)
+    cfg.detector.get(detector)  # unknown name: ConfigError before any work
+    names = [p.name for p in inputs]
+    if len(set(names)) != len(names):
+        raise ZprimeError("two INPUT files have the same name: their outputs would collide")
+    run_one = functools.partial(
+        simulate_file,
+        out_dir=out,
+        detector=detector,
+        seed=seed,
+        config=cfg,
+        batch_size=batch_size,
+        min_tracks=min_tracks,
+    )
+    for path in map_tasks(run_one, inputs, description="simulate"):
+        console.print(f"wrote {path}")
+
+
+@app.command("limit")
+def limit_cmd(
+    workspace: Annotated[Path, typer.Argument(help="pyhf JSON workspace")],
+    engine: Annotated[str, typer.Option("--engine", help="fast (zprime.stats) or pyhf")] = "fast",
+    toys: Annotated[
+        int, typer.Option("--toys", help="toys per POI value (0: asymptotic formulae)")
+    ] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the toys")] = 0,
+    level: Annotated[float, typer.Option("--level", help="CLs level (0.10: 90% CL)")] = 0.10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON object as the last line")
+    ] = False,
+) -> None:
+    """CLs upper limits (q~_mu) on the POI of WORKSPACE: observed and expected band."""
+    from zprime.errors import ConfigError
+    from zprime.stats import read_workspace, upper_limit
+
+    if engine not in ("fast", "pyhf"):
+        raise ConfigError(f"--engine must be fast or pyhf, got {engine!r}")
+    if toys < 0 or not 0.0 < level < 1.0:
+        raise ConfigError("--toys must be >= 0 and --level in (0, 1)")
+    spec, _ = read_workspace(workspace)
+    res = upper_limit(spec, engine=engine, ntoys=toys, seed=seed, level=level)
+    if not res.ok:
+        raise ZprimeError(f"{workspace}: {res.message}")
+    if as_json:
+        record = {
+            "observed": res.observed,
+            "expected": list(res.expected),
+            "engine": res.engine,
+            "seconds": res.seconds,
+        }
+        typer.echo(json.dumps(record))
+        return
+    cl = 100.0 * (1.0 - level)
+    exp = ", ".join(f"{v:.6g}" for v in res.expected)
+    out.print(
+        f"{res.name}: {cl:g}% CL upper limit on {res.method} CLs (q~_mu, engine {res.engine}): "
+        f"observed {res.observed:.6g}; expected [-2s, -1s, median, +1s, +2s] = [{exp}] "
+        f"({res.seconds:.3g} s)",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("env")
