@@ -208,7 +208,8 @@ def _open(path: str | Path) -> pq.ParquetFile:
     if not p.is_file():
         raise InputError(f"{p}: file not found")
     try:
-        return pq.ParquetFile(p)
+        # without pre_buffer=False pyarrow keeps the decoded input and memory grows with the file
+        return pq.ParquetFile(p, pre_buffer=False)
     except (pa.ArrowException, OSError) as err:
         raise InputError(f"{p}: not a readable Parquet file ({err.__class__.__name__})") from None
 
