@@ -80,6 +80,46 @@ def config_init(
     console.print(f"wrote {path}")
 
 
+@app.command("train")
+def train_cmd(
+    signal: Annotated[
+        list[Path],
+        typer.Option(
+            "--signal",
+            help="selected signal Parquet file, one per mass (repeatable); its metadata give "
+            "mass_gev and sigma_fb (the generated total)",
+        ),
+    ],
+    background: Annotated[
+        list[Path],
+        typer.Option("--background", help="selected background Parquet file (repeatable)"),
+    ],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="network file to write")] = Path(
+        "punzinet.pt"
+    ),
+    config: ConfigOpt = None,
+    progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
+) -> None:
+    """Train the Punzi-net on selected SIGNAL and BACKGROUND events and write it to OUT."""
+    from zprime.config import load_config
+    from zprime.punzinet import read_training_files, save, train
+
+    cfg = load_config(config)
+    signals, bkg = read_training_files(signal, background)
+    model = train(
+        signals, bkg, config=cfg.punzinet, luminosity_fb=cfg.luminosity_fb, progress=progress
+    )
+    save(model, out_file)
+    rec = model.record
+    out.print(
+        f"BCE epochs {len(rec['bce_train'])} (best {rec['bce_best_epoch']}), Punzi epochs "
+        f"{len(rec['punzi_train'])} (best {rec['punzi_best_epoch']}), "
+        f"{rec['seconds_bce'] + rec['seconds_punzi']:.1f} s"
+    )
+    out.print(model.fom_table().to_markdown(), markup=False, highlight=False)
+    console.print(f"wrote {out_file}")
+
+
 @app.command("select")
 def select_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="reconstructed Parquet files")],
@@ -100,7 +140,11 @@ def select_cmd(
     check_steps(skip or [])
     for path in inputs:
         target, flow = select_file(
-            path, out_dir, cfg.selection, channel=channel, luminosity_fb=cfg.luminosity_fb,
+            path,
+            out_dir,
+            cfg.selection,
+            channel=channel,
+            luminosity_fb=cfg.luminosity_fb,
             skip=skip or [],
         )
         out.print(flow.rich_table())
@@ -114,12 +158,28 @@ def run_cmd(
         "results"
     ),
     quick: Annotated[bool, typer.Option(help="reduced run for smoke tests")] = False,
+    until: Annotated[str | None, typer.Option("--until", help="stop after this stage")] = None,
+    force: Annotated[
+        list[str] | None, typer.Option("--force", help="re-run this stage (repeatable)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="local worker processes")] = None,
 ) -> None:
-    """Run the whole analysis on CONFIG (default: the PRL's) and write results to OUT."""
+    """Run the whole analysis on CONFIG (default: the PRL's) and write results to OUT.
+
+    Stages already done with the same inputs are reused, so an interrupted run resumes.
+    """
     from zprime.config import load_config
     from zprime.pipeline import run
 
-    run(load_config(config), out_dir, quick=quick, console=console)
+    run(
+        load_config(config),
+        out_dir,
+        quick=quick,
+        stages=[until] if until else None,
+        force=force or (),
+        workers=workers,
+        console=console,
+    )
 
 
 # --- signal commands (issue 3: xsec, generate signal, run) ---

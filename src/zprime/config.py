@@ -583,7 +583,7 @@ class PunziNetConfig(_Strict):
     bce_learning_rate: float = Field(3e-3, gt=0.0, description="Adam learning rate, pre-training")
     bce_patience: int = Field(4, gt=0, description="early-stopping patience of the pre-training")
     punzi_epochs: int = Field(300, ge=0, description="full-batch epochs on the Punzi loss")
-    punzi_learning_rate: float = Field(3e-3, gt=0.0, description="Adam learning rate, Punzi loss")
+    punzi_learning_rate: float = Field(1e-2, gt=0.0, description="Adam learning rate, Punzi loss")
     patience: int = Field(
         30, gt=0, description="epochs without validation improvement before stopping"
     )
@@ -643,7 +643,7 @@ class ThetaRangeConfig(_Strict):
         n = info.data.get("n_bins")
         if n is not None and len(value) != n + 1:
             raise ValueError(f"edges_deg needs n_bins + 1 = {n + 1} values, got {len(value)}")
-        if any(b <= a for a, b in zip(value, value[1:], strict=False)):
+        if any(value[i + 1] <= value[i] for i in range(len(value) - 1)):
             raise ValueError("edges_deg must increase")
         if value[0] < 0.0 or value[-1] > 180.0:
             raise ValueError("edges_deg must lie in [0, 180]")
@@ -680,7 +680,7 @@ class ThetaBinningConfig(_Strict):
     @classmethod
     def _increasing(cls, value: list[ThetaRangeConfig]) -> list[ThetaRangeConfig]:
         ends = [r.m2_max_gev2 for r in value]
-        if any(b <= a for a, b in zip(ends, ends[1:], strict=False)):
+        if any(ends[i + 1] <= ends[i] for i in range(len(ends) - 1)):
             raise ValueError("m2_max_gev2 of the theta ranges must increase")
         return value
 
@@ -765,8 +765,8 @@ class SystematicsValues(_Strict):
         for lo, hi in value:
             if not lo < hi:
                 raise ValueError(f"range must be increasing, got [{lo}, {hi}]")
-        for (_, a), (b, _) in zip(value, value[1:], strict=False):
-            if a != b:
+        for i in range(len(value) - 1):
+            if value[i][1] != value[i + 1][0]:
                 raise ValueError("M^2 ranges must be contiguous and increasing")
         return value
 
@@ -803,6 +803,11 @@ class TemplatesConfig(_Strict):
     data_sample: str = Field("data", description="sample holding the (pseudo-)data")
     merge_backgrounds: bool = Field(
         True, description="fit one total background template (PRL) instead of one per sample"
+    )
+    reapply_theta_recoil: bool = Field(
+        True,
+        description="re-apply the M^2-dependent theta_recoil cut to signal events moved to a "
+        "hypothesis (the signal samples are then selected without that step)",
     )
     systematics: SystematicsConfig = Field(default_factory=SystematicsConfig)
 

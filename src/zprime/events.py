@@ -27,7 +27,7 @@ memory stays flat however large the sample is.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -49,6 +49,7 @@ __all__ = [
     "make_particles",
     "read_events",
     "read_metadata",
+    "transform_file",
     "validate_generator_events",
     "write_events",
 ]
@@ -241,10 +242,15 @@ def iter_events(
         for col in columns:
             if col.split(".")[0] not in names:
                 raise InputError(f"{path}: missing column '{col}'")
+    cols = list(columns) if columns else None
+    if pf.metadata.num_rows == 0:
+        # a selection may keep nothing: one empty batch with the file's columns, so that every
+        # consumer sees the schema and writes an (empty) output of its own
+        table = pf.schema_arrow.empty_table()
+        yield ak.from_arrow(table.select([c.split(".")[0] for c in cols]) if cols else table)
+        return
     try:
-        for batch in pf.iter_batches(
-            batch_size=batch_size, columns=list(columns) if columns else None
-        ):
+        for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
             yield ak.from_arrow(batch)
     except (pa.ArrowException, OSError) as err:
         raise InputError(f"{path}: corrupt Parquet data ({err.__class__.__name__})") from None
@@ -253,6 +259,24 @@ def iter_events(
 def read_events(path: str | Path, columns: Sequence[str] | None = None) -> ak.Array:
     """Read a whole event file into memory (for small files; use :func:`iter_events` otherwise)."""
     batches = list(iter_events(path, columns))
-    if not batches:
-        raise InputError(f"{path}: file holds no events")
     return batches[0] if len(batches) == 1 else ak.concatenate(batches)
+
+
+def transform_file(
+    src: str | Path,
+    dst: str | Path,
+    fn: Callable[[ak.Array], ak.Array],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    batch_size: int = 200_000,
+) -> Path:
+    """Stream ``src`` through ``fn`` batch by batch into ``dst`` (atomically).
+
+    The metadata of ``src`` are kept, updated with ``metadata``. An input without events gives
+    an output without events (see :func:`iter_events`).
+    """
+    meta = {**read_metadata(src), **(metadata or {})}
+    with EventWriter(dst, meta) as writer:
+        for batch in iter_events(src, batch_size=batch_size):
+            writer.write(fn(batch))
+    return Path(dst)

@@ -1,21 +1,34 @@
 """Orchestration of the analysis stages behind ``zprime run``.
 
-The stages that exist so far (issue 3, the foundation) are run in order:
+Stages, in order (``../shared/DESIGN.md``):
 
-1. the signal cross-section table sigma(e+e- -> mu+ mu- Z') at g' = 1 over the configured masses,
-   with B(Z' -> invisible) for the vanilla and fully invisible models and the (g-2)_mu band;
-2. unweighted signal samples at ``signal.masses_gev``.
+``xsec``      sigma(e+e- -> mu+ mu- Z') at g' = 1, B(invisible) and the (g-2)_mu band at the
+              configured masses (``xsec.csv``)
+``generate``  signal samples at ``signal.masses_gev`` and the background samples of
+              ``backgrounds.default_run`` (``events/``)
+``simulate``  the fast detector simulation of every sample (``reco/<detector>/``)
+``select``    the selection without the Punzi-net (``selected/presel/``, cut flows)
+``train``     the Punzi-net trained on the preselected samples (``punzinet.pt``), applied to
+              them, and the final selection (``selected/final/``)
 
-Every output is written atomically under the output directory together with ``provenance.json``
-(configuration, seeds, package versions, git commit). Later stages (backgrounds, simulation,
-selection, training, control samples, templates, fits, report) are added here as they land.
+Each stage is cached by a hash of the configuration fields it depends on and of the hashes of
+the stages before it: changing a cut re-runs ``select`` and what follows, not the generation. A
+stage records itself in ``stages/<name>.json`` only after all its outputs are written (each of
+them atomically), so an interrupted run resumes at the first stage that did not finish and never
+reads a half-written file. ``provenance.json`` records the configuration, seeds, package
+versions and git commit of the run.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +36,61 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from zprime import __version__
 from zprime._util import atomic_path, provenance, write_json_atomic
 from zprime.config import Config, default_config
+from zprime.errors import ConfigError
 
-__all__ = ["run", "xsec_summary"]
+__all__ = ["STAGES", "RunContext", "quick_config", "run", "run_stage", "xsec_summary"]
+
+
+# ----------------------------------------------------------------------------- context
+
+
+@dataclass
+class RunContext:
+    """What every stage sees: the configuration, the output directory and the executor."""
+
+    config: Config
+    out: Path
+    console: Console
+    executor: Any = None
+    workers: int | None = None
+    progress: bool = True
+    hashes: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def path(self, *parts: str) -> Path:
+        """A path under the output directory (parents created)."""
+        p = self.out.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def _config_subset(config: Config, keys: Sequence[str]) -> dict[str, Any]:
+    data = config.to_dict()
+    out: dict[str, Any] = {}
+    for key in keys:
+        node: Any = data
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    return out
+
+
+def _stage_hash(name: str, config: Config, keys: Sequence[str], upstream: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    h.update(
+        json.dumps(
+            [name, __version__, _config_subset(config, keys), list(upstream)],
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- stages
 
 
 def xsec_summary(config: Config) -> list[dict[str, float]]:
@@ -39,25 +103,21 @@ def xsec_summary(config: Config) -> list[dict[str, float]]:
     from zprime.model import branching_invisible, g2_band
     from zprime.signal import load_xsec_table
 
-    table = load_xsec_table()
     masses = np.asarray(config.signal.masses_gev, dtype=float)
-    sigma = table.sigma_fb(masses, g=1.0)
-    br_van = branching_invisible(masses, "vanilla")
-    br_inv = branching_invisible(masses, "fully_invisible")
+    sigma = np.broadcast_to(load_xsec_table().sigma_fb(masses, g=1.0), masses.shape)
+    br_van = np.broadcast_to(branching_invisible(masses, "vanilla"), masses.shape)
+    br_inv = np.broadcast_to(branching_invisible(masses, "fully_invisible"), masses.shape)
     g_lo, _, g_hi = g2_band(masses)
     return [
         {
-            "mass_gev": float(m),
-            "sigma_g1_fb": float(s),
-            "br_inv_vanilla": float(bv),
-            "br_inv_fully_invisible": float(bi),
-            "g2_low": float(lo),
-            "g2_high": float(hi),
+            "mass_gev": float(masses[i]),
+            "sigma_g1_fb": float(sigma[i]),
+            "br_inv_vanilla": float(br_van[i]),
+            "br_inv_fully_invisible": float(br_inv[i]),
+            "g2_low": float(np.asarray(g_lo)[i]),
+            "g2_high": float(np.asarray(g_hi)[i]),
         }
-        for m, s, bv, bi, lo, hi in zip(
-            masses, np.broadcast_to(sigma, masses.shape), np.broadcast_to(br_van, masses.shape),
-            np.broadcast_to(br_inv, masses.shape), g_lo, g_hi, strict=True
-        )
+        for i in range(masses.size)
     ]
 
 
@@ -70,43 +130,10 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         tmp.write_text(buf.getvalue())
 
 
-def run(
-    config: Config | None = None,
-    out_dir: str | Path = "results",
-    *,
-    quick: bool = False,
-    console: Console | None = None,
-) -> dict[str, Path]:
-    """Run every stage that exists on ``config`` and write the results under ``out_dir``.
-
-    Parameters
-    ----------
-    config
-        The configuration (default: the built-in PRL analysis).
-    out_dir
-        Output directory; created if needed.
-    quick
-        A reduced run (fewer signal events) for smoke tests.
-    console
-        Where progress and the summary go (default: stderr).
-
-    Returns
-    -------
-    dict
-        Names of the outputs and their paths.
-    """
-    from zprime.signal import write_signal
-
-    cfg = config or default_config()
-    con = console or Console(stderr=True)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    written: dict[str, Path] = {}
-
-    rows = xsec_summary(cfg)
-    written["xsec"] = out / "xsec.csv"
-    _write_csv(written["xsec"], rows)
+def _stage_xsec(ctx: RunContext) -> dict[str, Any]:
+    rows = xsec_summary(ctx.config)
+    path = ctx.path("xsec.csv")
+    _write_csv(path, rows)
     table = Table(title="e+e- -> mu+ mu- Z' at sqrt(s) = 10.58 GeV (g' = 1, ISR)")
     for col in ("M_Z' [GeV]", "sigma [fb]", "B(inv) vanilla", "B(inv) fully inv.", "(g-2) band g'"):
         table.add_column(col, justify="right")
@@ -116,29 +143,267 @@ def run(
             f"{r['sigma_g1_fb']:.4g}",
             f"{r['br_inv_vanilla']:.3f}",
             f"{r['br_inv_fully_invisible']:.3f}",
-            f"{r['g2_low']:.2e} - {r['g2_high']:.2e}",
+            f"{r['g2_low']:.2e}-{r['g2_high']:.2e}",
         )
-    con.print(table)
+    ctx.console.print(table)
+    return {"xsec": str(path)}
 
-    n_events = 2000 if quick else cfg.signal.events_per_mass
-    masses = cfg.signal.masses_gev[:2] if quick else cfg.signal.masses_gev
-    for i, mass in enumerate(masses):
+
+def _signal_seed(config: Config, index: int) -> int:
+    return int(np.random.SeedSequence([config.seed, 3, index]).generate_state(1)[0])
+
+
+def _stage_generate(ctx: RunContext) -> dict[str, Any]:
+    from zprime.backgrounds import generate_sample
+    from zprime.signal import write_signal
+
+    cfg = ctx.config
+    out_dir = ctx.out / "events"
+    signal: dict[str, str] = {}
+    for i, mass in enumerate(cfg.signal.masses_gev):
         path = write_signal(
             mass,
-            n_events,
-            out / "events",
-            seed=int(np.random.SeedSequence([cfg.seed, 3, i]).generate_state(1)[0]),
+            cfg.signal.events_per_mass,
+            out_dir,
+            seed=_signal_seed(cfg, i),
             isr=cfg.signal.isr,
             alpha=1.0 / cfg.signal.alpha_inverse,
+            executor=ctx.executor,
+            workers=ctx.workers,
+            progress=ctx.progress,
         )
-        written[f"signal_{mass:g}"] = path
+        signal[f"{mass:g}"] = str(path)
+    backgrounds: dict[str, str] = {}
+    for name in cfg.backgrounds.default_run:
+        path = generate_sample(
+            name,
+            None,
+            out_dir,
+            config=cfg,
+            executor=ctx.executor,
+            workers=ctx.workers,
+            progress=ctx.progress,
+        )
+        backgrounds[name] = str(path)
+    return {"signal": signal, "backgrounds": backgrounds}
 
-    written["provenance"] = write_json_atomic(
-        out / "provenance.json",
-        provenance(cfg.to_dict(), quick=quick, seconds=round(time.time() - started, 2),
-                   outputs={k: str(v) for k, v in written.items()}),
+
+def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
+    from zprime.detector import simulate_file
+
+    gen = ctx.outputs["generate"]
+    detector = ctx.config.detector.use
+    out_dir = ctx.out / "reco" / detector
+    result: dict[str, dict[str, str]] = {"signal": {}, "backgrounds": {}}
+    for group in ("signal", "backgrounds"):
+        for key, path in gen[group].items():
+            ctx.console.print(f"simulate {Path(path).name} ({detector})")
+            result[group][key] = str(
+                simulate_file(path, out_dir, detector=detector, config=ctx.config)
+            )
+    return result
+
+
+def _stage_select(ctx: RunContext) -> dict[str, Any]:
+    from zprime.selection import select_file
+
+    cfg = ctx.config
+    reco = ctx.outputs["simulate"]
+    out_dir = ctx.out / "selected" / "presel"
+    result: dict[str, dict[str, str]] = {"signal": {}, "backgrounds": {}}
+    flows = []
+    for group in ("signal", "backgrounds"):
+        for key, path in reco[group].items():
+            target, flow = select_file(
+                path, out_dir, cfg.selection, luminosity_fb=cfg.luminosity_fb, skip=["punzinet"]
+            )
+            result[group][key] = str(target)
+            flows.append(flow)
+    summary = "\n".join(f.to_markdown() for f in flows)
+    with atomic_path(ctx.path("selected", "presel", "cutflows.md")) as tmp:
+        tmp.write_text(summary)
+    return result
+
+
+def _stage_train(ctx: RunContext) -> dict[str, Any]:
+    from zprime import punzinet
+    from zprime.events import transform_file
+    from zprime.selection import select_file
+
+    cfg = ctx.config
+    presel = ctx.outputs["select"]
+    sig_paths = list(presel["signal"].values())
+    bkg_paths = list(presel["backgrounds"].values())
+    signals, background = punzinet.read_training_files(sig_paths, bkg_paths)
+    model = punzinet.train(
+        signals,
+        background,
+        config=cfg.punzinet,
+        luminosity_fb=cfg.luminosity_fb,
+        progress=ctx.progress,
     )
-    con.print(f"wrote {len(written)} outputs under [bold]{out}[/]:")
-    for name, path in written.items():
-        con.print(f"  {name}: {path}")
-    return written
+    model_path = punzinet.save(model, ctx.path("punzinet.pt"))
+    scored_dir = ctx.out / "selected" / "scored"
+    final_dir = ctx.out / "selected" / "final"
+    result: dict[str, Any] = {"model": str(model_path), "signal": {}, "backgrounds": {}}
+    flows = []
+    for group in ("signal", "backgrounds"):
+        for key, path in presel[group].items():
+            src = Path(path)
+            scored = scored_dir / src.name
+            transform_file(src, scored, partial(punzinet.apply, model))
+            target, flow = select_file(
+                scored, final_dir, cfg.selection, luminosity_fb=cfg.luminosity_fb
+            )
+            result[group][key] = str(target)
+            flows.append(flow)
+    with atomic_path(ctx.path("selected", "final", "cutflows.md")) as tmp:
+        tmp.write_text("\n".join(f.to_markdown() for f in flows))
+    return result
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its function, the stages it reads and the configuration it depends on."""
+
+    name: str
+    run: Callable[[RunContext], dict[str, Any]]
+    upstream: tuple[str, ...]
+    config_keys: tuple[str, ...]
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("xsec", _stage_xsec, (), ("signal",)),
+    Stage("generate", _stage_generate, (), ("seed", "signal", "backgrounds")),
+    Stage("simulate", _stage_simulate, ("generate",), ("seed", "detector")),
+    Stage("select", _stage_select, ("simulate",), ("selection", "luminosity_fb")),
+    Stage("train", _stage_train, ("select",), ("punzinet", "selection", "luminosity_fb")),
+)
+"""The stages of ``zprime run``, in order."""
+
+_BY_NAME = {s.name: s for s in STAGES}
+
+
+def _state_path(out: Path, name: str) -> Path:
+    return out / "stages" / f"{name}.json"
+
+
+def run_stage(ctx: RunContext, name: str, *, force: bool = False) -> dict[str, Any]:
+    """Run one stage (or reuse its cached outputs) and return its output manifest.
+
+    The stages it reads must have run in this context (:func:`run` takes care of the order).
+    """
+    if name not in _BY_NAME:
+        raise ConfigError(f"unknown stage '{name}' (stages: {', '.join(_BY_NAME)})")
+    stage = _BY_NAME[name]
+    missing = [u for u in stage.upstream if u not in ctx.hashes]
+    if missing:
+        raise ConfigError(f"stage '{name}' needs stage '{missing[0]}' first")
+    digest = _stage_hash(
+        name, ctx.config, stage.config_keys, [ctx.hashes[u] for u in stage.upstream]
+    )
+    state_file = _state_path(ctx.out, name)
+    if not force and state_file.is_file():
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            state = {}
+        if state.get("hash") == digest:
+            ctx.hashes[name] = digest
+            ctx.outputs[name] = state["outputs"]
+            ctx.console.print(f"[dim]stage {name}: up to date ({digest})[/]")
+            return state["outputs"]
+    ctx.console.rule(f"stage {name}")
+    started = time.time()
+    outputs = stage.run(ctx)
+    seconds = round(time.time() - started, 2)
+    write_json_atomic(
+        state_file, {"stage": name, "hash": digest, "seconds": seconds, "outputs": outputs}
+    )
+    ctx.hashes[name] = digest
+    ctx.outputs[name] = outputs
+    ctx.console.print(f"stage {name}: done in {seconds:.1f} s")
+    return outputs
+
+
+def quick_config(config: Config, factor: float = 0.05) -> Config:
+    """A reduced copy of ``config`` for smoke runs: fewer events everywhere, two signal masses."""
+    data = config.to_dict()
+    data["signal"]["events_per_mass"] = max(500, int(data["signal"]["events_per_mass"] * factor))
+    masses = data["signal"]["masses_gev"]
+    data["signal"]["masses_gev"] = [masses[len(masses) // 3], masses[(2 * len(masses)) // 3]]
+    for sample in data["backgrounds"]["samples"].values():
+        sample["events"] = max(2000, int(sample["events"] * factor))
+        sample["chunk_size"] = min(sample["chunk_size"], sample["events"])
+    data["punzinet"]["punzi_epochs"] = min(data["punzinet"]["punzi_epochs"], 20)
+    data["punzinet"]["bce_epochs"] = min(data["punzinet"]["bce_epochs"], 3)
+    return Config.model_validate(data)
+
+
+def run(
+    config: Config | None = None,
+    out_dir: str | Path = "results",
+    *,
+    quick: bool = False,
+    stages: Sequence[str] | None = None,
+    force: Sequence[str] = (),
+    executor: Any = None,
+    workers: int | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Run the analysis stages on ``config`` and write the results under ``out_dir``.
+
+    Parameters
+    ----------
+    config
+        The configuration (default: the built-in PRL analysis).
+    out_dir
+        Output directory; created if needed. Re-running on the same directory reuses every
+        stage whose inputs did not change.
+    quick
+        A reduced run (:func:`quick_config`) for smoke tests.
+    stages
+        Run only up to the last of these stages (default: all).
+    force
+        Stages to re-run even if cached.
+    executor, workers
+        Where chunked work runs (:func:`zprime.parallel.map_tasks`).
+    console
+        Where progress and the summary go (default: stderr).
+
+    Returns
+    -------
+    dict
+        Stage name -> output manifest.
+    """
+    cfg = config or default_config()
+    if quick:
+        cfg = quick_config(cfg)
+    con = console or Console(stderr=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in [*(stages or ()), *force]:
+        if name not in _BY_NAME:
+            raise ConfigError(f"unknown stage '{name}' (stages: {', '.join(_BY_NAME)})")
+    last = (
+        max((list(_BY_NAME).index(s) for s in stages), default=len(STAGES) - 1)
+        if stages
+        else len(STAGES) - 1
+    )
+    ctx = RunContext(cfg, out, con, executor=executor, workers=workers, progress=progress)
+    started = time.time()
+    for stage in STAGES[: last + 1]:
+        run_stage(ctx, stage.name, force=stage.name in force)
+    write_json_atomic(
+        out / "provenance.json",
+        provenance(
+            cfg.to_dict(),
+            quick=quick,
+            seconds=round(time.time() - started, 2),
+            stages=ctx.hashes,
+            outputs=ctx.outputs,
+        ),
+    )
+    con.print(f"results under [bold]{out}[/] (provenance.json, stages/)")
+    return ctx.outputs

@@ -373,7 +373,7 @@ def select_file(
     src = Path(path)
     out = Path(out_dir)
     meta = read_metadata(src)
-    sample = str(meta.get("sample", src.stem))
+    sample = src.stem  # unique per file (signal files carry their mass)
     target = out / f"{src.stem}.parquet"
     flow = CutFlow(sample, luminosity_fb)
     meta_out = {**meta, "selection_channel": channel, "selection_skipped": list(skip)}
