@@ -67,7 +67,10 @@ class SignalConfig(_Strict):
         "(default: MadGraph5 SM parameter card, the PRL's generator)",
     )
     masses_gev: list[float] = Field(
-        default_factory=lambda: [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        default_factory=lambda: [
+            0.01, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0,
+            5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5,
+        ],
         min_length=1,
         description="Z' masses at which signal samples are generated, GeV",
     )

@@ -93,6 +93,32 @@ def _stage_hash(name: str, config: Config, keys: Sequence[str], upstream: Sequen
 # ----------------------------------------------------------------------------- stages
 
 
+def _cached_file(
+    ctx: RunContext, label: str, params: dict[str, Any], make: Callable[[], Path]
+) -> tuple[Path, str]:
+    """Make one file, or reuse it when its stamp records the same parameters.
+
+    The stamp ``<file>.stamp`` is written after the file, so a file whose making was
+    interrupted is made again. Returns the path and the parameters' hash (to chain stamps).
+    """
+    digest = hashlib.sha256(
+        json.dumps([__version__, params], sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    stamps = ctx.out / "stages" / "files"
+    stamp = stamps / f"{label}.stamp"
+    if stamp.is_file():
+        try:
+            recorded = json.loads(stamp.read_text())
+        except (OSError, json.JSONDecodeError):
+            recorded = {}
+        if recorded.get("hash") == digest and Path(recorded.get("path", "")).is_file():
+            ctx.console.print(f"[dim]{label}: up to date[/]")
+            return Path(recorded["path"]), digest
+    path = make()
+    write_json_atomic(stamp, {"hash": digest, "path": str(path)})
+    return path, digest
+
+
 def xsec_summary(config: Config) -> list[dict[str, float]]:
     """Cross section, B(invisible) and the (g-2)_mu band at the configured signal masses.
 
@@ -159,33 +185,54 @@ def _stage_generate(ctx: RunContext) -> dict[str, Any]:
 
     cfg = ctx.config
     out_dir = ctx.out / "events"
-    signal: dict[str, str] = {}
+    result: dict[str, dict[str, Any]] = {"signal": {}, "backgrounds": {}, "hashes": {}}
     for i, mass in enumerate(cfg.signal.masses_gev):
-        path = write_signal(
-            mass,
-            cfg.signal.events_per_mass,
-            out_dir,
-            seed=_signal_seed(cfg, i),
-            isr=cfg.signal.isr,
-            alpha=1.0 / cfg.signal.alpha_inverse,
-            executor=ctx.executor,
-            workers=ctx.workers,
-            progress=ctx.progress,
-        )
-        signal[f"{mass:g}"] = str(path)
-    backgrounds: dict[str, str] = {}
+        params = {
+            "mass": mass,
+            "n": cfg.signal.events_per_mass,
+            "seed": _signal_seed(cfg, i),
+            "isr": cfg.signal.isr,
+            "alpha_inverse": cfg.signal.alpha_inverse,
+        }
+
+        def make(mass: float = mass, params: dict[str, Any] = params) -> Path:
+            return write_signal(
+                mass,
+                params["n"],
+                out_dir,
+                seed=params["seed"],
+                isr=params["isr"],
+                alpha=1.0 / params["alpha_inverse"],
+                executor=ctx.executor,
+                workers=ctx.workers,
+                progress=ctx.progress,
+            )
+
+        path, digest = _cached_file(ctx, f"events_signal_{mass:g}", params, make)
+        result["signal"][f"{mass:g}"] = str(path)
+        result["hashes"][str(path)] = digest
     for name in cfg.backgrounds.default_run:
-        path = generate_sample(
-            name,
-            None,
-            out_dir,
-            config=cfg,
-            executor=ctx.executor,
-            workers=ctx.workers,
-            progress=ctx.progress,
-        )
-        backgrounds[name] = str(path)
-    return {"signal": signal, "backgrounds": backgrounds}
+        params = {
+            "name": name,
+            "seed": cfg.seed,
+            "sample": cfg.backgrounds.samples[name].model_dump(mode="json"),
+        }
+
+        def make_bkg(name: str = name) -> Path:
+            return generate_sample(
+                name,
+                None,
+                out_dir,
+                config=cfg,
+                executor=ctx.executor,
+                workers=ctx.workers,
+                progress=ctx.progress,
+            )
+
+        path, digest = _cached_file(ctx, f"events_{name}", params, make_bkg)
+        result["backgrounds"][name] = str(path)
+        result["hashes"][str(path)] = digest
+    return result
 
 
 def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
@@ -193,14 +240,19 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
 
     gen = ctx.outputs["generate"]
     detector = ctx.config.detector.use
+    det_cfg = ctx.config.detector.get(detector).model_dump(mode="json")
     out_dir = ctx.out / "reco" / detector
     result: dict[str, dict[str, str]] = {"signal": {}, "backgrounds": {}}
     for group in ("signal", "backgrounds"):
         for key, path in gen[group].items():
-            ctx.console.print(f"simulate {Path(path).name} ({detector})")
-            result[group][key] = str(
-                simulate_file(path, out_dir, detector=detector, config=ctx.config)
-            )
+            params = {"input": gen["hashes"][path], "detector": det_cfg, "seed": ctx.config.seed}
+
+            def make(path: str = path) -> Path:
+                ctx.console.print(f"simulate {Path(path).name} ({detector})")
+                return simulate_file(path, out_dir, detector=detector, config=ctx.config)
+
+            target, _ = _cached_file(ctx, f"reco_{detector}_{Path(path).stem}", params, make)
+            result[group][key] = str(target)
     return result
 
 
