@@ -242,7 +242,7 @@ def test_config_defaults_and_validation():
     assert cfg.a == 3.0
     assert cfg.b == pytest.approx(1.28155)
     assert cfg.window_sigmas == 2.0
-    assert cfg.output_cut == 0.5
+    assert default_config().selection.punzinet_min == 0.5  # the PRL cut, applied by selection
     with pytest.raises(ValueError, match="validation_fraction"):
         PunziNetConfig(validation_fraction=1.5)
 

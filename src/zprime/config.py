@@ -598,9 +598,6 @@ class PunziNetConfig(_Strict):
     )
     seed: int = Field(1, ge=0, lt=2**63, description="seed of initialisation, split and batches")
     threads: int = Field(2, gt=0, le=256, description="torch CPU threads (fixed: determinism)")
-    output_cut: float = Field(
-        0.5, gt=0.0, lt=1.0, description="[PRL] output > 0.5 (figure-of-merit reports)"
-    )
 
 
 # --- binning and templates section (issue 6: zprime.binning, zprime.templates) ---

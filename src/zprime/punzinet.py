@@ -98,6 +98,8 @@ FEATURES: tuple[str, ...] = ("pt_thrust_cm", "pt_hi_lo_cm", "pl_hi_lo_cm", "pt_m
 MASS2_COLUMN = "m_recoil2"
 WEIGHT_COLUMN = "weight"
 OUTPUT_COLUMN = "punzinet"
+PRL_OUTPUT_CUT = 0.5
+"""The PRL's cut on the network output, used by the training-time figure-of-merit report."""
 FILE_FORMAT = "zprime.punzinet"
 FILE_VERSION = 1
 
@@ -475,7 +477,7 @@ class TrainedPunziNet:
         names = list(FomRow.__dataclass_fields__)
         rows = [FomRow(**{k: r[k] for k in names}) for r in self.record.get("fom", [])]
         return FomTable(
-            rows, self.config.output_cut, float(self.record.get("luminosity_fb", math.nan))
+            rows, PRL_OUTPUT_CUT, float(self.record.get("luminosity_fb", math.nan))
         )
 
 
@@ -1022,13 +1024,13 @@ def _fom_from_split(
         w.high,
         sig,
         bkg,
-        cut=cfg.output_cut,
+        cut=PRL_OUTPUT_CUT,
         luminosity_fb=luminosity_fb,
         a=cfg.a,
         b=cfg.b,
         refined_constant=cfg.refined_constant,
     )
-    return FomTable(rows, cfg.output_cut, luminosity_fb)
+    return FomTable(rows, PRL_OUTPUT_CUT, luminosity_fb)
 
 
 def punzi_fom(
@@ -1065,10 +1067,11 @@ def punzi_fom(
     resolution
         sigma(M^2), GeV^2.
     cut
-        Network output cut (default ``config.output_cut``, 0.5 as in the PRL).
+        Network output cut (default :data:`PRL_OUTPUT_CUT`, 0.5 as in the PRL; the pipeline passes
+        ``selection.punzinet_min``).
     """
     cfg = config or (model.config if model is not None else PunziNetConfig())
-    c = cfg.output_cut if cut is None else float(cut)
+    c = PRL_OUTPUT_CUT if cut is None else float(cut)
     samples = _as_signal_samples(signals)
     masses = np.array([s.mass_gev for s in samples])
     low, high = _window_bounds(masses, resolution, cfg.window_sigmas)
