@@ -311,7 +311,117 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
             flows.append(flow)
     with atomic_path(ctx.path("selected", "final", "cutflows.md")) as tmp:
         tmp.write_text("\n".join(f.to_markdown() for f in flows))
+    result["diagnostics"] = _selection_diagnostics(ctx, presel, result, model)
     return result
+
+
+def _selection_diagnostics(
+    ctx: RunContext, presel: dict[str, Any], final: dict[str, Any], model: Any
+) -> dict[str, str]:
+    """The checks of the selection and the network (PRL: efficiency ~5 % and nearly flat, the
+    network removes nearly all tau tau below 50 GeV^2, mu mu (gamma) bands in the
+    theta_recoil^CM - M_recoil^2 plane, sensitivity gain 5-15), written to ``selection/``."""
+    from zprime import plots
+    from zprime.events import read_events, read_metadata
+
+    cfg = ctx.config
+    lumi = cfg.luminosity_fb
+    out_dir = ctx.out / "selection"
+    written: dict[str, str] = {}
+    cols = ["m_recoil2", "theta_recoil_cm", "weight"]
+
+    rows = []
+    for key, path in final["signal"].items():
+        meta = read_metadata(path)
+        total = float(meta["sigma_fb"])
+        n_gen = int(meta.get("n_events", cfg.signal.events_per_mass))
+        w_pre = float(np.sum(read_events(presel["signal"][key], ["weight"])["weight"]))
+        w_fin = float(np.sum(read_events(path, ["weight"])["weight"]))
+        e_pre, e_fin = w_pre / total, w_fin / total
+        rows.append(
+            {
+                "mass_gev": float(key),
+                "efficiency_presel": e_pre,
+                "error_presel": float(np.sqrt(e_pre * (1 - e_pre) / n_gen)),
+                "efficiency_final": e_fin,
+                "error_final": float(np.sqrt(e_fin * (1 - e_fin) / n_gen)),
+            }
+        )
+    rows.sort(key=lambda r: r["mass_gev"])
+    _write_csv(out_dir / "signal_efficiency.csv", rows)
+    m2 = np.array([r["mass_gev"] ** 2 for r in rows])
+    fig = plots.signal_efficiency(
+        m2,
+        {
+            "without Punzi-net": (
+                np.array([r["efficiency_presel"] for r in rows]),
+                np.array([r["error_presel"] for r in rows]),
+            ),
+            "full selection": (
+                np.array([r["efficiency_final"] for r in rows]),
+                np.array([r["error_final"] for r in rows]),
+            ),
+        },
+    )
+    plots.save(fig, out_dir / "signal_efficiency")
+    written["signal_efficiency"] = str(out_dir / "signal_efficiency.csv")
+
+    edges = np.linspace(-0.5, 81.0, 164)
+    for label, manifest in (("presel", presel), ("final", final)):
+        samples = {}
+        pooled = []
+        for name, path in manifest["backgrounds"].items():
+            ev = read_events(path, cols)
+            samples[name] = (np.asarray(ev["m_recoil2"]), np.asarray(ev["weight"]))
+            pooled.append(ev)
+        title = "before Punzi-net" if label == "presel" else "after Punzi-net"
+        plots.save(
+            plots.background_composition(samples, edges, luminosity_fb=lumi, title=title),
+            out_dir / f"background_{label}",
+        )
+        comp = []
+        for lo, hi in ((-0.5, 1.0), (1.0, 9.0), (9.0, 36.0), (36.0, 50.0), (50.0, 81.0)):
+            row: dict[str, Any] = {"m2_low": lo, "m2_high": hi}
+            for name, (x, w) in samples.items():
+                row[name] = float(np.sum(w[(x >= lo) & (x < hi)]) * lumi)
+            comp.append(row)
+        _write_csv(out_dir / f"background_composition_{label}.csv", comp)
+        everything = {k: np.concatenate([np.asarray(e[k]) for e in pooled]) for k in cols}
+        plots.save(
+            plots.theta_m2_plane(
+                everything["m_recoil2"],
+                everything["theta_recoil_cm"],
+                everything["weight"],
+                luminosity_fb=lumi,
+                title=f"all backgrounds, {title}",
+            ),
+            out_dir / f"theta_m2_{label}",
+        )
+        if "mumu" in manifest["backgrounds"]:
+            ev = read_events(manifest["backgrounds"]["mumu"], cols)
+            plots.save(
+                plots.theta_m2_plane(
+                    np.asarray(ev["m_recoil2"]),
+                    np.asarray(ev["theta_recoil_cm"]),
+                    np.asarray(ev["weight"]),
+                    luminosity_fb=lumi,
+                    title=rf"$\mu^+\mu^-(\gamma)$, {title}",
+                ),
+                out_dir / f"theta_m2_mumu_{label}",
+            )
+    table = model.fom_table()
+    with atomic_path(out_dir / "punzi_fom.md") as tmp:
+        tmp.write_text(table.to_markdown())
+    with atomic_path(out_dir / "punzi_fom.csv") as tmp:
+        tmp.write_text(table.to_csv())
+    plots.save(
+        plots.fom_gain(
+            [r.mass_gev for r in table.rows], [r.gain for r in table.rows], luminosity_fb=lumi
+        ),
+        out_dir / "punzi_gain",
+    )
+    written["punzi_fom"] = str(out_dir / "punzi_fom.md")
+    return written
 
 
 @dataclass(frozen=True)
@@ -378,16 +488,18 @@ def run_stage(ctx: RunContext, name: str, *, force: bool = False) -> dict[str, A
     return outputs
 
 
-def quick_config(config: Config, factor: float = 0.05) -> Config:
-    """A reduced copy of ``config`` for smoke runs: fewer events everywhere, two signal masses."""
+def quick_config(config: Config, factor: float = 0.1) -> Config:
+    """A reduced copy of ``config`` for smoke runs: a tenth of the events, five signal masses,
+    short training."""
     data = config.to_dict()
-    data["signal"]["events_per_mass"] = max(500, int(data["signal"]["events_per_mass"] * factor))
+    data["signal"]["events_per_mass"] = max(2000, int(data["signal"]["events_per_mass"] * factor))
     masses = data["signal"]["masses_gev"]
-    data["signal"]["masses_gev"] = [masses[len(masses) // 3], masses[(2 * len(masses)) // 3]]
+    picks = sorted({round(i * (len(masses) - 1) / 4) for i in range(5)})
+    data["signal"]["masses_gev"] = [masses[i] for i in picks]
     for sample in data["backgrounds"]["samples"].values():
-        sample["events"] = max(2000, int(sample["events"] * factor))
+        sample["events"] = max(5000, int(sample["events"] * factor))
         sample["chunk_size"] = min(sample["chunk_size"], sample["events"])
-    data["punzinet"]["punzi_epochs"] = min(data["punzinet"]["punzi_epochs"], 20)
+    data["punzinet"]["punzi_epochs"] = min(data["punzinet"]["punzi_epochs"], 30)
     data["punzinet"]["bce_epochs"] = min(data["punzinet"]["bce_epochs"], 3)
     return Config.model_validate(data)
 
