@@ -812,6 +812,38 @@ class TemplatesConfig(_Strict):
     systematics: SystematicsConfig = Field(default_factory=SystematicsConfig)
 
 
+# --- fit section (issue 6: the template fits, zprime.stats) ---
+
+
+class FitConfig(_Strict):
+    """Limits and significances of the mass scan (zprime.stats; PRL: CLs with q~_mu, 90% CL)."""
+
+    toys: int = Field(
+        0, ge=0, description="background-only toys per hypothesis for the expected bands "
+        "(0: asymptotic formulae, as the default run)"
+    )
+    background_floor: float = Field(
+        1e-3, gt=0.0,
+        description="expected background (events) given to a template bin in which no simulated "
+        "event falls, so that sparse simulation does not make a bin background-free",
+    )
+    wide: bool = Field(True, description="also fit the Gamma = 0.1 M benchmark (1D templates)")
+
+
+class PseudoDataConfig(_Strict):
+    """The "observed" data of the default run: a Poisson sample of the simulation."""
+
+    seed_offset: int = Field(
+        7, ge=0, description="pseudo-data random stream: SeedSequence(seed, seed_offset)"
+    )
+    inject_mass_gev: float | None = Field(
+        None, gt=0.0, lt=10.3, description="inject a signal of this Z' mass (GeV)"
+    )
+    inject_xsec_fb: float = Field(
+        0.0, ge=0.0, description="injected sigma(e+e- -> mu mu Z') x B(invisible), fb"
+    )
+
+
 # --- selection section (issue 5: zprime.selection) ---
 
 
@@ -888,6 +920,8 @@ class Config(_Strict):
     )
     signal: SignalConfig = Field(default_factory=SignalConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    fit: FitConfig = Field(default_factory=FitConfig)
+    pseudo_data: PseudoDataConfig = Field(default_factory=PseudoDataConfig)
     # binning and templates fields (issue 6)
     binning: BinningConfig = Field(default_factory=BinningConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)

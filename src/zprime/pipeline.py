@@ -11,8 +11,10 @@ Stages, in order (``../shared/DESIGN.md``):
 ``train``     the Punzi-net trained on the preselected samples (``punzinet.pt``), applied to
               them, and the final selection (``selected/final/``)
 
-Each stage is cached by a hash of the configuration fields it depends on and of the hashes of
-the stages before it: changing a cut re-runs ``select`` and what follows, not the generation. A
+Each stage is cached by a hash of the configuration fields it depends on, of zprime's code and
+of the hashes of the stages before it: changing a cut re-runs ``select`` and what follows, not
+the generation. Generated and simulated files are cached one by one, by their own parameters
+(and zprime's version), so that a re-run stage reuses every file whose inputs did not change. A
 stage records itself in ``stages/<name>.json`` only after all its outputs are written (each of
 them atomically), so an interrupted run resumes at the first stage that did not finish and never
 reads a half-written file. ``provenance.json`` records the configuration, seeds, package
@@ -39,7 +41,7 @@ from rich.table import Table
 from zprime import __version__
 from zprime._util import atomic_path, provenance, write_json_atomic
 from zprime.config import Config, default_config
-from zprime.errors import ConfigError
+from zprime.errors import ConfigError, InputError
 
 __all__ = ["STAGES", "RunContext", "quick_config", "run", "run_stage", "xsec_summary"]
 
@@ -78,15 +80,18 @@ def _config_subset(config: Config, keys: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _code_digest() -> str:
+    """A digest of zprime's own source files: a stage is re-run when the code changes."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _stage_hash(name: str, config: Config, keys: Sequence[str], upstream: Sequence[str]) -> str:
     h = hashlib.sha256()
-    h.update(
-        json.dumps(
-            [name, __version__, _config_subset(config, keys), list(upstream)],
-            sort_keys=True,
-            default=str,
-        ).encode()
-    )
+    payload = [name, __version__, _code_digest(), _config_subset(config, keys), list(upstream)]
+    h.update(json.dumps(payload, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
@@ -175,6 +180,15 @@ def _stage_xsec(ctx: RunContext) -> dict[str, Any]:
     return {"xsec": str(path)}
 
 
+def _signal_masses(config: Config) -> list[float]:
+    """The simulated signal masses: the configured ones and an injected one."""
+    masses = list(config.signal.masses_gev)
+    inject = config.pseudo_data.inject_mass_gev
+    if inject is not None and config.pseudo_data.inject_xsec_fb > 0 and inject not in masses:
+        masses.append(inject)
+    return masses
+
+
 def _signal_seed(config: Config, index: int) -> int:
     return int(np.random.SeedSequence([config.seed, 3, index]).generate_state(1)[0])
 
@@ -186,7 +200,7 @@ def _stage_generate(ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.config
     out_dir = ctx.out / "events"
     result: dict[str, dict[str, Any]] = {"signal": {}, "backgrounds": {}, "hashes": {}}
-    for i, mass in enumerate(cfg.signal.masses_gev):
+    for i, mass in enumerate(_signal_masses(cfg)):
         params = {
             "mass": mass,
             "n": cfg.signal.events_per_mass,
@@ -271,6 +285,18 @@ def _stage_select(ctx: RunContext) -> dict[str, Any]:
             )
             result[group][key] = str(target)
             flows.append(flow)
+    # the templates move signal events to every hypothesis and re-apply the M^2-dependent
+    # theta_recoil cut there, so they need the signal selected without that step
+    result["signal_notheta"] = {}
+    for key, path in reco["signal"].items():
+        target, _ = select_file(
+            path,
+            ctx.out / "selected" / "presel_notheta",
+            cfg.selection,
+            luminosity_fb=cfg.luminosity_fb,
+            skip=["punzinet", "theta_recoil"],
+        )
+        result["signal_notheta"][key] = str(target)
     summary = "\n".join(f.to_markdown() for f in flows)
     with atomic_path(ctx.path("selected", "presel", "cutflows.md")) as tmp:
         tmp.write_text(summary)
@@ -309,6 +335,19 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
             )
             result[group][key] = str(target)
             flows.append(flow)
+    result["signal_notheta"] = {}
+    for key, path in presel["signal_notheta"].items():
+        src = Path(path)
+        scored = ctx.out / "selected" / "scored_notheta" / src.name
+        transform_file(src, scored, partial(punzinet.apply, model))
+        target, _ = select_file(
+            scored,
+            ctx.out / "selected" / "final_notheta",
+            cfg.selection,
+            luminosity_fb=cfg.luminosity_fb,
+            skip=["theta_recoil"],
+        )
+        result["signal_notheta"][key] = str(target)
     with atomic_path(ctx.path("selected", "final", "cutflows.md")) as tmp:
         tmp.write_text("\n".join(f.to_markdown() for f in flows))
     result["diagnostics"] = _selection_diagnostics(ctx, presel, result, model)
@@ -424,6 +463,194 @@ def _selection_diagnostics(
     return written
 
 
+def _pseudo_data(ctx: RunContext, final: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Draw the pseudo-data from the selected simulated samples (and an injected signal)."""
+    from zprime import pseudodata
+
+    cfg = ctx.config
+    pcfg = cfg.pseudo_data
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pcfg.seed_offset]))
+    signal_path = None
+    if pcfg.inject_mass_gev is not None and pcfg.inject_xsec_fb > 0:
+        signal_path = final["signal"][f"{pcfg.inject_mass_gev:g}"]
+    return pseudodata.draw_from_files(
+        final["backgrounds"],
+        cfg.luminosity_fb,
+        rng,
+        signal_path=signal_path,
+        signal_xsec_fb=pcfg.inject_xsec_fb,
+    )
+
+
+def _stage_template(ctx: RunContext) -> dict[str, Any]:
+    import awkward as ak
+
+    from zprime.binning import resolution_model_from_config
+    from zprime.events import write_events
+    from zprime.templates import (
+        EventSample,
+        SimulatedSignal,
+        templates_from_config,
+        write_templates,
+    )
+
+    cfg = ctx.config
+    final = ctx.outputs["train"]
+    data = _pseudo_data(ctx, final)
+    data_path = ctx.path("data", "pseudo_data.parquet")
+    write_events(
+        data_path,
+        ak.zip(data),
+        {
+            "sample": "pseudo_data",
+            "luminosity_fb": cfg.luminosity_fb,
+            "inject_mass_gev": cfg.pseudo_data.inject_mass_gev,
+            "inject_xsec_fb": cfg.pseudo_data.inject_xsec_fb,
+        },
+    )
+    observed = EventSample(
+        "data", data["m_recoil2"], data["theta_recoil_cm"], data["weight"], is_data=True
+    )
+    signals = [SimulatedSignal.read(p) for p in final["signal_notheta"].values()]
+    backgrounds = {k: EventSample.read(p, k) for k, p in final["backgrounds"].items()}
+    # the M_recoil^2 resolution is a property of the detector: it is measured on the signal
+    # before the network cut, where the samples are largest
+    presel = [SimulatedSignal.read(p) for p in ctx.outputs["select"]["signal_notheta"].values()]
+    resolution = resolution_model_from_config(cfg.binning, {s.mass: s.residuals for s in presel})
+    resolution.save(ctx.path("resolution.json"))
+    result: dict[str, Any] = {
+        "data": str(data_path),
+        "resolution": str(ctx.out / "resolution.json"),
+    }
+    for label, wide in (("narrow", False), ("wide", True)):
+        if wide and not cfg.fit.wide:
+            continue
+        tset = templates_from_config(
+            cfg, signals, backgrounds, observed, wide=wide, resolution=resolution
+        )
+        index = write_templates(ctx.out / f"templates_{label}", tset)
+        ctx.console.print(
+            f"{label} templates: {len(tset)} windows, {len(tset.failed)} failed -> {index.parent}"
+        )
+        result[label] = str(index.parent)
+    return result
+
+
+def _fit_scan(ctx: RunContext, directory: str, label: str) -> dict[str, Any]:
+    from zprime.stats import (
+        build_workspace,
+        compile_workspace,
+        discovery,
+        global_significance,
+        goodness_of_fit,
+        scan_limits,
+        write_workspace,
+    )
+    from zprime.templates import read_templates
+
+    cfg = ctx.config
+    tset = read_templates(directory)
+    ws_dir = ctx.out / f"workspaces_{label}"
+    specs, names, metas = [], [], []
+    rows: list[dict[str, Any]] = []
+    for w in tset.windows:
+        meta = w.metadata()
+        try:
+            spec = build_workspace(
+                **w.workspace_inputs(cfg.templates.merge_backgrounds),
+                background_floor=cfg.fit.background_floor,
+            )
+        except InputError as err:
+            rows.append(
+                {
+                    "name": w.name,
+                    "mass_gev": meta["mass_gev"],
+                    "status": "failed",
+                    "message": str(err),
+                }
+            )
+            continue
+        write_workspace(ws_dir / f"{w.name}.json", spec, meta)
+        specs.append(spec)
+        names.append(w.name)
+        metas.append(meta)
+    limits = scan_limits(specs, names=names)
+    for spec, meta, lim in zip(specs, metas, limits, strict=True):
+        row: dict[str, Any] = {
+            "name": lim.name,
+            "mass_gev": meta["mass_gev"],
+            "status": lim.status,
+            "message": lim.message,
+            "observed_fb": lim.observed,
+            **{
+                f"expected_{k}_fb": v
+                for k, v in zip(("m2", "m1", "median", "p1", "p2"), lim.expected, strict=True)
+            },
+            "mu_hat_fb": lim.mu_hat,
+            "signal_efficiency": float(w_eff)
+            if (w_eff := meta.get("signal_efficiency")) is not None
+            else float("nan"),
+            "extrapolated": bool(meta.get("extrapolated", False)),
+        }
+        if lim.ok:
+            model = compile_workspace(spec, name=lim.name)
+            disc = discovery(model)
+            gof = goodness_of_fit(model)
+            row.update(
+                q0=float(disc.q0[0]),
+                p0=float(disc.p0[0]),
+                z_local=float(disc.z[0]),
+                gof_p=gof.p_value,
+                gof_ndof=gof.ndof,
+            )
+        rows.append(row)
+    for name, reason in tset.failed.items():
+        rows.append(
+            {
+                "name": name,
+                "mass_gev": tset.failed_mass.get(name, float("nan")),
+                "status": "failed",
+                "message": reason,
+            }
+        )
+    rows.sort(key=lambda r: r["mass_gev"])
+    keys: list[str] = []
+    for r in rows:
+        keys.extend(k for k in r if k not in keys)
+    full = [
+        {k: r.get(k, float("nan") if k not in ("status", "message", "name") else "") for k in keys}
+        for r in rows
+    ]
+    _write_csv(ctx.path(f"limits_{label}.csv"), full)
+    ok = [r for r in full if r["status"] == "ok" and np.isfinite(r.get("q0", np.nan))]
+    summary: dict[str, Any] = {"hypotheses": len(full), "failed": len(full) - len(ok)}
+    if ok:
+        gs = global_significance([r["mass_gev"] for r in ok], [r["q0"] for r in ok])
+        best = max(ok, key=lambda r: r["q0"])
+        summary.update(
+            largest_local_z=best["z_local"],
+            at_mass_gev=best["mass_gev"],
+            global_p=gs.p_global,
+            global_z=gs.z_global,
+            worst_gof_p=min(r["gof_p"] for r in ok),
+        )
+    write_json_atomic(ctx.path(f"significance_{label}.json"), summary)
+    ctx.console.print(f"{label}: {summary}")
+    return {
+        "limits": str(ctx.out / f"limits_{label}.csv"),
+        "workspaces": str(ws_dir),
+        "summary": summary,
+    }
+
+
+def _stage_fit(ctx: RunContext) -> dict[str, Any]:
+    tpl = ctx.outputs["template"]
+    out = {"narrow": _fit_scan(ctx, tpl["narrow"], "narrow")}
+    if "wide" in tpl:
+        out["wide"] = _fit_scan(ctx, tpl["wide"], "wide")
+    return out
+
+
 @dataclass(frozen=True)
 class Stage:
     """One stage: its function, the stages it reads and the configuration it depends on."""
@@ -440,6 +667,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("simulate", _stage_simulate, ("generate",), ("seed", "detector")),
     Stage("select", _stage_select, ("simulate",), ("selection", "luminosity_fb")),
     Stage("train", _stage_train, ("select",), ("punzinet", "selection", "luminosity_fb")),
+    Stage(
+        "template",
+        _stage_template,
+        ("train",),
+        ("binning", "templates", "pseudo_data", "luminosity_fb", "fit.wide", "seed"),
+    ),
+    Stage("fit", _stage_fit, ("template",), ("fit",)),
 )
 """The stages of ``zprime run``, in order."""
 
