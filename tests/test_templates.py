@@ -510,3 +510,39 @@ def test_read_selected_parquet(tmp_path, rng: np.random.Generator) -> None:
     plain = write_events(tmp_path / "plain.parquet", ak.zip(cols), {"sample": "x"})
     with pytest.raises(InputError, match="mass_gev"):
         SimulatedSignal.read(plain)
+
+
+def test_empty_window_gets_a_flat_template_at_the_local_density(samples) -> None:
+    signals, _, _ = samples
+    win = narrow_window(2.5)
+    lo, hi = win.m2_edges[0], win.m2_edges[-1]
+    span = hi - lo
+    # two events beside the window (inside the five times wider range), none in it
+    near = {
+        "mumu": EventSample("mumu", [lo - 1.5 * span, hi + 1.5 * span], [1.0, 1.0], [0.5, 0.25])
+    }
+    wt = build_window(
+        win,
+        SignalModel(signals, RES),
+        near,
+        luminosity_fb=LUMI,
+        systematics=PRL_SYST,
+        empty_background="flat",
+    )
+    total = wt.backgrounds["mumu"].values()
+    # density of the wide range times the window's share: 0.75 fb x L / 5
+    assert total.sum() == pytest.approx(0.75 * LUMI / 5.0, rel=1e-9)
+    per_m2 = total.sum(axis=1) / np.diff(win.m2_edges)
+    np.testing.assert_allclose(per_m2, per_m2[0], rtol=1e-9)  # flat in M^2
+    assert any("no simulated background" in n for n in wt.notes)
+    # nothing anywhere near: one event's yield spread over the window
+    far = {"mumu": EventSample("mumu", [70.0], [1.0], [0.2])}
+    wt = build_window(
+        win,
+        SignalModel(signals, RES),
+        far,
+        luminosity_fb=LUMI,
+        systematics=PRL_SYST,
+        empty_background="flat",
+    )
+    assert wt.backgrounds["mumu"].values().sum() == pytest.approx(0.2 * LUMI, rel=1e-9)

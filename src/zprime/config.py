@@ -810,6 +810,12 @@ class TemplatesConfig(_Strict):
         "hypothesis (the signal samples are then selected without that step)",
     )
     systematics: SystematicsConfig = Field(default_factory=SystematicsConfig)
+    empty_background: Literal["flat", "fail"] = Field(
+        "flat",
+        description="a window in which no simulated background event falls: 'flat' uses a flat "
+        "template at the simulation's density around it (with a note), 'fail' records the "
+        "hypothesis as failed",
+    )
 
 
 # --- fit section (issue 6: the template fits, zprime.stats) ---

@@ -877,6 +877,37 @@ def _theta_events(
     return th, ww
 
 
+def _flat_background(
+    window: Window, backgrounds: Mapping[str, EventSample], luminosity_fb: float
+) -> dict[str, hist.Hist]:
+    """Flat templates for a window that the simulation leaves empty (see :func:`build_window`).
+
+    Each sample gets its density in a five times wider M^2 range (events per GeV^2, uniform in
+    theta over the window's theta range) times the bin areas; a sample empty there too gets the
+    yield of its smallest-weight event spread over the window. The bin variance is the square of
+    the content: the template is an estimate known to about 100%.
+    """
+    lo, hi = window.m2_edges[0], window.m2_edges[-1]
+    span = hi - lo
+    dm2 = np.diff(window.m2_edges)
+    dth = np.diff(window.theta_edges)
+    area = np.outer(dm2, dth) / (span * (window.theta_edges[-1] - window.theta_edges[0]))
+    out: dict[str, hist.Hist] = {}
+    for name, s in backgrounds.items():
+        sl = s.window(lo - 2.0 * span, hi + 2.0 * span)
+        yield_wide = float(np.sum(s.weight[sl])) * luminosity_fb
+        if yield_wide > 0:
+            level = yield_wide / 5.0
+        elif s.weight.size:
+            level = float(np.min(s.weight[s.weight > 0], initial=np.inf)) * luminosity_fb
+            level = level if np.isfinite(level) else 0.0
+        else:
+            level = 0.0
+        values = level * area
+        out[name] = _from_arrays(window, values, values**2)
+    return out
+
+
 def build_window(
     window: Window,
     signal: SignalModel,
@@ -886,8 +917,15 @@ def build_window(
     luminosity_fb: float,
     systematics: SystematicsTable,
     theta_cfg: ThetaBinningConfig | None = None,
+    empty_background: str = "fail",
 ) -> WindowTemplates:
     """Templates of one window.
+
+    ``empty_background`` says what to do when no simulated background event falls in the
+    window: ``"fail"`` raises :class:`EmptyWindowError`; ``"flat"`` uses a flat template whose
+    level is the background density of the simulation in a five times wider M^2 range around the
+    window (or, if that is empty too, one simulated event's yield spread over the window), with a
+    note; the fit's free background normalisation then takes its level from the data.
 
     Parameters
     ----------
@@ -951,6 +989,13 @@ def build_window(
         notes.append("signal extrapolated from the nearest simulated mass")
 
     total = np.sum([h.values() for h in bk.values()], axis=0)
+    if not np.any(total > 0) and empty_background == "flat":
+        bk = _flat_background(window, backgrounds, luminosity_fb)
+        total = np.sum([h.values() for h in bk.values()], axis=0)
+        notes.append(
+            "no simulated background in the window: flat template at the density of the "
+            "simulation around it (normalisation free in the fit)"
+        )
     if not np.any(total > 0):
         raise EmptyWindowError(f"templates {window.name}: zero expected background in every bin")
     if not np.any(sig.values() > 0):
@@ -1002,6 +1047,7 @@ def _build_chunk(
     luminosity_fb: float,
     systematics: SystematicsTable,
     theta_cfg: ThetaBinningConfig | None,
+    empty_background: str = "fail",
 ) -> list[WindowTemplates | tuple[str, float, str]]:
     out: list[WindowTemplates | tuple[str, float, str]] = []
     for i in indices:
@@ -1016,6 +1062,7 @@ def _build_chunk(
                     luminosity_fb=luminosity_fb,
                     systematics=systematics,
                     theta_cfg=theta_cfg,
+                    empty_background=empty_background,
                 )
             )
         except EmptyWindowError as exc:
@@ -1032,6 +1079,7 @@ def build_templates(
     luminosity_fb: float,
     systematics: SystematicsTable,
     theta_cfg: ThetaBinningConfig | None = None,
+    empty_background: str = "fail",
     executor: Any = "serial",
     chunks: int = 1,
 ) -> TemplateSet:
@@ -1049,6 +1097,7 @@ def build_templates(
     parts = [list(a) for a in np.array_split(np.arange(n), max(1, min(chunks, n))) if a.size]
     fn = partial(
         _build_chunk,
+        empty_background=empty_background,
         windows=windows,
         signal=signal,
         backgrounds=backgrounds,
@@ -1120,6 +1169,7 @@ def templates_from_config(
         luminosity_fb=config.luminosity_fb,
         systematics=syst,
         theta_cfg=bcfg.theta,
+        empty_background=tcfg.empty_background,
         executor=executor,
         chunks=chunks,
     )
