@@ -144,6 +144,9 @@ def background_composition(
     ax.set_ylabel("events / bin")
     if log:
         ax.set_yscale("log")
+        positive = [h[h > 0].min() for h in hists if np.any(h > 0)]
+        if positive:
+            ax.set_ylim(bottom=0.5 * min(positive))
     ax.set_xlim(edges[0], edges[-1])
     ax.legend(title=title or None, loc="upper left", ncols=2, fontsize="small")
     label(ax, luminosity_fb)
