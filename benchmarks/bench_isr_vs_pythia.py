@@ -28,21 +28,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from zprime.constants import ALPHA_0, E_ELECTRON_BEAM, E_POSITRON_BEAM, GEV2_TO_FB, M_MUON, S
+from zprime.backgrounds import PYTHIA_BEAM_SETTINGS
+from zprime.constants import ALPHA_0, GEV2_TO_FB, M_MUON, S
 from zprime.isr import sample_energy_loss
 
 MHAT_MIN = 0.3
 EDGES = np.array([0.3, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 10.3, 10.5, 10.5831])
 
 PYTHIA_SETTINGS = (
-    "Beams:idA = 11",
-    "Beams:idB = -11",
-    "Beams:frameType = 2",
-    f"Beams:eA = {E_ELECTRON_BEAM}",
-    f"Beams:eB = {E_POSITRON_BEAM}",
-    "Random:setSeed = on",
-    "Next:numberCount = 0",
-    "Print:quiet = on",
+    *PYTHIA_BEAM_SETTINGS,
     "WeakSingleBoson:ffbar2gmZ = on",
     "WeakZ0:gmZmode = 1",
     "23:onMode = off",

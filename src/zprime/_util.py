@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "chunk_rng", "package_versions", "provenance", "write_json_atomic"]
+__all__ = [
+    "atomic_path",
+    "chunk_rng",
+    "package_versions",
+    "provenance",
+    "read_json_object",
+    "write_json_atomic",
+]
 
 _PACKAGES = (
     "zprime",
@@ -75,6 +82,28 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
     return Path(path)
+
+
+def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
+    """Read a JSON file that must hold an object; ``what`` names it in the one-line errors.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, unreadable, not JSON, or not a JSON object.
+    """
+    from zprime.errors import InputError
+
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such {what} file") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{p}: not a readable JSON {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{p}: a {what} must be a JSON object")
+    return data
 
 
 def chunk_rng(seed: int, *keys: int) -> np.random.Generator:

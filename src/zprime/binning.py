@@ -29,7 +29,6 @@ Units: GeV, GeV^2, radians (degrees only in the configuration).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -40,7 +39,7 @@ import numpy as np
 from numpy.polynomial import Polynomial
 from numpy.typing import ArrayLike, NDArray
 
-from zprime._util import write_json_atomic
+from zprime._util import read_json_object, write_json_atomic
 from zprime.config import BinningConfig, ThetaBinningConfig, WideWindowConfig
 from zprime.errors import ConfigError, InputError
 
@@ -359,16 +358,8 @@ class ResolutionModel:
         InputError
             Missing or unreadable file.
         """
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise InputError(f"{p}: no such resolution model file") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{p}: not a readable JSON resolution model ({exc})") from None
-        if not isinstance(data, dict):
-            raise InputError(f"{p}: a resolution model must be a JSON object")
-        return cls.from_dict(data, where=str(p))
+        data = read_json_object(path, "resolution model")
+        return cls.from_dict(data, where=str(path))
 
 
 def resolution_model_from_config(

@@ -51,7 +51,7 @@ import hist
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from zprime._util import write_json_atomic
+from zprime._util import read_json_object, write_json_atomic
 from zprime.binning import (
     ResolutionModel,
     ResolutionScale,
@@ -1230,16 +1230,8 @@ def read_window(path: str | Path) -> WindowTemplates:
     InputError
         Missing, unreadable or malformed file.
     """
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such template file") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p}: not a readable template file ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{p}: a template file must be a JSON object")
-    return WindowTemplates.from_dict(data, where=str(p))
+    data = read_json_object(path, "template")
+    return WindowTemplates.from_dict(data, where=str(path))
 
 
 def read_templates(directory: str | Path) -> TemplateSet:

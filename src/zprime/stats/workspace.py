@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from zprime._util import write_json_atomic
+from zprime._util import read_json_object, write_json_atomic
 from zprime.errors import InputError
 
 __all__ = [
@@ -284,13 +284,8 @@ def read_workspace(path: str | Path) -> tuple[dict[str, Any], dict[str, Any] | N
         If the file is missing or is not a JSON object with ``channels``.
     """
     p = Path(path)
-    try:
-        spec = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such workspace file") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"{p}: not a readable JSON workspace ({err})") from None
-    if not isinstance(spec, dict) or "channels" not in spec:
+    spec = read_json_object(p, "workspace")
+    if "channels" not in spec:
         raise InputError(f"{p}: not a pyhf workspace (no 'channels')")
     meta_p = metadata_path(p)
     meta = json.loads(meta_p.read_text()) if meta_p.exists() else None
