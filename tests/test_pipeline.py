@@ -53,7 +53,16 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]
 
 def test_every_stage_writes_its_outputs(tiny_run: tuple[Path, dict, str]) -> None:
     out, outputs, _ = tiny_run
-    assert list(outputs) == ["xsec", "generate", "simulate", "select", "train", "template", "fit"]
+    assert list(outputs) == [
+        "xsec",
+        "generate",
+        "simulate",
+        "select",
+        "train",
+        "control",
+        "template",
+        "fit",
+    ]
     for name in outputs:
         assert (out / "stages" / f"{name}.json").is_file()
     assert (out / "provenance.json").is_file()
@@ -100,7 +109,7 @@ def test_rerun_reuses_and_a_cut_reruns_only_what_follows(
 ) -> None:
     out, _, _ = tiny_run
     _, log = _run(out)
-    for stage in ("generate", "simulate", "select", "train", "template", "fit"):
+    for stage in ("generate", "simulate", "select", "train", "control", "template", "fit"):
         assert f"stage {stage}: up to date" in log
     _, log = _run(out, **{"selection.recoil_pt_cm_min_gev": 0.6})
     tail = log.split("stage fit: up to date")[-1]

@@ -241,7 +241,9 @@ class TrackingConfig(_Strict):
     resolution_scale: float = Field(
         1.0,
         gt=0.0,
-        description="factor on all track resolutions (a 'data' configuration: 1.08 [PRL])",
+        description="factor on the pT, theta and phi resolutions; the M_recoil^2 detector "
+        "resolution scales 1:1 with it (measured 1.080 for 1.08 at M = 0.5-8.9 GeV). "
+        "Data: 1.08, 'the width of the M_recoil^2 distribution is 8% larger in data' [PRL]",
     )
     d0_resolution_cm: float = Field(
         0.002,
@@ -282,13 +284,17 @@ class MuonIDConfig(_Strict):
         1.5,
         gt=0.0,
         description="momentum where the KLM performance plateau is reached, GeV "
-        "(assumption; linear in p between klm_p_min_gev and this)",
+        "(assumption; linear in p between klm_p_min_gev and this; data: 1.8, a slower "
+        "turn-on, assumption)",
     )
     muon_efficiency_low: float = Field(
         0.93, ge=0.0, le=1.0, description="muon efficiency without KLM (low p / outside KLM) [PRL]"
     )
     muon_efficiency_high: float = Field(
-        0.99, ge=0.0, le=1.0, description="muon efficiency on the KLM plateau [PRL]"
+        0.99,
+        ge=0.0,
+        le=1.0,
+        description="muon efficiency on the KLM plateau [PRL] (data: 0.985, assumption)",
     )
     pion_fake_low: float = Field(
         0.20, ge=0.0, le=1.0, description="pion -> muon fake rate without KLM [PRL]"
@@ -376,7 +382,8 @@ class ECLConfig(_Strict):
         ge=0.0,
         le=1.0,
         description="extra photon loss probability in the backward barrel "
-        "(0 in simulation; larger in data [PRL])",
+        "(0 in simulation; data: 0.02, an assumption: the PRL says only that it is larger "
+        "in data)",
     )
     gap90_theta_deg: DegRange = Field(
         (89.965, 90.035),
@@ -436,12 +443,20 @@ class TriggerConfig(_Strict):
         description="fraction of the luminosity taken in 2019: 8.34 / 79.7 "
         "([DH] 2019 sample; assumption that it is the 2019 part of the PRL's data)",
     )
-    two_track_efficiency: float = Field(
-        0.91,
-        ge=0.0,
-        le=1.0,
-        description="probability that the two-track line fires when its "
-        "conditions hold (PRL: 89-93% in data; midpoint)",
+    two_track_efficiency: tuple[float, float] = Field(
+        (0.91, 0.91),
+        description="probability that the two-track line fires when its conditions hold, at "
+        "the two points two_track_q_gev2 of the trigger variable q = s - 2 sqrt(s) E*_trk "
+        "(linear in q between them, constant outside; a single number means flat). "
+        "Simulation: flat 0.91, the midpoint of the PRL's 89-93% (assumption); "
+        "data: 0.89 -> 0.93 with M_recoil^2 [PRL]",
+    )
+    two_track_q_gev2: DegRange = Field(
+        (0.0, 80.0),
+        description="the two values of q = s - 2 sqrt(s) E*_trk, GeV^2, at which "
+        "two_track_efficiency is given; E*_trk = c.m. energy of the tracks in the trigger "
+        "polar-angle range (muon mass), so for two tracks q = M_recoil^2 - m_trk^2 <= "
+        "M_recoil^2 (ends of the PRL's M_recoil^2 range)",
     )
     bhabha_dphi_cm_deg: DegRange = Field(
         (160.0, 200.0), description="Bhabha veto: c.m. azimuthal difference, deg [basf2-trg]"
@@ -459,10 +474,28 @@ class TriggerConfig(_Strict):
         1.0, ge=0.0, description="ECL trigger: energy in barrel + forward endcap above, GeV [PRL]"
     )
 
-    @field_validator("track_theta_deg", "bhabha_dphi_cm_deg", "bhabha_theta_sum_cm_deg")
+    @field_validator(
+        "track_theta_deg", "bhabha_dphi_cm_deg", "bhabha_theta_sum_cm_deg", "two_track_q_gev2"
+    )
     @classmethod
     def _increasing(cls, value: DegRange) -> DegRange:
         return _check_range(value)
+
+    @field_validator("two_track_efficiency", mode="before")
+    @classmethod
+    def _flat_shorthand(cls, value: Any) -> Any:
+        """A single number is a flat efficiency: ``0.9`` means ``[0.9, 0.9]``."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return (value, value)
+        return value
+
+    @field_validator("two_track_efficiency")
+    @classmethod
+    def _probabilities(cls, value: tuple[float, float]) -> tuple[float, float]:
+        for v in value:
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"efficiency must be in [0, 1], got {v}")
+        return value
 
 
 class DetectorConfig(_Strict):
@@ -818,6 +851,175 @@ class TemplatesConfig(_Strict):
     )
 
 
+# control-sample section (issue 7: zprime.control)
+
+
+class TriggerControlConfig(_Strict):
+    """Two-track trigger efficiency in the e mu sample, against the ECL trigger [PRL]."""
+
+    m2_edges_gev2: list[float] = Field(
+        default_factory=lambda: [-0.5, 2.0, 5.0, 9.0, 16.0, 25.0, 36.0, 49.0, 64.0, 81.0],
+        min_length=2,
+        description="M_recoil^2 bins of the efficiency, GeV^2 (our choice over the PRL's range)",
+    )
+    degree: int = Field(
+        1,
+        ge=0,
+        le=3,
+        description="degree of the polynomial in M_recoil^2 fitted to data/simulation "
+        "(1: a straight line; the PRL's data efficiency rises 89 -> 93% with M_recoil^2)",
+    )
+    min_events_per_bin: float = Field(
+        10.0, gt=0.0, description="fewest (effective) reference-triggered events in a bin"
+    )
+    require_acceptance: bool = Field(
+        True,
+        description="count only events whose two tracks meet the two-track line's conditions "
+        "offline (polar angle, azimuthal opening: detector trigger settings), so that the "
+        "efficiency is the line's (PRL: 89-93%); false: all e mu events",
+    )
+    fallback_coefficients: list[float] = Field(
+        default_factory=lambda: [1.0],
+        min_length=1,
+        description="correction used when the e mu sample is too small (PRL: none applied)",
+    )
+    fallback_uncertainty: float = Field(
+        0.0, ge=0.0, description="absolute uncertainty of the fallback correction"
+    )
+    prl_efficiency: tuple[float, float] = Field(
+        (0.89, 0.93), description="PRL: the two-track efficiency rises from 89 to 93% (table)"
+    )
+
+    @field_validator("m2_edges_gev2")
+    @classmethod
+    def _edges_increase(cls, value: list[float]) -> list[float]:
+        if any(value[i + 1] <= value[i] for i in range(len(value) - 1)):
+            raise ValueError("bin edges must increase")
+        return value
+
+
+class PhotonVetoControlConfig(_Strict):
+    """Photon-veto inefficiency in the backward barrel from the ee sample [PRL]."""
+
+    theta_recoil_deg: tuple[float, float] = Field(
+        (90.0, 128.7),
+        description="the backward barrel: from 90 deg to the barrel's end at 128.7 deg "
+        "(basf2 thetaInECLAcceptance); the selection keeps recoils up to 123 deg",
+    )
+    m2_max_gev2: float = Field(
+        1.0, description="PRL: ee events with M_recoil^2 < 1 GeV^2 (Bhabha + one photon)"
+    )
+    min_events: float = Field(
+        30.0, gt=0.0, description="fewest (effective) ee events in the region, data and simulation"
+    )
+    fallback_extra_miss_probability: float = Field(
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        description="extra photon-loss probability used when the ee sample is too small",
+    )
+
+    @field_validator("theta_recoil_deg")
+    @classmethod
+    def _ordered_theta(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= value[0] < value[1] <= 180.0:
+            raise ValueError(f"range must increase within [0, 180], got {list(value)}")
+        return value
+
+
+class ResolutionControlConfig(_Strict):
+    """M_recoil^2 resolution scale from the mu mu gamma sample [PRL]."""
+
+    m2_range_gev2: tuple[float, float] = Field(
+        (-3.0, 3.0), description="mu mu gamma events entering the core fit, GeV^2 (around 0)"
+    )
+    n_sigma: float = Field(2.0, gt=0.5, description="half-range of the Gaussian core fit")
+    min_events: float = Field(200.0, gt=0.0, description="fewest (effective) events to fit")
+    fallback_scale: float = Field(
+        1.08, gt=0.0, description="PRL: the M_recoil^2 width is 8% larger in data"
+    )
+
+
+class EfficiencyControlConfig(_Strict):
+    """Signal-efficiency systematic: data/simulation yields and Punzi-net efficiencies [PRL]."""
+
+    samples: list[Literal["mumugamma", "emu"]] = Field(
+        default_factory=lambda: ["mumugamma", "mumugamma", "emu"],
+        description="control sample per M^2 range of templates.systematics (PRL: mu mu gamma "
+        "for the lower region, e mu for the higher)",
+    )
+    min_events: float = Field(
+        20.0, gt=0.0, description="fewest (effective) events in a range, data and simulation"
+    )
+    require_sensitivity: bool = Field(
+        True,
+        description="use the fallback when the measured value is within 2 sigma of zero and "
+        "twice its statistical uncertainty exceeds the fallback (the sample cannot resolve an "
+        "effect of that size)",
+    )
+
+
+class BackgroundShapeControlConfig(_Strict):
+    """Background-shape systematic from bin-by-bin data/simulation ratios per window [PRL]."""
+
+    split_m2_gev2: float = Field(
+        56.0, description="PRL: mu mu gamma for windows up to 56 GeV^2, e mu above"
+    )
+    factor: float = Field(2.0, gt=0.0, description="PRL: twice the largest standard deviation")
+    min_sim_events_per_bin: float = Field(
+        5.0, gt=0.0, description="fewest (effective) simulated events for a bin's ratio"
+    )
+    min_bins: int = Field(5, ge=2, description="fewest usable bins for a window's deviation")
+    subtract_statistics: bool = Field(
+        True,
+        description="subtract in quadrature the value expected from statistics alone (toys); "
+        "false: the PRL's definition as is",
+    )
+    toys: int = Field(200, ge=10, description="toys for the statistics-only expectation")
+    require_sensitivity: bool = Field(
+        True,
+        description="use the fallback when the statistics-only expectation of the statistic "
+        "exceeds the fallback and the measured one is within 2 sigma of it (the sample cannot "
+        "resolve an effect of that size)",
+    )
+    after_punzinet: bool = Field(
+        False, description="use the samples after the Punzi-net cut (default: before it)"
+    )
+    max_uncertainty: float = Field(
+        0.95, gt=0.0, lt=1.0, description="cap of a derived relative uncertainty"
+    )
+
+
+class ControlConfig(_Strict):
+    """Control samples, data-driven corrections and derived systematics (zprime.control).
+
+    Fallbacks of the systematic uncertainties are ``templates.systematics.prl`` (the PRL's).
+    """
+
+    data_detector: str = Field(
+        "data", description="detector configuration that makes the (pseudo-)data"
+    )
+    data_mode: Literal["poisson", "weighted"] = Field(
+        "poisson",
+        description="'poisson': data are Poisson draws of the data-detector samples at the "
+        "luminosity; 'weighted': those samples' weights used directly",
+    )
+    seed_offset: int = Field(11, ge=0, description="random stream: (seed, seed_offset, ...)")
+    correct_simulation: bool = Field(
+        True,
+        description="weight the simulation with the measured trigger correction in the "
+        "efficiency and shape comparisons",
+    )
+    batch_size: int = Field(300_000, gt=0, description="events read per batch")
+    trigger: TriggerControlConfig = Field(default_factory=TriggerControlConfig)
+    photon_veto: PhotonVetoControlConfig = Field(default_factory=PhotonVetoControlConfig)
+    resolution: ResolutionControlConfig = Field(default_factory=ResolutionControlConfig)
+    efficiency: EfficiencyControlConfig = Field(default_factory=EfficiencyControlConfig)
+    background_shape: BackgroundShapeControlConfig = Field(
+        default_factory=BackgroundShapeControlConfig
+    )
+
+
 # --- fit section (issue 6: the template fits, zprime.stats) ---
 
 
@@ -841,6 +1043,22 @@ class PseudoDataConfig(_Strict):
 
     seed_offset: int = Field(
         7, ge=0, description="pseudo-data random stream: SeedSequence(seed, seed_offset)"
+    )
+    source: Literal["simulation", "data_detector"] = Field(
+        "simulation",
+        description="'simulation': a Poisson sample of the selected simulation itself; "
+        "'data_detector': of events simulated with the data detector (control.data_detector). "
+        "The second needs simulated samples much larger than the data luminosity: with "
+        "weighted samples each simulated event appears ~L*w times in the pseudo-data, and the "
+        "detector moves these clumps to bins where the simulation has no event",
+    )
+    independent_generation: bool = Field(
+        False,
+        description="true: generate the pseudo-data's events again with independent seeds; "
+        "false: pass the simulation's generated events through the data detector (with its own "
+        "random numbers). Independent generation is only meaningful when the simulated samples "
+        "stand for much more than the data luminosity: otherwise data and simulation are two "
+        "sparse samples that disagree wherever few simulated events fall",
     )
     inject_mass_gev: float | None = Field(
         None, gt=0.0, lt=10.3, description="inject a signal of this Z' mass (GeV)"
@@ -927,6 +1145,7 @@ class Config(_Strict):
     signal: SignalConfig = Field(default_factory=SignalConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     fit: FitConfig = Field(default_factory=FitConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
     pseudo_data: PseudoDataConfig = Field(default_factory=PseudoDataConfig)
     # binning and templates fields (issue 6)
     binning: BinningConfig = Field(default_factory=BinningConfig)

@@ -14,8 +14,15 @@ sources and assumptions in ``docs/detector.md``):
   barrel inefficiencies, the 90 deg gap), from electrons (full shower), muons (MIP) and hadrons
   (MIP or hadronic shower); photons are the clusters above 0.1 GeV not matched to a track;
 - trigger: the two-track line (pair of tracks in 37-120 deg with an azimuthal opening above
-  90 deg in 2019 or 30 deg in 2020, efficiency, Bhabha veto), the ECL energy line, and the run
-  period drawn from the 2019/2020 luminosity split.
+  90 deg in 2019 or 30 deg in 2020, an efficiency linear in q = s - 2 sqrt(s) E*_tracks, Bhabha
+  veto), the ECL energy line, and the run period drawn from the 2019/2020 luminosity split.
+
+Two configurations ship: ``simulation`` (the analysis' simulation) and ``data`` (the pseudo-data
+detector, which differs the way the PRL says real data do: 8% wider M_recoil^2 resolution, a
+larger photon loss in the backward barrel, a trigger efficiency rising from 89% to 93% with
+M_recoil^2, a slightly lower muon identification). The random numbers drawn do not depend on
+efficiencies, resolutions or probabilities, so the two see the same events the same way but for
+their differences (``docs/detector.md``, "The data configuration").
 
 The reconstructed-event schema is described in ``docs/event-schema.md`` and checked by
 :func:`validate_reco_events`.
@@ -46,7 +53,7 @@ from zprime.config import (
     TriggerConfig,
     default_config,
 )
-from zprime.constants import BETA_BOOST, GAMMA_BOOST, M_MUON
+from zprime.constants import BETA_BOOST, GAMMA_BOOST, M_MUON, SQRT_S, S
 from zprime.errors import ConfigError, InputError
 from zprime.events import (
     EventWriter,
@@ -57,6 +64,7 @@ from zprime.events import (
 from zprime.kinematics import (
     PAIR_VARIABLES,
     four_momentum,
+    lab_to_cm,
     mass2,
     pair_variables,
     photon_recoil_variables,
@@ -71,12 +79,15 @@ __all__ = [
     "VARIABLE_COLUMNS",
     "DetectorConfig",
     "analysis_variables",
+    "configuration_differences",
     "get_detector",
     "m_recoil2_resolution",
     "resolution_preselection",
     "signal_resolution",
     "simulate",
     "simulate_file",
+    "trigger_variable",
+    "two_track_efficiency",
     "validate_reco_events",
 ]
 
@@ -165,6 +176,30 @@ def get_detector(
     name = section.use if detector is None else str(detector)
     # a copy: the cached defaults must not change if the caller edits the returned object
     return name, section.get(name).model_copy(deep=True)
+
+
+def configuration_differences(a: DetectorConfig, b: DetectorConfig) -> dict[str, tuple[Any, Any]]:
+    """The parameters in which two detector configurations differ.
+
+    Parameters
+    ----------
+    a, b
+        Two configurations, e.g. ``get_detector("simulation")[1]`` and ``get_detector("data")[1]``.
+
+    Returns
+    -------
+    dict
+        ``"block.parameter"`` (e.g. ``"tracking.resolution_scale"``) -> ``(value in a, value
+        in b)``, in the order of the model's fields; ``description`` and ``based_on`` are not
+        parameters and are ignored. Empty when the two simulate identically.
+    """
+    da, db = a.model_dump(mode="json"), b.model_dump(mode="json")
+    out: dict[str, tuple[Any, Any]] = {}
+    for block in ("tracking", "muon_id", "electron_id", "ecl", "trigger"):
+        for name, value in da[block].items():
+            if value != db[block][name]:
+                out[f"{block}.{name}"] = (value, db[block][name])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +329,15 @@ class _Tracks:
     def p(self) -> np.ndarray:
         return self.pt / np.sin(self.theta)
 
+    def subset(self, mask: np.ndarray) -> _Tracks:
+        """The tracks where ``mask`` is true."""
+        return _Tracks(
+            **{
+                f: (None if v is None else v[mask])
+                for f, v in ((f, getattr(self, f)) for f in self.__dataclass_fields__)
+            }
+        )
+
 
 @dataclass
 class _Clusters:
@@ -317,16 +361,22 @@ def _ecl_region(theta: np.ndarray, cfg: ECLConfig) -> np.ndarray:
     return region
 
 
-def _track(parts: _Particles, cfg: TrackingConfig, gen: np.random.Generator) -> _Tracks:
-    """CDC acceptance, pT threshold, finding efficiency, pT/theta/phi smearing, d0/z0."""
-    cand = np.flatnonzero(
+def _track(
+    parts: _Particles, cfg: TrackingConfig, gen: np.random.Generator
+) -> tuple[_Tracks, np.ndarray]:
+    """CDC acceptance, pT threshold, pT/theta/phi smearing, d0/z0, finding efficiency.
+
+    Returns every candidate in the acceptance, smeared, and the mask of those found: the
+    random numbers drawn do not depend on the efficiency (see :func:`simulate`).
+    """
+    it = np.flatnonzero(
         parts.charged
         & _in_range(parts.theta, cfg.theta_deg)
         & (parts.pt > cfg.pt_min_gev)
         & (parts.p > 0)
     )
-    it = cand[gen.random(cand.size) < cfg.efficiency]
     k = it.size
+    found = gen.random(k) < cfg.efficiency
     scale = cfg.resolution_scale
     beta = parts.p[it] / parts.e[it]
     # sigma(pT)/pT = a pT (+) b / beta [TDR]
@@ -334,7 +384,7 @@ def _track(parts: _Particles, cfg: TrackingConfig, gen: np.random.Generator) -> 
     pt = np.maximum(parts.pt[it] * (1.0 + sigma_rel * gen.standard_normal(k)), 1e-6)
     theta = parts.theta[it] + scale * cfg.theta_resolution_mrad * 1e-3 * gen.standard_normal(k)
     phi = parts.phi[it] + scale * cfg.phi_resolution_mrad * 1e-3 * gen.standard_normal(k)
-    return _Tracks(
+    cands = _Tracks(
         source=it,
         event=parts.event_of[it],
         pt=pt,
@@ -344,6 +394,7 @@ def _track(parts: _Particles, cfg: TrackingConfig, gen: np.random.Generator) -> 
         d0=(cfg.d0_resolution_cm * gen.standard_normal(k)).astype(np.float32),
         z0=(cfg.z0_resolution_cm * gen.standard_normal(k)).astype(np.float32),
     )
+    return cands, found
 
 
 def _identify(
@@ -408,7 +459,9 @@ def _clusters(
     keep = keep * np.where(
         _in_range(theta_g, cfg.gap90_theta_deg), 1.0 - cfg.gap90_inefficiency, 1.0
     )
-    ig = ig[gen.random(ig.size) < keep]
+    # the loss is applied after the smearing, so that every photon candidate draws the same
+    # random numbers whatever the inefficiencies (see simulate)
+    seen_g = gen.random(ig.size) < keep
 
     # charged particles: electrons shower, muons are MIPs, hadrons shower or are MIPs
     ic = np.flatnonzero(parts.charged & reaches_ecl)
@@ -422,8 +475,9 @@ def _clusters(
 
     src = np.concatenate([ig, ic])
     true_e = np.concatenate([parts.e[ig], dep_c])
+    seen = np.concatenate([seen_g, np.ones(ic.size, dtype=bool)])
     nonzero = true_e > 0.0
-    src, true_e = src[nonzero], true_e[nonzero]
+    src, true_e, seen = src[nonzero], true_e[nonzero], seen[nonzero]
     # sigma_E/E = a/E (+) b/sqrt(E) (+) c [PB/TDR]; angles 4 mrad/sqrt(E) [PB]
     rel = np.sqrt(
         (cfg.energy_resolution_noise / true_e) ** 2
@@ -434,12 +488,13 @@ def _clusters(
     sig_ang = cfg.angle_resolution_mrad * 1e-3 / np.sqrt(true_e)
     theta = np.clip(parts.theta[src] + sig_ang * gen.standard_normal(src.size), 0.0, np.pi)
     phi = parts.phi[src] + sig_ang * gen.standard_normal(src.size)
+    src = src[seen]
     return _Clusters(
         source=src,
         event=parts.event_of[src],
-        e=e,
-        theta=theta,
-        phi=phi,
+        e=e[seen],
+        theta=theta[seen],
+        phi=phi[seen],
         region=region[src],
         matched=tracked[src],
     )
@@ -454,6 +509,87 @@ def _two_track_pair(tracks: _Tracks, period: np.ndarray, cfg: TriggerConfig, n: 
     dphi_min = np.where(period == 2019, cfg.dphi_min_2019_deg, cfg.dphi_min_2020_deg) * _DEG
     ev = tracks.event[ia]
     return _any_per_event(ev, dphi > dphi_min[ev], n)
+
+
+def _trigger_q(tracks: _Tracks, cfg: TriggerConfig, n: int) -> np.ndarray:
+    """Trigger variable q = s - 2 sqrt(s) E*_trk of each event, GeV^2.
+
+    E*_trk is the c.m. energy (muon mass hypothesis) of the tracks in the trigger polar-angle
+    range; for two tracks q = M_recoil^2 - m_trk^2 (kinematics: M_recoil^2 = s + m^2 -
+    2 sqrt(s) E*), so q <= M_recoil^2 and q -> M_recoil^2 when the pair mass is small.
+    """
+    sel = _in_range(tracks.theta, cfg.track_theta_deg)
+    pt, theta, phi = tracks.pt[sel], tracks.theta[sel], tracks.phi[sel]
+    p3 = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt / np.tan(theta)], axis=-1)
+    e_cm = lab_to_cm(four_momentum(p3, M_MUON))[:, 0]
+    e_trk = np.bincount(tracks.event[sel], weights=e_cm, minlength=n)
+    return S - 2.0 * SQRT_S * e_trk
+
+
+def two_track_efficiency(q: np.ndarray, cfg: TriggerConfig) -> np.ndarray:
+    """Probability that the two-track line fires when its conditions hold.
+
+    Linear in the trigger variable ``q`` (see :func:`trigger_variable`) between the two points
+    ``cfg.two_track_q_gev2``, where it takes the values ``cfg.two_track_efficiency``, and
+    constant outside; equal values give a flat efficiency.
+
+    Parameters
+    ----------
+    q
+        Trigger variable per event, GeV^2.
+    cfg
+        The trigger configuration.
+
+    Returns
+    -------
+    numpy.ndarray
+        Efficiencies in [0, 1], same shape as ``q``.
+    """
+    q0, q1 = cfg.two_track_q_gev2
+    e0, e1 = cfg.two_track_efficiency
+    return np.interp(np.asarray(q, dtype=np.float64), [q0, q1], [e0, e1])
+
+
+def trigger_variable(tracks: ak.Array, config: TriggerConfig | None = None) -> np.ndarray:
+    """The trigger variable q = s - 2 sqrt(s) E*_trk of reconstructed events, GeV^2.
+
+    E*_trk is the summed c.m. energy (muon mass hypothesis) of the tracks with polar angle in
+    ``config.track_theta_deg`` (the two-track trigger range, default [37, 120] deg [PRL]).
+    For an event with two such tracks q = M_recoil^2 - m_trk^2, because M_recoil^2 = s + m^2 -
+    2 sqrt(s) E*: q never exceeds M_recoil^2, equals it for a massless pair, and is at most
+    (sqrt(s) - M_recoil)^2 below it. The trigger sees the track momenta, not M_recoil^2.
+
+    Parameters
+    ----------
+    tracks
+        ``var * {px, py, pz, ...}`` lab momenta (GeV).
+    config
+        The trigger configuration (default: that of the built-in "simulation").
+
+    Returns
+    -------
+    numpy.ndarray
+        q per event (s = 112.0 GeV^2 for an event without tracks in the range).
+    """
+    cfg = config if config is not None else _default_section().get("simulation").trigger
+    counts = np.asarray(ak.to_numpy(ak.num(tracks, axis=1)), dtype=np.int64)
+    px, py, pz = (
+        np.asarray(ak.to_numpy(ak.flatten(tracks[f], axis=1)), dtype=np.float64)
+        for f in ("px", "py", "pz")
+    )
+    pt = np.hypot(px, py)
+    theta = np.arctan2(pt, pz)
+    flat = _Tracks(
+        source=np.zeros(pt.size, dtype=np.int64),
+        event=np.repeat(np.arange(counts.size), counts),
+        pt=pt,
+        theta=theta,
+        phi=np.arctan2(py, px),
+        charge=np.zeros(pt.size, dtype=np.int32),
+        d0=np.zeros(pt.size),
+        z0=np.zeros(pt.size),
+    )
+    return _trigger_q(flat, cfg, counts.size)
 
 
 def _bhabha_veto(cl: _Clusters, cfg: TriggerConfig, n: int) -> np.ndarray:
@@ -488,6 +624,12 @@ def simulate(
     where: str = "events",
 ) -> ak.Array:
     """Simulate and reconstruct generator-level events (a pure function of its arguments).
+
+    The random numbers are drawn for every candidate (charged particle in the tracking
+    acceptance, photon in an ECL region) before efficiencies and losses are applied, and once
+    per event for the trigger: configurations that differ only in efficiencies, resolutions,
+    identification or trigger probabilities use the same random numbers for the same ``rng``
+    (equal configurations give identical output).
 
     Parameters
     ----------
@@ -525,13 +667,14 @@ def simulate(
         flat["pdg"], flat["e"], flat["px"], flat["py"], flat["pz"], flat["event_of"], n
     )
 
-    tracks = _track(parts, det.tracking, gen)
-    tracked = np.zeros(parts.pdg.size, dtype=bool)
-    tracked[tracks.source] = True
+    candidates, found = _track(parts, det.tracking, gen)
     region = _ecl_region(parts.theta, det.ecl)
     # a charged particle reaches the barrel ECL only with pT > 0.28 GeV [basf2-acc]
     reaches_ecl = (region > 0) & ((region != 2) | (parts.pt > det.ecl.charged_barrel_pt_min_gev))
-    _identify(tracks, parts, reaches_ecl, det.muon_id, det.electron_id, gen)
+    _identify(candidates, parts, reaches_ecl, det.muon_id, det.electron_id, gen)
+    tracks = candidates.subset(found)
+    tracked = np.zeros(parts.pdg.size, dtype=bool)
+    tracked[tracks.source] = True
     cl = _clusters(parts, region, reaches_ecl, tracked, det.ecl, gen)
 
     # ECL trigger: total energy in the forward endcap and the barrel [PRL]
@@ -544,7 +687,7 @@ def simulate(
     period = np.where(gen.random(n) < trg.fraction_2019, 2019, 2020).astype(np.int32)
     pair_ok = _two_track_pair(tracks, period, trg, n)
     bhabha = _bhabha_veto(cl, trg, n)
-    fires = gen.random(n) < trg.two_track_efficiency
+    fires = gen.random(n) < two_track_efficiency(_trigger_q(tracks, trg, n), trg)
 
     # photons: clusters not matched to a track, above threshold [PRL]
     is_photon = (~cl.matched) & (cl.e > det.ecl.photon_e_min_gev)

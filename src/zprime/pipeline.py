@@ -189,12 +189,19 @@ def _signal_masses(config: Config) -> list[float]:
     return masses
 
 
+def _data_seed(config: Config) -> int:
+    """Master seed of the pseudo-data samples, independent of the simulation's."""
+    return int(
+        np.random.SeedSequence([config.seed, config.control.seed_offset]).generate_state(1)[0]
+    )
+
+
 def _signal_seed(config: Config, index: int) -> int:
     return int(np.random.SeedSequence([config.seed, 3, index]).generate_state(1)[0])
 
 
 def _stage_generate(ctx: RunContext) -> dict[str, Any]:
-    from zprime.backgrounds import generate_sample
+    from zprime.backgrounds import generate_sample, sample_seed
     from zprime.signal import write_signal
 
     cfg = ctx.config
@@ -246,6 +253,64 @@ def _stage_generate(ctx: RunContext) -> dict[str, Any]:
         path, digest = _cached_file(ctx, f"events_{name}", params, make_bkg)
         result["backgrounds"][name] = str(path)
         result["hashes"][str(path)] = digest
+    # the pseudo-data: with pseudo_data.independent_generation the same processes generated
+    # again with independent seeds, else the simulation's events; both are simulated with the
+    # "data" detector; an injected signal is always an independent sample
+    result["data"] = {}
+    data_dir = ctx.out / "events_data"
+    data_seed = _data_seed(cfg)
+    if not cfg.pseudo_data.independent_generation:
+        # the simulation's events, passed through the data detector in the simulate stage
+        result["data"] = dict(result["backgrounds"])
+    for name in cfg.backgrounds.default_run if cfg.pseudo_data.independent_generation else ():
+        seed = sample_seed(data_seed, name)
+        params = {
+            "name": name,
+            "seed": seed,
+            "sample": cfg.backgrounds.samples[name].model_dump(mode="json"),
+        }
+
+        def make_data(name: str = name, seed: int = seed) -> Path:
+            return generate_sample(
+                name,
+                None,
+                data_dir,
+                config=cfg,
+                seed=seed,
+                executor=ctx.executor,
+                workers=ctx.workers,
+                progress=ctx.progress,
+            )
+
+        path, digest = _cached_file(ctx, f"events_data_{name}", params, make_data)
+        result["data"][name] = str(path)
+        result["hashes"][str(path)] = digest
+    inject = cfg.pseudo_data.inject_mass_gev
+    if inject is not None and cfg.pseudo_data.inject_xsec_fb > 0:
+        params = {
+            "mass": inject,
+            "n": cfg.signal.events_per_mass,
+            "seed": data_seed,
+            "isr": cfg.signal.isr,
+            "alpha_inverse": cfg.signal.alpha_inverse,
+        }
+
+        def make_inject() -> Path:
+            return write_signal(
+                inject,
+                cfg.signal.events_per_mass,
+                data_dir,
+                seed=data_seed,
+                isr=cfg.signal.isr,
+                alpha=1.0 / cfg.signal.alpha_inverse,
+                executor=ctx.executor,
+                workers=ctx.workers,
+                progress=ctx.progress,
+            )
+
+        path, digest = _cached_file(ctx, f"events_data_signal_{inject:g}", params, make_inject)
+        result["data"]["signal"] = str(path)
+        result["hashes"][str(path)] = digest
     return result
 
 
@@ -267,6 +332,24 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
 
             target, _ = _cached_file(ctx, f"reco_{detector}_{Path(path).stem}", params, make)
             result[group][key] = str(target)
+    data_det = ctx.config.control.data_detector
+    data_cfg = ctx.config.detector.get(data_det).model_dump(mode="json")
+    result["data"] = {}
+    for key, path in gen.get("data", {}).items():
+        params = {"input": gen["hashes"][path], "detector": data_cfg, "seed": ctx.config.seed}
+
+        def make_data(path: str = path) -> Path:
+            ctx.console.print(f"simulate {Path(path).name} ({data_det}, pseudo-data)")
+            return simulate_file(
+                path,
+                ctx.out / "reco" / data_det,
+                detector=data_det,
+                config=ctx.config,
+                seed=_data_seed(ctx.config),
+            )
+
+        target, _ = _cached_file(ctx, f"reco_{data_det}_{Path(path).stem}", params, make_data)
+        result["data"][key] = str(target)
     return result
 
 
@@ -285,6 +368,16 @@ def _stage_select(ctx: RunContext) -> dict[str, Any]:
             )
             result[group][key] = str(target)
             flows.append(flow)
+    result["data"] = {}
+    for key, path in reco.get("data", {}).items():
+        target, _ = select_file(
+            path,
+            ctx.out / "selected" / "data_presel",
+            cfg.selection,
+            luminosity_fb=cfg.luminosity_fb,
+            skip=["punzinet"],
+        )
+        result["data"][key] = str(target)
     # the templates move signal events to every hypothesis and re-apply the M^2-dependent
     # theta_recoil cut there, so they need the signal selected without that step
     result["signal_notheta"] = {}
@@ -335,6 +428,18 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
             )
             result[group][key] = str(target)
             flows.append(flow)
+    result["data"] = {}
+    for key, path in presel.get("data", {}).items():
+        src = Path(path)
+        scored = ctx.out / "selected" / "data_scored" / src.name
+        transform_file(src, scored, partial(punzinet.apply, model))
+        target, _ = select_file(
+            scored,
+            ctx.out / "selected" / "data_final",
+            cfg.selection,
+            luminosity_fb=cfg.luminosity_fb,
+        )
+        result["data"][key] = str(target)
     result["signal_notheta"] = {}
     for key, path in presel["signal_notheta"].items():
         src = Path(path)
@@ -463,18 +568,40 @@ def _selection_diagnostics(
     return written
 
 
+def _stage_control(ctx: RunContext) -> dict[str, Any]:
+    """The control samples (e mu, ee, mu mu gamma): data versus simulation, the corrections and
+    the systematic uncertainties they give (``control/corrections.json``, ``comparison.md``,
+    cut flows and figures)."""
+    from zprime.control import run_control
+
+    sim = ctx.outputs["simulate"]
+    result = run_control(
+        sim["backgrounds"],
+        sim["data"],
+        ctx.out / "control",
+        ctx.config,
+        model=ctx.outputs["train"]["model"],
+    )
+    for line in getattr(result, "fallbacks", []) or []:
+        ctx.console.print(f"[yellow]control:[/] {line}")
+    return {k: str(v) for k, v in result.files.items()}
+
+
 def _pseudo_data(ctx: RunContext, final: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Draw the pseudo-data from the selected simulated samples (and an injected signal)."""
+    """Draw the pseudo-data: a Poisson sample at the luminosity of the selected samples made with
+    the data detector from independently generated events (and an injected signal)."""
     from zprime import pseudodata
 
     cfg = ctx.config
     pcfg = cfg.pseudo_data
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pcfg.seed_offset]))
-    signal_path = None
-    if pcfg.inject_mass_gev is not None and pcfg.inject_xsec_fb > 0:
+    use_data = cfg.pseudo_data.source == "data_detector" and final.get("data")
+    samples = dict(final["data"] if use_data else final["backgrounds"])
+    signal_path = samples.pop("signal", None)
+    if signal_path is None and pcfg.inject_mass_gev is not None and pcfg.inject_xsec_fb > 0:
         signal_path = final["signal"][f"{pcfg.inject_mass_gev:g}"]
     return pseudodata.draw_from_files(
-        final["backgrounds"],
+        samples,
         cfg.luminosity_fb,
         rng,
         signal_path=signal_path,
@@ -526,7 +653,13 @@ def _stage_template(ctx: RunContext) -> dict[str, Any]:
         if wide and not cfg.fit.wide:
             continue
         tset = templates_from_config(
-            cfg, signals, backgrounds, observed, wide=wide, resolution=resolution
+            cfg,
+            signals,
+            backgrounds,
+            observed,
+            wide=wide,
+            resolution=resolution,
+            corrections=ctx.outputs["control"].get("corrections"),
         )
         index = write_templates(ctx.out / f"templates_{label}", tset)
         ctx.console.print(
@@ -663,14 +796,22 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("xsec", _stage_xsec, (), ("signal",)),
-    Stage("generate", _stage_generate, (), ("seed", "signal", "backgrounds")),
-    Stage("simulate", _stage_simulate, ("generate",), ("seed", "detector")),
+    Stage(
+        "generate",
+        _stage_generate,
+        (),
+        ("seed", "signal", "backgrounds", "pseudo_data", "control.seed_offset"),
+    ),
+    Stage(
+        "simulate", _stage_simulate, ("generate",), ("seed", "detector", "control.data_detector")
+    ),
     Stage("select", _stage_select, ("simulate",), ("selection", "luminosity_fb")),
     Stage("train", _stage_train, ("select",), ("punzinet", "selection", "luminosity_fb")),
+    Stage("control", _stage_control, ("train",), ("control", "selection", "luminosity_fb")),
     Stage(
         "template",
         _stage_template,
-        ("train",),
+        ("control",),
         ("binning", "templates", "pseudo_data", "luminosity_fb", "fit.wide", "seed"),
     ),
     Stage("fit", _stage_fit, ("template",), ("fit",)),
