@@ -200,8 +200,45 @@ def _signal_seed(config: Config, index: int) -> int:
     return int(np.random.SeedSequence([config.seed, 3, index]).generate_state(1)[0])
 
 
-def _stage_generate(ctx: RunContext) -> dict[str, Any]:
+def _generate_backgrounds(
+    ctx: RunContext, out_dir: Path, label: str, master_seed: int | None, hashes: dict[str, str]
+) -> dict[str, str]:
+    """Generate (or reuse) every sample of ``backgrounds.default_run`` into ``out_dir``.
+
+    ``master_seed`` ``None``: each sample's seed derives from the configuration's seed;
+    otherwise from this master seed (independent samples for the pseudo-data).
+    """
     from zprime.backgrounds import generate_sample, sample_seed
+
+    cfg = ctx.config
+    paths: dict[str, str] = {}
+    for name in cfg.backgrounds.default_run:
+        seed = None if master_seed is None else sample_seed(master_seed, name)
+        params = {
+            "name": name,
+            "seed": cfg.seed if seed is None else seed,
+            "sample": cfg.backgrounds.samples[name].model_dump(mode="json"),
+        }
+
+        def make(name: str = name, seed: int | None = seed) -> Path:
+            return generate_sample(
+                name,
+                None,
+                out_dir,
+                config=cfg,
+                seed=seed,
+                executor=ctx.executor,
+                workers=ctx.workers,
+                progress=ctx.progress,
+            )
+
+        path, digest = _cached_file(ctx, f"{label}_{name}", params, make)
+        paths[name] = str(path)
+        hashes[str(path)] = digest
+    return paths
+
+
+def _stage_generate(ctx: RunContext) -> dict[str, Any]:
     from zprime.signal import write_signal
 
     cfg = ctx.config
@@ -232,59 +269,18 @@ def _stage_generate(ctx: RunContext) -> dict[str, Any]:
         path, digest = _cached_file(ctx, f"events_signal_{mass:g}", params, make)
         result["signal"][f"{mass:g}"] = str(path)
         result["hashes"][str(path)] = digest
-    for name in cfg.backgrounds.default_run:
-        params = {
-            "name": name,
-            "seed": cfg.seed,
-            "sample": cfg.backgrounds.samples[name].model_dump(mode="json"),
-        }
-
-        def make_bkg(name: str = name) -> Path:
-            return generate_sample(
-                name,
-                None,
-                out_dir,
-                config=cfg,
-                executor=ctx.executor,
-                workers=ctx.workers,
-                progress=ctx.progress,
-            )
-
-        path, digest = _cached_file(ctx, f"events_{name}", params, make_bkg)
-        result["backgrounds"][name] = str(path)
-        result["hashes"][str(path)] = digest
+    result["backgrounds"] = _generate_backgrounds(ctx, out_dir, "events", None, result["hashes"])
     # the pseudo-data: with pseudo_data.independent_generation the same processes generated
     # again with independent seeds, else the simulation's events; both are simulated with the
     # "data" detector; an injected signal is always an independent sample
-    result["data"] = {}
     data_dir = ctx.out / "events_data"
     data_seed = _data_seed(cfg)
-    if not cfg.pseudo_data.independent_generation:
-        # the simulation's events, passed through the data detector in the simulate stage
+    if cfg.pseudo_data.independent_generation:
+        result["data"] = _generate_backgrounds(
+            ctx, data_dir, "events_data", data_seed, result["hashes"]
+        )
+    else:  # the simulation's events, passed through the data detector in the simulate stage
         result["data"] = dict(result["backgrounds"])
-    for name in cfg.backgrounds.default_run if cfg.pseudo_data.independent_generation else ():
-        seed = sample_seed(data_seed, name)
-        params = {
-            "name": name,
-            "seed": seed,
-            "sample": cfg.backgrounds.samples[name].model_dump(mode="json"),
-        }
-
-        def make_data(name: str = name, seed: int = seed) -> Path:
-            return generate_sample(
-                name,
-                None,
-                data_dir,
-                config=cfg,
-                seed=seed,
-                executor=ctx.executor,
-                workers=ctx.workers,
-                progress=ctx.progress,
-            )
-
-        path, digest = _cached_file(ctx, f"events_data_{name}", params, make_data)
-        result["data"][name] = str(path)
-        result["hashes"][str(path)] = digest
     inject = cfg.pseudo_data.inject_mass_gev
     if inject is not None and cfg.pseudo_data.inject_xsec_fb > 0:
         params = {
