@@ -843,6 +843,13 @@ class TemplatesConfig(_Strict):
         "hypothesis (the signal samples are then selected without that step)",
     )
     systematics: SystematicsConfig = Field(default_factory=SystematicsConfig)
+    apply_corrections: bool = Field(
+        True,
+        description="apply the control-sample corrections (control/corrections.json) to the "
+        "simulation: the trigger correction to every event, the photon-veto re-weighting to "
+        "the mu mu background; only with pseudo_data.source: data_detector (pseudo-data drawn "
+        "from the simulation itself need no correction)",
+    )
     empty_background: Literal["flat", "fail"] = Field(
         "flat",
         description="a window in which no simulated background event falls: 'flat' uses a flat "

@@ -605,6 +605,108 @@ def _pseudo_data(ctx: RunContext, final: dict[str, Any]) -> dict[str, np.ndarray
     )
 
 
+def _photon_veto_reweighted(
+    ctx: RunContext, name: str, corrections: Any, model: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(M^2, theta^CM, weight) of a background selected without the photon veto and re-weighted
+    with the measured photon-veto correction (``zprime.control.Corrections``): passing events
+    keep their weight, events that fail only because of photons in the backward barrel enter
+    with the measured extra probability that data miss them."""
+    import awkward as ak
+
+    from zprime.control import photon_veto_recoverable
+    from zprime.events import iter_events
+    from zprime.punzinet import predict
+    from zprime.selection import step_masks
+
+    cfg = ctx.config
+    sel = cfg.selection.model_copy(
+        update={"disabled": sorted(set(cfg.selection.disabled) | {"punzinet"})}
+    )
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for batch in iter_events(ctx.outputs["simulate"]["backgrounds"][name]):
+        masks = step_masks(batch, sel, "mumu")
+        base = np.ones(len(batch), dtype=bool)
+        for step, m in masks.items():
+            if step != "photon_veto":
+                base &= m
+        kept = batch[base]
+        if "punzinet" not in cfg.selection.disabled and len(kept):
+            net = predict(model, kept) > cfg.selection.punzinet_min
+            kept = kept[net]
+            passed = masks["photon_veto"][base][net]
+        else:
+            passed = masks["photon_veto"][base]
+        if not len(kept):
+            continue
+        recoverable = photon_veto_recoverable(
+            kept, cfg.selection, cfg.control.photon_veto.theta_recoil_deg
+        )
+        m2 = np.asarray(ak.to_numpy(kept["m_recoil2"]), dtype=float)
+        w = corrections.photon_veto_weight(
+            passed, recoverable, np.asarray(ak.to_numpy(kept["theta_recoil"])), m2
+        )
+        parts.append(
+            (
+                m2,
+                np.asarray(ak.to_numpy(kept["theta_recoil_cm"]), dtype=float),
+                np.asarray(ak.to_numpy(kept["weight"]), dtype=float) * w,
+            )
+        )
+    if not parts:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    m2, th, w = (np.concatenate(x) for x in zip(*parts, strict=True))
+    keep = w > 0
+    return m2[keep], th[keep], w[keep]
+
+
+def _apply_corrections(
+    ctx: RunContext, signals: list[Any], backgrounds: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any], list[str]]:
+    """The control-stage corrections applied to the simulated signal and backgrounds."""
+    import dataclasses
+
+    from zprime.control import read_corrections
+    from zprime.punzinet import load
+    from zprime.templates import EventSample
+
+    path = ctx.outputs["control"].get("corrections")
+    if not ctx.config.templates.apply_corrections or path is None:
+        return signals, backgrounds, []
+    if ctx.config.pseudo_data.source != "data_detector":
+        # the observed data are then the simulation itself: correcting the simulation towards
+        # the data detector would create data-simulation differences that are not there
+        return (
+            signals,
+            backgrounds,
+            [
+                "measured but not applied: the pseudo-data are a sample of the simulation "
+                "(pseudo_data.source: simulation)"
+            ],
+        )
+    corr = read_corrections(path)
+    terms = " + ".join(f"{c:.4g} M^{2 * i}" for i, c in enumerate(corr.trigger_coefficients))
+    notes = [f"trigger correction c(M^2) = {terms}"]
+    for name in corr.photon_veto_samples:
+        if name in backgrounds and corr.extra_miss != 0.0:
+            model = load(ctx.outputs["train"]["model"])
+            m2, th, w = _photon_veto_reweighted(ctx, name, corr, model)
+            before = float(np.sum(backgrounds[name].weight))
+            backgrounds[name] = EventSample(name, m2, th, w)
+            notes.append(
+                f"photon-veto correction on {name}: extra miss probability "
+                f"{corr.extra_miss:.4f}, yield x {float(np.sum(w)) / before:.3f}"
+                if before > 0
+                else f"photon-veto correction on {name}"
+            )
+    signals = [dataclasses.replace(s, weight=s.weight * corr.trigger_weight(s.m2)) for s in signals]
+    backgrounds = {
+        k: dataclasses.replace(b, weight=b.weight * corr.trigger_weight(b.m2))
+        for k, b in backgrounds.items()
+    }
+    return signals, backgrounds, notes
+
+
 def _stage_template(ctx: RunContext) -> dict[str, Any]:
     import awkward as ak
 
@@ -638,6 +740,9 @@ def _stage_template(ctx: RunContext) -> dict[str, Any]:
     backgrounds = {k: EventSample.read(p, k) for k, p in final["backgrounds"].items()}
     # the M_recoil^2 resolution is a property of the detector: it is measured on the signal
     # before the network cut, where the samples are largest
+    signals, backgrounds, notes = _apply_corrections(ctx, signals, backgrounds)
+    for note in notes:
+        ctx.console.print(f"corrections: {note}")
     presel = [SimulatedSignal.read(p) for p in ctx.outputs["select"]["signal_notheta"].values()]
     resolution = resolution_model_from_config(cfg.binning, {s.mass: s.residuals for s in presel})
     resolution.save(ctx.path("resolution.json"))
