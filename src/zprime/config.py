@@ -1043,6 +1043,11 @@ class FitConfig(_Strict):
         "event falls, so that sparse simulation does not make a bin background-free",
     )
     wide: bool = Field(True, description="also fit the Gamma = 0.1 M benchmark (1D templates)")
+    impact_masses_gev: list[float] = Field(
+        default_factory=lambda: [0.5, 2.0, 4.0, 6.0, 7.0, 8.0],
+        description="masses at which the effect of each systematic uncertainty on the expected "
+        "limit is reported (PRL: < 5% below 6 GeV, about 40% above)",
+    )
 
 
 class PseudoDataConfig(_Strict):

@@ -877,9 +877,107 @@ def _fit_scan(ctx: RunContext, directory: str, label: str) -> dict[str, Any]:
     }
 
 
+_IMPACT_VARIANTS: dict[str, dict[str, Any]] = {
+    "signal efficiency": {"signal_efficiency": None},
+    "signal shape": {"signal_shape": 0.0},
+    "background shape": {"background_shape": None},
+    "photon-veto shape": {"photon_veto_shape": (0.0, 0.0)},
+    "luminosity": {"luminosity": 0.0},
+    "MC statistics": {"mc_stat": False},
+}
+
+
+def _systematics_impact(ctx: RunContext, directory: str) -> dict[str, str]:
+    """Median expected limit at a few masses with all systematics, with none (statistics only)
+    and with each one left out: how much each uncertainty costs (PRL: below 6 GeV the
+    systematics degrade the limits by less than 5%, above by about 40%)."""
+    import dataclasses
+
+    from zprime.stats import build_workspace, scan_limits
+    from zprime.templates import read_templates
+
+    cfg = ctx.config
+    windows = read_templates(directory).windows
+    if not windows or not cfg.fit.impact_masses_gev:
+        return {}
+    masses = np.array([w.window.mass_gev for w in windows])
+    chosen = sorted({int(np.argmin(np.abs(masses - m))) for m in cfg.fit.impact_masses_gev})
+
+    def zeroed(table: Any, changes: dict[str, Any]) -> Any:
+        upd = {
+            k: (tuple(0.0 for _ in getattr(table, k)) if v is None else v)
+            for k, v in changes.items()
+        }
+        return dataclasses.replace(table, **upd)
+
+    everything = {k: v for d in _IMPACT_VARIANTS.values() for k, v in d.items()}
+    variants = {
+        "all": {},
+        "statistics only": everything,
+        **{f"without {k}": v for k, v in _IMPACT_VARIANTS.items()},
+    }
+    specs, names = [], []
+    for i in chosen:
+        w = windows[i]
+        for label, changes in variants.items():
+            wv = dataclasses.replace(w, systematics=zeroed(w.systematics, changes))
+            specs.append(
+                build_workspace(
+                    **wv.workspace_inputs(cfg.templates.merge_backgrounds),
+                    background_floor=cfg.fit.background_floor,
+                )
+            )
+            names.append(f"{w.name}|{label}")
+    limits = {lim.name: lim.expected[2] for lim in scan_limits(specs, names=names)}
+    rows = []
+    for i in chosen:
+        w = windows[i]
+        full = limits[f"{w.name}|all"]
+        stat = limits[f"{w.name}|statistics only"]
+        row: dict[str, Any] = {
+            "mass_gev": w.window.mass_gev,
+            "expected_all_fb": full,
+            "expected_stat_only_fb": stat,
+            "degradation_all": full / stat - 1.0,
+        }
+        for k in _IMPACT_VARIANTS:
+            row[f"cost_{k.replace(' ', '_').replace('-', '_')}"] = (
+                full / limits[f"{w.name}|without {k}"] - 1.0
+            )
+        rows.append(row)
+    _write_csv(ctx.path("systematics_impact.csv"), rows)
+    lines = [
+        "Effect of the systematic uncertainties on the median expected 90% CL limit",
+        "",
+        "degradation = limit with all systematics / statistics-only limit - 1; cost of one = "
+        "limit with all / limit without that one - 1 (PRL: < 5% below 6 GeV, ~40% above).",
+        "",
+        "| M (GeV) | stat. only (fb) | all (fb) | degradation | "
+        + " | ".join(_IMPACT_VARIANTS)
+        + " |",
+        "| --- " * (4 + len(_IMPACT_VARIANTS)) + "|",
+    ]
+    for r in rows:
+        costs = [v for k, v in r.items() if k.startswith("cost_")]
+        lines.append(
+            f"| {r['mass_gev']:.3f} | {r['expected_stat_only_fb']:.4g} | "
+            f"{r['expected_all_fb']:.4g} | {100 * r['degradation_all']:.1f}% | "
+            + " | ".join(f"{100 * c:.1f}%" for c in costs)
+            + " |"
+        )
+    with atomic_path(ctx.path("systematics_impact.md")) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    ctx.console.print("\n".join(lines[4:]))
+    return {
+        "csv": str(ctx.out / "systematics_impact.csv"),
+        "md": str(ctx.out / "systematics_impact.md"),
+    }
+
+
 def _stage_fit(ctx: RunContext) -> dict[str, Any]:
     tpl = ctx.outputs["template"]
     out = {"narrow": _fit_scan(ctx, tpl["narrow"], "narrow")}
+    out["impact"] = _systematics_impact(ctx, tpl["narrow"])
     if "wide" in tpl:
         out["wide"] = _fit_scan(ctx, tpl["wide"], "wide")
     return out
