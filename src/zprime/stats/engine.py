@@ -784,5 +784,12 @@ def _poi_sigma(bt, p, main, aux, free_g, free_l, poi) -> Array:
         d, act_g, free_l[..., :kh], free_l[..., kh:], np.zeros(p.n), kh, bt.kg, schur_only=True
     )
     with np.errstate(all="ignore"):
-        cov = np.linalg.inv(schur)
+        try:
+            cov = np.linalg.inv(schur)
+        except np.linalg.LinAlgError:
+            # a parameter without any information (e.g. a free normalisation of an empty
+            # template): the POI variance from the pseudo-inverse, NaN where it is undefined
+            cov = np.linalg.pinv(schur)
+            singular = np.linalg.matrix_rank(schur) < schur.shape[-1]
+            cov[singular] = np.nan
     return np.sqrt(np.maximum(cov[:, poi, poi], 0.0))
