@@ -465,6 +465,12 @@ def limit_cmd(
     )
 
 
+# --- results commands (issue 8: recast) ---
+
+
+# --- run options (issue 8) ---
+
+
 @app.command("env")
 def env() -> None:
     """Print versions of Python, the platform and the packages zprime uses (for bug reports)."""

@@ -1048,6 +1048,12 @@ class FitConfig(_Strict):
         description="masses at which the effect of each systematic uncertainty on the expected "
         "limit is reported (PRL: < 5% below 6 GeV, about 40% above)",
     )
+    limits: Literal["cls", "bayesian"] = Field(
+        "cls",
+        description="'cls': CLs with q~_mu (PRL 130, 231801); 'bayesian': credible upper limits "
+        "with a flat prior on the cross section, nuisances marginalised (PRL 124, 141801)",
+    )
+    # --- bayesian fit fields (issue 8: zprime.stats.bayesian) ---
 
 
 class PseudoDataConfig(_Strict):
@@ -1078,6 +1084,47 @@ class PseudoDataConfig(_Strict):
     inject_xsec_fb: float = Field(
         0.0, ge=0.0, description="injected sigma(e+e- -> mu mu Z') x B(invisible), fb"
     )
+
+
+# --- issue 8 sections: projections, observed data, report ---
+
+
+class ProjectionsConfig(_Strict):
+    """Expected limits projected to other luminosities (``zprime run --lumi``)."""
+
+    luminosities_fb: list[float] = Field(
+        default_factory=list,
+        description="luminosities (fb^-1) to project the expected limits to; empty: no projection",
+    )
+    masses_gev: list[float] = Field(
+        default_factory=lambda: [0.5, 2.0, 4.0, 6.0, 8.0],
+        description="Z' masses of the projection table and plot",
+    )
+    systematics: Literal["kept", "scaled", "none"] = Field(
+        "kept",
+        description="'kept': relative systematics as measured; 'scaled': shrink as "
+        "1/sqrt(L/L0) (they come from control samples); 'none': statistics only",
+    )
+    # --- projections fields (issue 8: zprime.projections) ---
+
+
+class ObservedDataConfig(_Strict):
+    """A user's reconstructed ntuple as the observed data (``zprime run --data --columns``)."""
+
+    file: str | None = Field(
+        None, description="ROOT or Parquet file of reconstructed events; null: pseudo-data"
+    )
+    columns: str | None = Field(
+        None, description="YAML file mapping the file's columns onto zprime's event schema"
+    )
+    # --- observed data fields (issue 8: zprime.realdata) ---
+
+
+class ReportConfig(_Strict):
+    """The report stage: results tables, figures and HEPData."""
+
+    hepdata: bool = Field(True, description="write the HEPData submission (hepdata_lib)")
+    # --- report fields (issue 8: zprime.results, zprime.plots, zprime.hepdata) ---
 
 
 # --- selection section (issue 5: zprime.selection) ---
@@ -1114,6 +1161,7 @@ class SelectionConfig(_Strict):
     theta_recoil_max_high_m2_deg: float = Field(
         123.0, gt=0.0, le=180.0, description="PRL: above the split, theta_recoil < 123 deg"
     )
+    # --- pilot2018 selection fields (issue 8: cut-based tau suppression) ---
     photon_energy_max_gev: float = Field(
         0.5, ge=0.0, description="PRL photon veto: total photon energy < 0.5 GeV"
     )
@@ -1159,6 +1207,9 @@ class Config(_Strict):
     fit: FitConfig = Field(default_factory=FitConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     pseudo_data: PseudoDataConfig = Field(default_factory=PseudoDataConfig)
+    projections: ProjectionsConfig = Field(default_factory=ProjectionsConfig)
+    observed_data: ObservedDataConfig = Field(default_factory=ObservedDataConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     # binning and templates fields (issue 6)
     binning: BinningConfig = Field(default_factory=BinningConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)

@@ -250,3 +250,9 @@ def fom_gain(
     ax.legend(fontsize="small")
     label(ax, luminosity_fb)
     return fig
+
+
+# --- result figures (issue 8: limits, couplings, significance) ---
+
+
+# --- spectra figures (issue 8: data versus simulation in the signal region) ---
