@@ -27,6 +27,7 @@ TINY = {
     "punzinet": {"bce_epochs": 2, "punzi_epochs": 8},
     "binning": {"mass_min_gev": 1.0, "mass_max_gev": 4.0},
     "fit": {"wide": False},
+    "report": {"hepdata": False},
 }
 
 
@@ -62,6 +63,7 @@ def test_every_stage_writes_its_outputs(tiny_run: tuple[Path, dict, str]) -> Non
         "control",
         "template",
         "fit",
+        "report",
     ]
     for name in outputs:
         assert (out / "stages" / f"{name}.json").is_file()
@@ -109,10 +111,19 @@ def test_rerun_reuses_and_a_cut_reruns_only_what_follows(
 ) -> None:
     out, _, _ = tiny_run
     _, log = _run(out)
-    for stage in ("generate", "simulate", "select", "train", "control", "template", "fit"):
+    for stage in (
+        "generate",
+        "simulate",
+        "select",
+        "train",
+        "control",
+        "template",
+        "fit",
+        "report",
+    ):
         assert f"stage {stage}: up to date" in log
     _, log = _run(out, **{"selection.recoil_pt_cm_min_gev": 0.6})
-    tail = log.split("stage fit: up to date")[-1]
+    tail = log.split("stage report: up to date")[-1]
     assert "stage generate: up to date" in tail
     assert "stage simulate: up to date" in tail
     assert "stage select: done" in tail
@@ -163,3 +174,93 @@ def test_photon_veto_reweighting_reduces_to_the_selection(
     m2x, _, wx = _photon_veto_reweighted(ctx, "mumu", corr(0.5), model)
     assert m2x.size >= m2.size
     assert wx.sum() >= w.sum()
+
+
+def test_user_data_file_is_the_observed_data(
+    tiny_run: tuple[Path, dict, str], tmp_path: Path
+) -> None:
+    """A user's ROOT ntuple with its own branch names and units (here: the data detector's
+    events of the tiny run, renamed) enters the chain through a column map and is the observed
+    data of the templates, counted once per event; injecting a signal into it is refused."""
+    import awkward as ak
+    import numpy as np
+    import uproot
+    import yaml
+
+    from zprime.events import read_events, read_metadata
+
+    out, outputs, _ = tiny_run
+    reco = ak.concatenate([read_events(outputs["simulate"]["data"][k]) for k in ("mumu", "eemumu")])
+    t, g = reco["tracks"], reco["photons"]
+    branches = {
+        "L1_2trk": ak.to_numpy(reco["trg_two_track"]).astype(np.float64),
+        "L1_ecl": ak.to_numpy(reco["trg_ecl"]).astype(np.float64),
+        "trk_px": t.px * 1000.0,
+        "trk_py": t.py * 1000.0,
+        "trk_pz": t.pz * 1000.0,
+        "trk_q": ak.values_astype(t.charge, np.float64),
+        "trk_muid": t.muon_id,
+        "trk_eid": t.electron_id,
+        "trk_dr": ak.values_astype(t.d0, np.float64),
+        "trk_dz": ak.values_astype(t.z0, np.float64),
+        "gam_E": g.e,
+        "gam_px": g.px,
+        "gam_py": g.py,
+        "gam_pz": g.pz,
+    }
+    ntuple = tmp_path / "mydata.root"
+    with uproot.recreate(ntuple) as f:
+        f["ntuple"] = branches
+    columns = tmp_path / "map.yaml"
+    columns.write_text(
+        yaml.safe_dump(
+            {
+                "tree": "ntuple",
+                "columns": {
+                    "trg_two_track": "L1_2trk",
+                    "trg_ecl": "L1_ecl",
+                    "tracks.px": "trk_px",
+                    "tracks.py": "trk_py",
+                    "tracks.pz": "trk_pz",
+                    "tracks.charge": "trk_q",
+                    "tracks.muon_id": "trk_muid",
+                    "tracks.electron_id": "trk_eid",
+                    "tracks.d0": "trk_dr",
+                    "tracks.z0": "trk_dz",
+                    "photons.e": "gam_E",
+                    "photons.px": "gam_px",
+                    "photons.py": "gam_py",
+                    "photons.pz": "gam_pz",
+                },
+                "units": {"tracks.px": "MeV", "tracks.py": "MeV", "tracks.pz": "MeV"},
+            }
+        )
+    )
+    run_dir = tmp_path / "run"
+    # reuse the tiny run's generated and simulated samples (their stamps point to them)
+    import shutil
+
+    shutil.copytree(out / "stages" / "files", run_dir / "stages" / "files")
+    outs, _ = _run(
+        run_dir,
+        **{"observed_data.file": str(ntuple), "observed_data.columns": str(columns)},
+    )
+    final = outs["train"]["data"]["observed"]
+    n_final = len(read_events(final, ["m_recoil2"]))
+    data = read_events(out / "data" / "pseudo_data.parquet", ["weight"])
+    observed = read_events(run_dir / "data" / "pseudo_data.parquet", ["weight"])
+    assert read_metadata(run_dir / "data" / "pseudo_data.parquet")["sample"] == "observed_data"
+    assert len(observed) == n_final > 0
+    assert np.all(np.asarray(observed["weight"]) == 1.0)
+    assert len(data) != len(observed) or n_final == 0
+    assert (run_dir / "limits.csv").is_file()
+    with pytest.raises(ConfigError, match="cannot be injected into real data"):
+        _run(
+            run_dir,
+            **{
+                "observed_data.file": str(ntuple),
+                "observed_data.columns": str(columns),
+                "pseudo_data.inject_mass_gev": 2.0,
+                "pseudo_data.inject_xsec_fb": 1.0,
+            },
+        )

@@ -59,3 +59,58 @@ def test_bad_inputs_are_named(rng: np.random.Generator) -> None:
     neg = dict(good, weight=-good["weight"])
     with pytest.raises(InputError, match="sample 'a' has negative"):
         draw({"a": neg}, 1.0, rng)
+
+
+def test_data_detector_ratio_per_interval() -> None:
+    from zprime.pseudodata import data_detector_ratio
+
+    rng = np.random.default_rng(5)
+    m2 = rng.uniform(0.0, 10.0, 4000)
+    w = np.full(m2.size, 0.5)
+    # the "data detector" keeps 90% below 5 GeV^2 and every event above (same events)
+    keep = (m2 >= 5.0) | (rng.uniform(size=m2.size) < 0.9)
+    ratio, per_event = data_detector_ratio(m2, w, m2[keep], w[keep], np.array([0.0, 5.0, 10.0]))
+    assert ratio[1] == pytest.approx(1.0)
+    assert ratio[0] == pytest.approx(keep[m2 < 5].mean(), rel=1e-12)
+    assert np.all(per_event[m2 >= 5] == 1.0)
+    # sparse intervals fall back to the sample's overall ratio
+    ratio, _ = data_detector_ratio(
+        m2[:40], w[:40], m2[:20], w[:20], np.array([0.0, 5.0, 10.0]), min_events=20
+    )
+    assert np.allclose(ratio, 0.5)
+    ratio, _ = data_detector_ratio(
+        m2[:40], w[:40], m2[:20], w[:20], np.array([0.0, 5.0, 10.0]), min_events=100
+    )
+    assert np.allclose(ratio, 1.0)  # too few events for any ratio
+    with pytest.raises(ConfigError, match="increasing"):
+        data_detector_ratio(m2, w, m2, w, np.array([1.0, 0.0]))
+
+
+def test_data_detector_samples_choose_events_or_reweighting() -> None:
+    from zprime.pseudodata import data_detector_samples
+
+    rng = np.random.default_rng(6)
+
+    def sample(n: int, weight: float) -> dict[str, np.ndarray]:
+        return {
+            "m_recoil2": rng.uniform(0.0, 10.0, n),
+            "theta_recoil_cm": rng.uniform(0.5, 2.5, n),
+            "theta_recoil": rng.uniform(0.5, 2.5, n),
+            "weight": np.full(n, weight),
+        }
+
+    light, heavy = sample(200, 0.1), sample(200, 10.0)  # L*w = 1 and 100 at L = 10
+    data = {"light": sample(150, 0.1), "heavy": {**heavy, "weight": heavy["weight"] * 1.2}}
+    samples, notes = data_detector_samples(
+        {"light": light, "heavy": heavy}, data, 10.0, ratio_edges_gev2=[0.0, 5.0, 10.0]
+    )
+    assert samples["light"] is not light
+    assert len(samples["light"]["weight"]) == 150
+    assert np.allclose(samples["heavy"]["weight"], 12.0)  # simulation events, data yield
+    assert np.array_equal(samples["heavy"]["m_recoil2"], heavy["m_recoil2"])
+    assert "events" in notes[0]
+    assert "ratio" in notes[1]
+    events, _ = data_detector_samples({"heavy": heavy}, data, 10.0, mode="events")
+    assert np.allclose(events["heavy"]["weight"], 12.0)
+    with pytest.raises(ConfigError, match="unknown mode"):
+        data_detector_samples({"heavy": heavy}, data, 10.0, mode="smooth")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -151,34 +151,171 @@ def select_cmd(
         console.print(f"wrote {target} and its cut flow (.cutflow.csv, .cutflow.md)")
 
 
+def _run_config(
+    config: Path | None,
+    preset: str | None,
+    inject_mass: float | None,
+    inject_xsec: float | None,
+    lumi: list[float] | None,
+    lumi_systematics: str | None,
+    limits: str | None,
+    data: Path | None,
+    columns: Path | None,
+) -> Any:
+    """The run's configuration: preset, then the file, then the command-line options."""
+    from zprime.config import load_config
+    from zprime.errors import ConfigError
+
+    overrides: dict[str, Any] = {}
+    if (inject_mass is None) != (inject_xsec is None):
+        raise ConfigError("--inject-mass and --inject-xsec go together")
+    if inject_mass is not None:
+        overrides["pseudo_data.inject_mass_gev"] = inject_mass
+        overrides["pseudo_data.inject_xsec_fb"] = inject_xsec
+    if lumi:
+        overrides["projections.luminosities_fb"] = list(lumi)
+    if lumi_systematics is not None:
+        overrides["projections.systematics"] = lumi_systematics
+    if limits is not None:
+        overrides["fit.limits"] = limits
+    if (data is None) != (columns is None):
+        raise ConfigError("--data and --columns go together (the column map of the data file)")
+    if data is not None:
+        overrides["observed_data.file"] = str(data)
+        overrides["observed_data.columns"] = str(columns)
+    return load_config(config, preset=preset, **overrides)
+
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="output directory")]
+PresetOpt = Annotated[
+    str | None, typer.Option("--preset", help="a shipped analysis preset, e.g. pilot2018")
+]
+InjectMassOpt = Annotated[
+    float | None, typer.Option("--inject-mass", help="inject a Z' of this mass (GeV) in the data")
+]
+InjectXsecOpt = Annotated[
+    float | None,
+    typer.Option("--inject-xsec", help="injected sigma(ee -> mu mu Z') x B(inv), fb"),
+]
+LumiOpt = Annotated[
+    list[float] | None,
+    typer.Option(
+        "--lumi", help="project the expected limits to this luminosity, fb^-1 (repeatable)"
+    ),
+]
+LumiSystOpt = Annotated[
+    str | None,
+    typer.Option("--lumi-systematics", help="systematics in projections: kept|scaled|none"),
+]
+LimitsOpt = Annotated[str | None, typer.Option("--limits", help="cls (CLs, the PRL's) or bayesian")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="dask.distributed scheduler address (or local:N)"),
+]
+DataOpt = Annotated[
+    Path | None, typer.Option("--data", help="observed data: a ROOT or Parquet ntuple")
+]
+ColumnsOpt = Annotated[
+    Path | None, typer.Option("--columns", help="YAML map of the data file's columns")
+]
+
+
+def _run(
+    cfg: Any,
+    out_dir: Path,
+    *,
+    quick: bool,
+    stages: list[str] | None,
+    force: list[str],
+    workers: int | None,
+    scheduler: str | None,
+) -> None:
+    from zprime.parallel import scheduler_executor
+    from zprime.pipeline import run
+
+    with scheduler_executor(scheduler) as executor:
+        run(
+            cfg,
+            out_dir,
+            quick=quick,
+            stages=stages,
+            force=force,
+            executor=executor,
+            workers=workers,
+            console=console,
+        )
+
+
 @app.command("run")
 def run_cmd(
     config: ConfigOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path(
-        "results"
-    ),
+    out_dir: OutOpt = Path("results"),
     quick: Annotated[bool, typer.Option(help="reduced run for smoke tests")] = False,
     until: Annotated[str | None, typer.Option("--until", help="stop after this stage")] = None,
     force: Annotated[
         list[str] | None, typer.Option("--force", help="re-run this stage (repeatable)")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="local worker processes")] = None,
+    preset: PresetOpt = None,
+    inject_mass: InjectMassOpt = None,
+    inject_xsec: InjectXsecOpt = None,
+    lumi: LumiOpt = None,
+    lumi_systematics: LumiSystOpt = None,
+    limits: LimitsOpt = None,
+    scheduler: SchedulerOpt = None,
+    data: DataOpt = None,
+    columns: ColumnsOpt = None,
 ) -> None:
     """Run the whole analysis on CONFIG (default: the PRL's) and write results to OUT.
 
     Stages already done with the same inputs are reused, so an interrupted run resumes.
     """
-    from zprime.config import load_config
-    from zprime.pipeline import run
-
-    run(
-        load_config(config),
+    cfg = _run_config(
+        config, preset, inject_mass, inject_xsec, lumi, lumi_systematics, limits, data, columns
+    )
+    _run(
+        cfg,
         out_dir,
         quick=quick,
         stages=[until] if until else None,
-        force=force or (),
+        force=force or [],
         workers=workers,
-        console=console,
+        scheduler=scheduler,
+    )
+
+
+@app.command("stage")
+def stage_cmd(
+    name: Annotated[str, typer.Argument(help="stage to run (zprime.pipeline.STAGES)")],
+    config: ConfigOpt = None,
+    out_dir: OutOpt = Path("results"),
+    quick: Annotated[bool, typer.Option(help="reduced run for smoke tests")] = False,
+    workers: Annotated[int | None, typer.Option(help="local worker processes")] = None,
+    preset: PresetOpt = None,
+    inject_mass: InjectMassOpt = None,
+    inject_xsec: InjectXsecOpt = None,
+    lumi: LumiOpt = None,
+    lumi_systematics: LumiSystOpt = None,
+    limits: LimitsOpt = None,
+    scheduler: SchedulerOpt = None,
+    data: DataOpt = None,
+    columns: ColumnsOpt = None,
+) -> None:
+    """Run one stage (xsec, generate, simulate, select, train, control, template, fit, report).
+
+    The stages before it are reused from OUT when their inputs did not change, else run first.
+    """
+    cfg = _run_config(
+        config, preset, inject_mass, inject_xsec, lumi, lumi_systematics, limits, data, columns
+    )
+    _run(
+        cfg,
+        out_dir,
+        quick=quick,
+        stages=[name],
+        force=[name],
+        workers=workers,
+        scheduler=scheduler,
     )
 
 
@@ -466,6 +603,77 @@ def limit_cmd(
 
 
 # --- results commands (issue 8: recast) ---
+
+
+@app.command("recast")
+def recast_cmd(
+    limits: Annotated[
+        Path,
+        typer.Argument(
+            metavar="LIMITS.csv",
+            help="CSV with mass_gev and limit columns in fb (results or fit-stage names)",
+        ),
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help="vanilla or fully_invisible")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="CSV to write (default: LIMITS_gprime_MODEL.csv)"),
+    ] = None,
+) -> None:
+    """Turn limits on sigma(e+e- -> mu mu Z') x B(Z' -> invisible) into limits on g'."""
+    import numpy as np
+    from rich.markup import escape
+    from rich.table import Table
+
+    from zprime.results import SUMMARY_MASSES_GEV, recast
+
+    target = out_file or limits.with_name(f"{limits.stem}_gprime_{model}.csv")
+    res = recast(limits, model, target)
+    cols = res.columns
+    n = len(res)
+    if n <= 30:
+        shown = list(range(n))
+    else:  # the hypotheses nearest to a few masses; every row is in the CSV
+        mass = cols["mass_gev"]
+        groups = cols.get("width", np.zeros(n, dtype=str))
+        shown = []
+        for w in dict.fromkeys(groups.tolist()):  # per width, in file order
+            for m in SUMMARY_MASSES_GEV:
+                d = np.where(groups == w, np.abs(mass - m), np.nan)
+                if np.any(np.isfinite(d)) and (i := int(np.nanargmin(d))) not in shown:
+                    shown.append(i)
+    xsec = [c for c in ("obs_xsec_fb", "exp_xsec_fb") if c in cols]
+    gcols = [c for c in res.gprime_columns() if c.count("_") == 2]  # observed and median
+    table = Table(
+        title=escape(
+            f"90% CL limits: sigma x B(inv) [fb] and g', {model.replace('_', ' ')} L_mu - L_tau"
+        ),
+        caption=f"{len(shown)} of {n} rows shown; all in {target}" if len(shown) < n else None,
+    )
+    table.add_column(escape("M_Z' [GeV]"), justify="right")
+
+    def num(v: float, fmt: str = ".4g") -> str:
+        return "-" if not np.isfinite(v) else format(v, fmt)
+
+    if "width" in cols:
+        table.add_column("width")
+    for c in xsec:
+        table.add_column(
+            ("obs." if c.startswith("obs") else "exp.") + escape(" [fb]"), justify="right"
+        )
+    table.add_column("B(inv)", justify="right")
+    for c in gcols:
+        table.add_column(("obs." if c.startswith("obs") else "exp.") + " g'", justify="right")
+    for i in shown:
+        row = [f"{cols['mass_gev'][i]:.4g}"]
+        if "width" in cols:
+            row.append(str(cols["width"][i]))
+        row += [num(cols[c][i]) for c in xsec]
+        row.append(num(cols["br_inv"][i], ".3f"))
+        row += [num(cols[c][i]) for c in gcols]
+        table.add_row(*map(escape, row))
+    out.print(table)
+    console.print(f"wrote {target}", highlight=False)
 
 
 # --- run options (issue 8) ---

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from zprime.errors import ConfigError
 
@@ -28,6 +28,7 @@ __all__ = [
     "SelectionConfig",
     "SignalConfig",
     "XsecGridConfig",
+    "available_presets",
     "default_config",
     "load_config",
 ]
@@ -818,7 +819,7 @@ class SystematicsConfig(_Strict):
     """Which systematic uncertainties the templates carry and where their values come from."""
 
     source: Literal["prl", "file", "derived"] = Field(
-        "prl",
+        "derived",
         description="'prl': the table below; 'file': a JSON with the same fields; 'derived': "
         "the 'systematics' entry of corrections.json written by the control stage",
     )
@@ -855,6 +856,31 @@ class TemplatesConfig(_Strict):
         description="a window in which no simulated background event falls: 'flat' uses a flat "
         "template at the simulation's density around it (with a note), 'fail' records the "
         "hypothesis as failed",
+    )
+    # --- background smoothing (H9: zprime.smoothing) ---
+    background_smoothing: Literal["none", "kde"] = Field(
+        "none",
+        description="'kde': background templates from an adaptive Gaussian kernel density in "
+        "M_recoil^2 times theta fractions (zprime.smoothing; for a simulation much smaller than "
+        "the data); 'none': histograms of the simulated events",
+    )
+    smoothing_bandwidth: float = Field(
+        1.0,
+        gt=0.0,
+        description="kernel width factor k: h_i = k max(sigma(M^2_i), Abramson adaptive width), "
+        "sigma = the signal M_recoil^2 resolution",
+    )
+    smoothing_theta_min_events: int = Field(
+        50,
+        ge=1,
+        description="fewest simulated events behind a window's theta_recoil^CM fractions (the "
+        "M^2 interval about the window is widened until it holds them)",
+    )
+    smoothing_mc_variance: Literal["full", "shape"] = Field(
+        "full",
+        description="MC-statistical variance of a smoothed bin: 'full' (sum_i (w_i p_i)^2 plus "
+        "the theta fractions' binomial term) or 'shape' (without the fluctuation of the "
+        "window's total, which the free background normalisation absorbs)",
     )
 
 
@@ -918,6 +944,19 @@ class PhotonVetoControlConfig(_Strict):
     )
     min_events: float = Field(
         30.0, gt=0.0, description="fewest (effective) ee events in the region, data and simulation"
+    )
+    trigger: Literal["two_track", "reference"] = Field(
+        "two_track",
+        description="trigger of the ee events: 'two_track' (the signal region's line, as in "
+        "the PRL's ee sample) or 'reference' (the ECL line, trg_ecl: about ten times more "
+        "events, and its decision hardly depends on the photon)",
+    )
+    exclude_recoil_bhabha: bool = Field(
+        True,
+        description="with trigger 'two_track': leave out events whose recoil, taken as a "
+        "photon, could fire the line's 3D Bhabha veto with an electron (their trigger decision "
+        "depends on whether the photon is seen, which biases the measured loss upwards: "
+        "docs/control.md)",
     )
     fallback_extra_miss_probability: float = Field(
         0.0,
@@ -1054,6 +1093,25 @@ class FitConfig(_Strict):
         "with a flat prior on the cross section, nuisances marginalised (PRL 124, 141801)",
     )
     # --- bayesian fit fields (issue 8: zprime.stats.bayesian) ---
+    bayesian_level: float = Field(
+        0.90, gt=0.0, lt=1.0,
+        description="credibility of the Bayesian upper limits (limits: bayesian; PRL 124, "
+        "141801 quotes 90% credibility level)",
+    )
+    bayesian_samples: int = Field(
+        32, ge=2,
+        description="joint draws of the global nuisance parameters per dataset (importance "
+        "sampling; the MC noise of a limit is ~0.5-1% at the default)",
+    )
+    bayesian_local_samples: int = Field(
+        16, ge=2, description="draws of the per-bin nuisance parameters per global draw"
+    )
+    bayesian_toys: int = Field(
+        0, ge=0,
+        description="background-only pseudo-experiments for the Bayesian expected band; 0: the "
+        "median is the limit on the Asimov dataset and the bands are NaN (each toy costs as "
+        "much as the observed limit, ~0.1 s for a 20-bin window)",
+    )
 
 
 class PseudoDataConfig(_Strict):
@@ -1063,12 +1121,32 @@ class PseudoDataConfig(_Strict):
         7, ge=0, description="pseudo-data random stream: SeedSequence(seed, seed_offset)"
     )
     source: Literal["simulation", "data_detector"] = Field(
-        "simulation",
-        description="'simulation': a Poisson sample of the selected simulation itself; "
-        "'data_detector': of events simulated with the data detector (control.data_detector). "
-        "The second needs simulated samples much larger than the data luminosity: with "
-        "weighted samples each simulated event appears ~L*w times in the pseudo-data, and the "
-        "detector moves these clumps to bins where the simulation has no event",
+        "data_detector",
+        description="'data_detector': a Poisson sample of the events simulated with the data "
+        "detector (control.data_detector), the default; 'simulation': of the selected "
+        "simulation itself (data and simulation then agree by construction). With weighted "
+        "samples each simulated event appears ~L*w times in the pseudo-data: keep "
+        "detector_random_numbers 'common' unless the samples stand for much more than L",
+    )
+    data_detector_mode: Literal["auto", "reweighted", "events"] = Field(
+        "auto",
+        description="with source 'data_detector': 'events' draws the data detector's own "
+        "selected events (each appears ~L*w times); 'reweighted' weights the simulation's "
+        "selected events by the data/simulation yield ratio of each sample in coarse "
+        "M_recoil^2 intervals (ratio_edges_gev2); 'auto': 'events' for samples whose mean L*w "
+        "is at most max_events_per_simulated_event, 'reweighted' for the others",
+    )
+    max_events_per_simulated_event: float = Field(
+        20.0, gt=0.0, description="'auto' mode: largest mean L*w of a sample drawn event by event"
+    )
+    ratio_edges_gev2: list[float] = Field(
+        default_factory=lambda: [-2.0, -0.5, 2.0, 5.0, 9.0, 16.0, 25.0, 36.0, 49.0, 64.0, 81.0,
+                                 100.0],
+        description="M_recoil^2 intervals of the data/simulation ratio (control.trigger's)",
+    )
+    ratio_min_events: int = Field(
+        10, ge=1, description="simulated events per interval below which the sample's overall "
+        "ratio is used",
     )
     independent_generation: bool = Field(
         False,
@@ -1077,6 +1155,13 @@ class PseudoDataConfig(_Strict):
         "random numbers). Independent generation is only meaningful when the simulated samples "
         "stand for much more than the data luminosity: otherwise data and simulation are two "
         "sparse samples that disagree wherever few simulated events fall",
+    )
+    detector_random_numbers: Literal["common", "independent"] = Field(
+        "common",
+        description="'common': the data detector uses the simulation's random numbers for the "
+        "same generated events (correlated sampling: data and simulation then differ by what "
+        "their configurations change, not by the statistical noise of two sparse samples); "
+        "'independent': its own random numbers",
     )
     inject_mass_gev: float | None = Field(
         None, gt=0.0, lt=10.3, description="inject a signal of this Z' mass (GeV)"
@@ -1106,6 +1191,25 @@ class ProjectionsConfig(_Strict):
         "1/sqrt(L/L0) (they come from control samples); 'none': statistics only",
     )
     # --- projections fields (issue 8: zprime.projections) ---
+    mc_stat: Literal["keep", "drop"] = Field(
+        "keep",
+        description="'keep': the templates' MC statistical uncertainty keeps its relative size "
+        "at every luminosity (the simulation does not grow with the data); 'drop': left out "
+        "(a simulation that grows with the data)",
+    )
+    scaled_floor: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="with systematics 'scaled': relative uncertainties shrink as sqrt(L0/L) "
+        "but not below min(this, their value at L0); 0: no floor",
+    )
+    smooth_background: bool = Field(
+        False,
+        description="replace each window's background templates by their yield spread flat in "
+        "M_recoil^2 (times the window's theta distribution): for a background simulation much "
+        "smaller than the projected luminosity, whose empty bins would count as background-free",
+    )
 
 
 class ObservedDataConfig(_Strict):
@@ -1118,6 +1222,11 @@ class ObservedDataConfig(_Strict):
         None, description="YAML file mapping the file's columns onto zprime's event schema"
     )
     # --- observed data fields (issue 8: zprime.realdata) ---
+    tree: str | None = Field(
+        None,
+        description="TTree (or RNTuple) of a ROOT file; overrides the map's 'tree'; null: the "
+        "map's, or the file's only tree",
+    )
 
 
 class ReportConfig(_Strict):
@@ -1162,6 +1271,44 @@ class SelectionConfig(_Strict):
         123.0, gt=0.0, le=180.0, description="PRL: above the split, theta_recoil < 123 deg"
     )
     # --- pilot2018 selection fields (issue 8: cut-based tau suppression) ---
+    # 2018 pilot-run analysis (PRL 124, 141801; 2020 talk: "tau suppression cut on muon and
+    # recoil momenta", in M_recoil^2 regions). The talk gives the form, not the numbers: the
+    # values are our choice (docs/selection.md, "The 2018 pilot-run preset").
+    tau_suppression: bool = Field(
+        False,
+        description="apply the step 'tau_suppression' (the 2018 cut-based tau tau suppression; "
+        "off in the PRL 130 analysis, on in the pilot2018 preset)",
+    )
+    tau_m2_edges_gev2: list[float] = Field(
+        default_factory=lambda: [1.0, 9.0, 36.0, 50.0],
+        description="M_recoil^2 region boundaries of the tau suppression, GeV^2 (n edges: n + 1 "
+        "regions, open at both ends); 1 and 50 from the PRL 130 background regions, 9 and 36 "
+        "from its systematics ranges (our choice of regions)",
+    )
+    tau_recoil_pt_min_gev: list[float] = Field(
+        default_factory=lambda: [0.75, 0.75, 1.25, 1.5, 1.25],
+        description="per region: recoil transverse momentum in the c.m. frame above, GeV "
+        "(our choice: Punzi figure of merit on simulation, docs/selection.md)",
+    )
+    tau_muon_p_max_gev: list[float] = Field(
+        default_factory=lambda: [5.5, 5.25, 3.5, 2.75, 1.75],
+        description="per region: the larger c.m. muon momentum below, GeV; 5.5 is above the "
+        "kinematic limit sqrt(s)/2 = 5.29 GeV, i.e. no cut (our choice, docs/selection.md)",
+    )
+
+    @model_validator(mode="after")
+    def _tau_regions(self) -> SelectionConfig:
+        edges = self.tau_m2_edges_gev2
+        if any(edges[i + 1] <= edges[i] for i in range(len(edges) - 1)):
+            raise ValueError(f"tau_m2_edges_gev2 must be increasing, got {edges}")
+        for name in ("tau_recoil_pt_min_gev", "tau_muon_p_max_gev"):
+            if len(getattr(self, name)) != len(edges) + 1:
+                raise ValueError(
+                    f"{name} needs {len(edges) + 1} values (one per region of "
+                    f"tau_m2_edges_gev2), got {len(getattr(self, name))}"
+                )
+        return self
+
     photon_energy_max_gev: float = Field(
         0.5, ge=0.0, description="PRL photon veto: total photon energy < 0.5 GeV"
     )
@@ -1289,13 +1436,41 @@ def default_config() -> Config:
     return config_from_dict({}, source="default config")
 
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
-    """Load a YAML configuration file merged over the defaults.
+def available_presets() -> list[str]:
+    """Names of the analysis presets shipped in ``zprime/data/presets/`` (e.g. ``pilot2018``)."""
+    folder = resources.files("zprime").joinpath("data/presets")
+    if not folder.is_dir():
+        return []
+    return sorted(e.name[: -len(".yaml")] for e in folder.iterdir() if e.name.endswith(".yaml"))
+
+
+def _preset_dict(name: str) -> dict[str, Any]:
+    """The partial configuration of preset ``name`` (ConfigError if there is none)."""
+    names = available_presets()
+    if name not in names:
+        raise ConfigError(f"unknown preset '{name}' (presets: {', '.join(names) or 'none'})")
+    text = resources.files("zprime").joinpath(f"data/presets/{name}.yaml").read_text()
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset '{name}': the configuration must be a YAML mapping")
+    return data
+
+
+def load_config(
+    path: str | Path | None = None, *, preset: str | None = None, **overrides: Any
+) -> Config:
+    """Load a YAML configuration file merged over the defaults (and over a preset).
+
+    Order: the shipped defaults, then the preset, then the file, then ``overrides`` (mappings
+    are merged key by key; a list or a value replaces the earlier one).
 
     Parameters
     ----------
     path
-        YAML file; ``None`` gives the defaults.
+        YAML file; ``None`` gives the defaults (or the preset).
+    preset
+        Name of a shipped analysis preset (:func:`available_presets`, e.g. ``pilot2018``: the
+        2018 pilot-run analysis of PRL 124, 141801); ``None``: none.
     **overrides
         Dotted-path overrides applied last, e.g. ``{"signal.isr": False}`` passed as
         ``load_config(None, **{"signal.isr": False})``.
@@ -1303,10 +1478,14 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     Raises
     ------
     ConfigError
-        If the file is missing, is not valid YAML, or a field fails validation.
+        If the preset is unknown, the file is missing or not valid YAML, or a field fails
+        validation.
     """
     data: dict[str, Any] = {}
     source = "config"
+    base = _preset_dict(preset) if preset is not None else {}
+    if preset is not None:
+        source = f"preset '{preset}'"
     if path is not None:
         p = Path(path)
         source = str(p)
@@ -1323,6 +1502,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the configuration must be a YAML mapping")
         data = loaded
+    data = _deep_merge(base, data)
     for dotted, value in overrides.items():
         node = data
         keys = dotted.split(".")

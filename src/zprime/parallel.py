@@ -5,18 +5,29 @@ processes by default; any :class:`concurrent.futures.Executor` works, including 
 ``dask.distributed`` client hands out (``client.get_executor()``). Tasks carry their own seeds
 (derived from the master seed and the task index), so results never depend on the executor or on
 the number of workers.
+
+:func:`scheduler_executor` turns the ``--scheduler ADDRESS`` of the command line into such an
+executor: ``None`` keeps the local process pool, ``"serial"`` runs in this process, ``local:N``
+starts a ``dask.distributed.LocalCluster`` of N single-threaded worker processes on this machine,
+a ``*.json`` path names a dask scheduler file, and anything else is the address of a running
+``dask.distributed`` scheduler (``tcp://host:8786``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["default_workers", "map_tasks"]
+from zprime.errors import ConfigError
+
+__all__ = ["default_workers", "executor_from_address", "map_tasks", "scheduler_executor"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -93,3 +104,127 @@ def map_tasks(
             if own:
                 pool.shutdown(wait=True, cancel_futures=True)
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# dask.distributed
+
+
+_LOCAL = re.compile(r"^local(?::(\d+))?$")
+CONNECT_TIMEOUT_S = 10.0
+"""Default time allowed to reach a dask scheduler before giving up."""
+
+
+def _open_client(address: str, timeout_s: float) -> tuple[Any, Any]:
+    """(client, cluster or None) for a ``--scheduler`` address (see :func:`scheduler_executor`)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - a dependency of zprime
+        raise ConfigError(f"--scheduler {address}: dask.distributed is not installed") from None
+    local = _LOCAL.match(address)
+    if local:
+        n = int(local.group(1) or default_workers())
+        if n < 1:
+            raise ConfigError(f"--scheduler {address}: the number of workers must be >= 1")
+        # single-threaded worker processes: the same isolation as the local process pool; no
+        # dashboard (it needs bokeh and a free port)
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        try:
+            return Client(cluster), cluster
+        except BaseException:
+            cluster.close()
+            raise
+    try:
+        if address.endswith(".json"):
+            if not Path(address).is_file():
+                raise ConfigError(f"--scheduler {address}: scheduler file not found")
+            client = Client(scheduler_file=address, timeout=timeout_s)
+        else:
+            client = Client(address, timeout=timeout_s)
+    except ConfigError:
+        raise
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ConfigError(
+            f"--scheduler {address}: cannot reach a dask scheduler within {timeout_s:g} s "
+            f"({err.__class__.__name__})"
+        ) from None
+    return client, None
+
+
+class _DaskExecutor(Executor):
+    """A ``dask.distributed`` client's executor that owns the client (and its local cluster)."""
+
+    def __init__(self, client: Any, cluster: Any) -> None:
+        self.client = client
+        self.cluster = cluster
+        # pure=False: every submission is a new task, as in a process pool (no deduplication
+        # of equal arguments, no hashing of large ones)
+        self._executor: Executor = client.get_executor(pure=False)
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Any:
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait)
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def __repr__(self) -> str:
+        return f"<zprime dask executor {self.client.scheduler.address}>"
+
+
+def executor_from_address(
+    address: str | None, *, timeout_s: float = CONNECT_TIMEOUT_S
+) -> Executor | str | None:
+    """The executor for a ``--scheduler`` address, for :func:`map_tasks`.
+
+    Parameters
+    ----------
+    address
+        ``None`` or ``""``: local processes (returns ``None``); ``"serial"``: this process
+        (returns ``"serial"``); ``"local"`` or ``"local:N"``: a new ``LocalCluster`` of N
+        (default :func:`default_workers`) single-threaded worker processes; a path ending in
+        ``.json``: a dask scheduler file; otherwise the address of a running
+        ``dask.distributed`` scheduler, e.g. ``tcp://10.1.2.3:8786``.
+    timeout_s
+        Time allowed to connect to a remote scheduler.
+
+    Returns
+    -------
+    concurrent.futures.Executor or str or None
+        For dask, an executor whose ``shutdown()`` also closes the client (and the local
+        cluster it started). Prefer :func:`scheduler_executor`, which shuts it down for you.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the address when no scheduler answers within ``timeout_s``.
+    """
+    if address is None or not address.strip():
+        return None
+    address = address.strip()
+    if address == "serial":
+        return "serial"
+    client, cluster = _open_client(address, timeout_s)
+    return _DaskExecutor(client, cluster)
+
+
+@contextlib.contextmanager
+def scheduler_executor(
+    address: str | None, *, timeout_s: float = CONNECT_TIMEOUT_S
+) -> Iterator[Executor | str | None]:
+    """Context manager around :func:`executor_from_address` that closes the dask client (and
+    the local cluster) on exit::
+
+        with scheduler_executor("local:2") as ex:
+            results = map_tasks(fn, tasks, executor=ex)
+    """
+    executor = executor_from_address(address, timeout_s=timeout_s)
+    try:
+        yield executor
+    finally:
+        if isinstance(executor, Executor):
+            executor.shutdown(wait=True)

@@ -10,6 +10,13 @@ Stages, in order (``../shared/DESIGN.md``):
 ``select``    the selection without the Punzi-net (``selected/presel/``, cut flows)
 ``train``     the Punzi-net trained on the preselected samples (``punzinet.pt``), applied to
               them, and the final selection (``selected/final/``)
+``control``   the control samples: data/simulation corrections and derived systematics
+              (``control/corrections.json``)
+``template``  pseudo-data (or the user's data), the resolution model and the fit templates
+              (``templates_narrow/``, ``templates_wide/``)
+``fit``       limits, significances and pyhf workspaces per hypothesis (``limits_*.csv``)
+``report``    results tables (``limits.csv``, ``limits.parquet``, ``summary.md``), figures
+              (``figures/``), projections (``projections/``) and HEPData (``hepdata/``)
 
 Each stage is cached by a hash of the configuration fields it depends on, of zprime's code and
 of the hashes of the stages before it: changing a cut re-runs ``select`` and what follows, not
@@ -275,6 +282,15 @@ def _stage_generate(ctx: RunContext) -> dict[str, Any]:
     # "data" detector; an injected signal is always an independent sample
     data_dir = ctx.out / "events_data"
     data_seed = _data_seed(cfg)
+    if cfg.observed_data.file is not None:
+        # a user's data file is the observed data: no pseudo-data samples (simulate converts it)
+        if cfg.pseudo_data.inject_mass_gev is not None and cfg.pseudo_data.inject_xsec_fb > 0:
+            raise ConfigError(
+                "pseudo_data.inject_mass_gev: a signal cannot be injected into real data "
+                f"({cfg.observed_data.file})"
+            )
+        result["data"] = {}
+        return result
     if cfg.pseudo_data.independent_generation:
         result["data"] = _generate_backgrounds(
             ctx, data_dir, "events_data", data_seed, result["hashes"]
@@ -331,22 +347,70 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
     data_det = ctx.config.control.data_detector
     data_cfg = ctx.config.detector.get(data_det).model_dump(mode="json")
     result["data"] = {}
+    obs = ctx.config.observed_data
+    if obs.file is not None:
+        result["data"]["observed"] = str(_convert_observed(ctx))
+        return result
+    pcfg = ctx.config.pseudo_data
+    # correlated sampling: the same generated events through the data detector with the
+    # simulation's random numbers, so that data and simulation differ by what the two
+    # configurations change and not by the noise of two sparse weighted samples (an injected
+    # signal and independently generated samples keep their own random numbers)
+    common = pcfg.detector_random_numbers == "common" and not pcfg.independent_generation
     for key, path in gen.get("data", {}).items():
-        params = {"input": gen["hashes"][path], "detector": data_cfg, "seed": ctx.config.seed}
+        data_seed = ctx.config.seed if common and key != "signal" else _data_seed(ctx.config)
+        params = {
+            "input": gen["hashes"][path],
+            "detector": data_cfg,
+            "data_seed": data_seed,
+            "common_random_numbers": common and key != "signal",
+        }
 
-        def make_data(path: str = path) -> Path:
+        def make_data(path: str = path, data_seed: int = data_seed) -> Path:
             ctx.console.print(f"simulate {Path(path).name} ({data_det}, pseudo-data)")
             return simulate_file(
                 path,
                 ctx.out / "reco" / data_det,
                 detector=data_det,
                 config=ctx.config,
-                seed=_data_seed(ctx.config),
+                seed=data_seed,
             )
 
         target, _ = _cached_file(ctx, f"reco_{data_det}_{Path(path).stem}", params, make_data)
         result["data"][key] = str(target)
     return result
+
+
+def _convert_observed(ctx: RunContext) -> Path:
+    """The user's ntuple (``observed_data.file``) converted to our reconstructed schema, cached
+    by the file's size and modification time and by the column map's content."""
+    from zprime.realdata import convert_observed
+
+    obs = ctx.config.observed_data
+    src = Path(obs.file or "")
+    columns = Path(obs.columns or "")
+    if obs.columns is None:
+        raise ConfigError(f"observed_data.columns: {src} needs a column map (--columns MAP.yaml)")
+    for path, what in ((src, "observed_data.file"), (columns, "observed_data.columns")):
+        if not path.is_file():
+            raise InputError(f"{what}: {path}: file not found")
+    stat = src.stat()
+    params = {
+        "file": str(src.resolve()),
+        "size": stat.st_size,
+        "mtime": stat.st_mtime_ns,
+        "columns": columns.read_text(),
+        "tree": obs.tree,
+    }
+
+    def make() -> Path:
+        ctx.console.print(f"convert {src} with the column map {columns}")
+        return convert_observed(
+            src, columns, ctx.out / "reco" / "observed" / "observed.parquet", tree=obs.tree
+        )
+
+    path, _ = _cached_file(ctx, "reco_observed", params, make)
+    return path
 
 
 def _stage_select(ctx: RunContext) -> dict[str, Any]:
@@ -399,38 +463,55 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
 
     cfg = ctx.config
     presel = ctx.outputs["select"]
-    sig_paths = list(presel["signal"].values())
-    bkg_paths = list(presel["backgrounds"].values())
-    signals, background = punzinet.read_training_files(sig_paths, bkg_paths)
-    model = punzinet.train(
-        signals,
-        background,
-        config=cfg.punzinet,
-        luminosity_fb=cfg.luminosity_fb,
-        progress=ctx.progress,
-    )
-    model_path = punzinet.save(model, ctx.path("punzinet.pt"))
-    scored_dir = ctx.out / "selected" / "scored"
+    # no network (``punzinet`` in selection.disabled, e.g. the pilot2018 preset): nothing is
+    # trained; the final selection is the preselection (every enabled step but the network)
+    # and the outputs carry ``model: None``
+    model: Any = None
+    model_path: Path | None = None
+    if "punzinet" not in cfg.selection.disabled:
+        sig_paths = list(presel["signal"].values())
+        bkg_paths = list(presel["backgrounds"].values())
+        signals, background = punzinet.read_training_files(sig_paths, bkg_paths)
+        model = punzinet.train(
+            signals,
+            background,
+            config=cfg.punzinet,
+            luminosity_fb=cfg.luminosity_fb,
+            progress=ctx.progress,
+        )
+        model_path = punzinet.save(model, ctx.path("punzinet.pt"))
+    else:
+        ctx.console.print("train: 'punzinet' is disabled; final selection = preselection")
+
+    def scored(src: Path, folder: str) -> Path:
+        """``src`` with the network output (or ``src`` itself without a network)."""
+        if model is None:
+            return src
+        target = ctx.out / "selected" / folder / src.name
+        transform_file(src, target, partial(punzinet.apply, model))
+        return target
+
     final_dir = ctx.out / "selected" / "final"
-    result: dict[str, Any] = {"model": str(model_path), "signal": {}, "backgrounds": {}}
+    result: dict[str, Any] = {
+        "model": None if model_path is None else str(model_path),
+        "signal": {},
+        "backgrounds": {},
+    }
     flows = []
     for group in ("signal", "backgrounds"):
         for key, path in presel[group].items():
-            src = Path(path)
-            scored = scored_dir / src.name
-            transform_file(src, scored, partial(punzinet.apply, model))
             target, flow = select_file(
-                scored, final_dir, cfg.selection, luminosity_fb=cfg.luminosity_fb
+                scored(Path(path), "scored"),
+                final_dir,
+                cfg.selection,
+                luminosity_fb=cfg.luminosity_fb,
             )
             result[group][key] = str(target)
             flows.append(flow)
     result["data"] = {}
     for key, path in presel.get("data", {}).items():
-        src = Path(path)
-        scored = ctx.out / "selected" / "data_scored" / src.name
-        transform_file(src, scored, partial(punzinet.apply, model))
         target, _ = select_file(
-            scored,
+            scored(Path(path), "data_scored"),
             ctx.out / "selected" / "data_final",
             cfg.selection,
             luminosity_fb=cfg.luminosity_fb,
@@ -438,11 +519,8 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
         result["data"][key] = str(target)
     result["signal_notheta"] = {}
     for key, path in presel["signal_notheta"].items():
-        src = Path(path)
-        scored = ctx.out / "selected" / "scored_notheta" / src.name
-        transform_file(src, scored, partial(punzinet.apply, model))
         target, _ = select_file(
-            scored,
+            scored(Path(path), "scored_notheta"),
             ctx.out / "selected" / "final_notheta",
             cfg.selection,
             luminosity_fb=cfg.luminosity_fb,
@@ -460,7 +538,10 @@ def _selection_diagnostics(
 ) -> dict[str, str]:
     """The checks of the selection and the network (PRL: efficiency ~5 % and nearly flat, the
     network removes nearly all tau tau below 50 GeV^2, mu mu (gamma) bands in the
-    theta_recoil^CM - M_recoil^2 plane, sensitivity gain 5-15), written to ``selection/``."""
+    theta_recoil^CM - M_recoil^2 plane, sensitivity gain 5-15), written to ``selection/``.
+
+    Without a network (``model`` None: ``punzinet`` disabled) the final selection is the
+    preselection: the figures are labelled so and the network's figure of merit is skipped."""
     from zprime import plots
     from zprime.events import read_events, read_metadata
 
@@ -490,19 +571,19 @@ def _selection_diagnostics(
     rows.sort(key=lambda r: r["mass_gev"])
     _write_csv(out_dir / "signal_efficiency.csv", rows)
     m2 = np.array([r["mass_gev"] ** 2 for r in rows])
-    fig = plots.signal_efficiency(
-        m2,
-        {
-            "without Punzi-net": (
-                np.array([r["efficiency_presel"] for r in rows]),
-                np.array([r["error_presel"] for r in rows]),
-            ),
-            "full selection": (
-                np.array([r["efficiency_final"] for r in rows]),
-                np.array([r["error_final"] for r in rows]),
-            ),
-        },
-    )
+    curves = {
+        "without Punzi-net": (
+            np.array([r["efficiency_presel"] for r in rows]),
+            np.array([r["error_presel"] for r in rows]),
+        ),
+        "full selection": (
+            np.array([r["efficiency_final"] for r in rows]),
+            np.array([r["error_final"] for r in rows]),
+        ),
+    }
+    if model is None:  # the two curves are the same selection
+        curves = {"full selection (no network)": curves["full selection"]}
+    fig = plots.signal_efficiency(m2, curves)
     plots.save(fig, out_dir / "signal_efficiency")
     written["signal_efficiency"] = str(out_dir / "signal_efficiency.csv")
 
@@ -514,7 +595,10 @@ def _selection_diagnostics(
             ev = read_events(path, cols)
             samples[name] = (np.asarray(ev["m_recoil2"]), np.asarray(ev["weight"]))
             pooled.append(ev)
-        title = "before Punzi-net" if label == "presel" else "after Punzi-net"
+        if model is None:
+            title = "preselection" if label == "presel" else "final selection (no network)"
+        else:
+            title = "before Punzi-net" if label == "presel" else "after Punzi-net"
         plots.save(
             plots.background_composition(samples, edges, luminosity_fb=lumi, title=title),
             out_dir / f"background_{label}",
@@ -532,7 +616,7 @@ def _selection_diagnostics(
                 everything["m_recoil2"],
                 everything["theta_recoil_cm"],
                 everything["weight"],
-                luminosity_fb=lumi,
+                luminosity_fb=cfg.luminosity_fb,
                 title=f"all backgrounds, {title}",
             ),
             out_dir / f"theta_m2_{label}",
@@ -544,11 +628,13 @@ def _selection_diagnostics(
                     np.asarray(ev["m_recoil2"]),
                     np.asarray(ev["theta_recoil_cm"]),
                     np.asarray(ev["weight"]),
-                    luminosity_fb=lumi,
+                    luminosity_fb=cfg.luminosity_fb,
                     title=rf"$\mu^+\mu^-(\gamma)$, {title}",
                 ),
                 out_dir / f"theta_m2_mumu_{label}",
             )
+    if model is None:
+        return written
     table = model.fom_table()
     with atomic_path(out_dir / "punzi_fom.md") as tmp:
         tmp.write_text(table.to_markdown())
@@ -571,11 +657,16 @@ def _stage_control(ctx: RunContext) -> dict[str, Any]:
     from zprime.control import run_control
 
     sim = ctx.outputs["simulate"]
+    config = ctx.config
+    if config.observed_data.file is not None:  # real data: every event counts once
+        config = config.model_copy(
+            update={"control": config.control.model_copy(update={"data_mode": "weighted"})}
+        )
     result = run_control(
         sim["backgrounds"],
         sim["data"],
         ctx.out / "control",
-        ctx.config,
+        config,
         model=ctx.outputs["train"]["model"],
     )
     for line in getattr(result, "fallbacks", []) or []:
@@ -584,24 +675,61 @@ def _stage_control(ctx: RunContext) -> dict[str, Any]:
 
 
 def _pseudo_data(ctx: RunContext, final: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Draw the pseudo-data: a Poisson sample at the luminosity of the selected samples made with
-    the data detector from independently generated events (and an injected signal)."""
+    """The observed data of the templates: the user's data (``observed_data.file``), or a
+    Poisson sample at the luminosity of the selected samples made with the data detector
+    (:func:`zprime.pseudodata.data_detector_samples`) or of the simulation, with an injected
+    signal if asked."""
     from zprime import pseudodata
 
     cfg = ctx.config
     pcfg = cfg.pseudo_data
+    if cfg.observed_data.file is not None:  # the user's data, selected like the simulation
+        from zprime.events import read_events
+
+        events = read_events(final["data"]["observed"], list(pseudodata.COLUMNS))
+        cols = {c: np.asarray(events[c], dtype=float) for c in pseudodata.COLUMNS}
+        cols["weight"] = np.ones(len(events))
+        return cols
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pcfg.seed_offset]))
     use_data = cfg.pseudo_data.source == "data_detector" and final.get("data")
-    samples = dict(final["data"] if use_data else final["backgrounds"])
-    signal_path = samples.pop("signal", None)
+    data_files = dict(final.get("data") or {})
+    signal_path = data_files.pop("signal", None) if use_data else None
     if signal_path is None and pcfg.inject_mass_gev is not None and pcfg.inject_xsec_fb > 0:
         signal_path = final["signal"][f"{pcfg.inject_mass_gev:g}"]
-    return pseudodata.draw_from_files(
-        samples,
+    if not use_data:
+        return pseudodata.draw_from_files(
+            final["backgrounds"],
+            cfg.luminosity_fb,
+            rng,
+            signal_path=signal_path,
+            signal_xsec_fb=pcfg.inject_xsec_fb,
+        )
+    from zprime.events import read_events, read_metadata
+
+    cols = [*pseudodata.COLUMNS, "weight"]
+
+    def columns(path: str) -> dict[str, np.ndarray]:
+        events = read_events(path, cols)
+        return {c: np.asarray(events[c], dtype=float) for c in cols}
+
+    samples, lines = pseudodata.data_detector_samples(
+        {name: columns(path) for name, path in final["backgrounds"].items()},
+        {name: columns(path) for name, path in data_files.items()},
         cfg.luminosity_fb,
-        rng,
-        signal_path=signal_path,
-        signal_xsec_fb=pcfg.inject_xsec_fb,
+        mode=pcfg.data_detector_mode,
+        max_events_per_simulated_event=pcfg.max_events_per_simulated_event,
+        ratio_edges_gev2=pcfg.ratio_edges_gev2,
+        ratio_min_events=pcfg.ratio_min_events,
+    )
+    write_json_atomic(
+        ctx.path("data", "data_detector_samples.json"),
+        {"edges_gev2": list(pcfg.ratio_edges_gev2), "samples": lines},
+    )
+    signal = None
+    if signal_path is not None:
+        signal = (read_events(signal_path, cols), float(read_metadata(signal_path)["sigma_fb"]))
+    return pseudodata.draw(
+        samples, cfg.luminosity_fb, rng, signal=signal, signal_xsec_fb=pcfg.inject_xsec_fb
     )
 
 
@@ -673,7 +801,7 @@ def _apply_corrections(
     path = ctx.outputs["control"].get("corrections")
     if not ctx.config.templates.apply_corrections or path is None:
         return signals, backgrounds, []
-    if ctx.config.pseudo_data.source != "data_detector":
+    if ctx.config.pseudo_data.source != "data_detector" and ctx.config.observed_data.file is None:
         # the observed data are then the simulation itself: correcting the simulation towards
         # the data detector would create data-simulation differences that are not there
         return (
@@ -689,7 +817,8 @@ def _apply_corrections(
     notes = [f"trigger correction c(M^2) = {terms}"]
     for name in corr.photon_veto_samples:
         if name in backgrounds and corr.extra_miss != 0.0:
-            model = load(ctx.outputs["train"]["model"])
+            model_path = ctx.outputs["train"]["model"]
+            model = load(model_path) if model_path else None
             m2, th, w = _photon_veto_reweighted(ctx, name, corr, model)
             before = float(np.sum(backgrounds[name].weight))
             backgrounds[name] = EventSample(name, m2, th, w)
@@ -727,7 +856,8 @@ def _stage_template(ctx: RunContext) -> dict[str, Any]:
         data_path,
         ak.zip(data),
         {
-            "sample": "pseudo_data",
+            "sample": "pseudo_data" if cfg.observed_data.file is None else "observed_data",
+            "source": cfg.observed_data.file,
             "luminosity_fb": cfg.luminosity_fb,
             "inject_mass_gev": cfg.pseudo_data.inject_mass_gev,
             "inject_xsec_fb": cfg.pseudo_data.inject_xsec_fb,
@@ -808,7 +938,24 @@ def _fit_scan(ctx: RunContext, directory: str, label: str) -> dict[str, Any]:
         specs.append(spec)
         names.append(w.name)
         metas.append(meta)
-    limits = scan_limits(specs, names=names)
+    cfg = ctx.config
+    if cfg.fit.limits == "bayesian":
+        from zprime.stats import scan_bayesian
+
+        limits = scan_bayesian(
+            specs,
+            names=names,
+            level=cfg.fit.bayesian_level,
+            n_samples=cfg.fit.bayesian_samples,
+            n_local=cfg.fit.bayesian_local_samples,
+            ntoys=cfg.fit.bayesian_toys,
+            seed=cfg.seed,
+            executor=ctx.executor,
+            workers=ctx.workers,
+            progress=ctx.progress,
+        )
+    else:
+        limits = scan_limits(specs, names=names)
     for spec, meta, lim in zip(specs, metas, limits, strict=True):
         row: dict[str, Any] = {
             "name": lim.name,
@@ -983,6 +1130,59 @@ def _stage_fit(ctx: RunContext) -> dict[str, Any]:
     return out
 
 
+def _stage_report(ctx: RunContext) -> dict[str, Any]:
+    """Results tables (CSV, Parquet, Markdown), figures, projections and the HEPData submission."""
+    from zprime import plots
+    from zprime.report import spectra_figures
+    from zprime.results import build_results, write_results
+
+    cfg = ctx.config
+    table = build_results(ctx.out, cfg)
+    files: dict[str, Any] = {k: str(v) for k, v in write_results(table, ctx.out).items()}
+    fig_dir = ctx.out / "figures"
+    figures: dict[str, str] = {
+        p.stem: str(p)
+        for p in plots.result_figures(table, fig_dir, prefix="")
+        if p.suffix == ".png"
+    }
+    for key, path in spectra_figures(ctx.out, fig_dir, cfg).items():
+        figures[key] = str(path)
+    files["figures"] = figures
+    if cfg.projections.luminosities_fb:
+        from zprime.projections import projections_from_config
+
+        written = projections_from_config(
+            Path(ctx.outputs["template"]["narrow"]), cfg, ctx.out / "projections"
+        )
+        files["projections"] = {k: str(v) for k, v in written.items()}
+    if cfg.report.hepdata:
+        from zprime.hepdata import write_hepdata
+
+        workspaces = {
+            label: ctx.out / f"workspaces_{label}"
+            for label in ("narrow", "wide")
+            if (ctx.out / f"workspaces_{label}").is_dir()
+        }
+        files["hepdata"] = str(
+            write_hepdata(
+                ctx.out / "limits.csv",
+                ctx.out / "hepdata",
+                workspaces=workspaces,
+                luminosity_fb=cfg.luminosity_fb,
+                config_summary={
+                    "seed": cfg.seed,
+                    "luminosity_fb": cfg.luminosity_fb,
+                    "limits": cfg.fit.limits,
+                    "toys": cfg.fit.toys,
+                },
+            )
+        )
+    summary = ctx.out / "summary.md"
+    if summary.is_file():
+        ctx.console.print(summary.read_text())
+    return files
+
+
 @dataclass(frozen=True)
 class Stage:
     """One stage: its function, the stages it reads and the configuration it depends on."""
@@ -999,10 +1199,13 @@ STAGES: tuple[Stage, ...] = (
         "generate",
         _stage_generate,
         (),
-        ("seed", "signal", "backgrounds", "pseudo_data", "control.seed_offset"),
+        ("seed", "signal", "backgrounds", "pseudo_data", "control.seed_offset", "observed_data"),
     ),
     Stage(
-        "simulate", _stage_simulate, ("generate",), ("seed", "detector", "control.data_detector")
+        "simulate",
+        _stage_simulate,
+        ("generate",),
+        ("seed", "detector", "control.data_detector", "observed_data"),
     ),
     Stage("select", _stage_select, ("simulate",), ("selection", "luminosity_fb")),
     Stage("train", _stage_train, ("select",), ("punzinet", "selection", "luminosity_fb")),
@@ -1014,6 +1217,7 @@ STAGES: tuple[Stage, ...] = (
         ("binning", "templates", "pseudo_data", "luminosity_fb", "fit.wide", "seed"),
     ),
     Stage("fit", _stage_fit, ("template",), ("fit",)),
+    Stage("report", _stage_report, ("fit",), ("report", "projections", "luminosity_fb")),
 )
 """The stages of ``zprime run``, in order."""
 
@@ -1051,7 +1255,14 @@ def run_stage(ctx: RunContext, name: str, *, force: bool = False) -> dict[str, A
             return state["outputs"]
     ctx.console.rule(f"stage {name}")
     started = time.time()
-    outputs = stage.run(ctx)
+    try:
+        outputs = stage.run(ctx)
+    except KeyboardInterrupt:
+        ctx.console.print(
+            f"[bold red]interrupted[/] in stage {name}: its outputs are not recorded; "
+            "the next run resumes at this stage"
+        )
+        raise
     seconds = round(time.time() - started, 2)
     write_json_atomic(
         state_file, {"stage": name, "hash": digest, "seconds": seconds, "outputs": outputs}
@@ -1063,18 +1274,23 @@ def run_stage(ctx: RunContext, name: str, *, force: bool = False) -> dict[str, A
 
 
 def quick_config(config: Config, factor: float = 0.1) -> Config:
-    """A reduced copy of ``config`` for smoke runs: a tenth of the events, five signal masses,
-    short training."""
+    """A reduced copy of ``config`` for smoke runs (``zprime run --quick``): a tenth of the
+    events (at most 100 000 per background sample), five signal masses, a hypothesis every four
+    resolution units, short training and few toys. Its numbers are not physics results."""
     data = config.to_dict()
     data["signal"]["events_per_mass"] = max(2000, int(data["signal"]["events_per_mass"] * factor))
     masses = data["signal"]["masses_gev"]
     picks = sorted({round(i * (len(masses) - 1) / 4) for i in range(5)})
     data["signal"]["masses_gev"] = [masses[i] for i in picks]
     for sample in data["backgrounds"]["samples"].values():
-        sample["events"] = max(5000, int(sample["events"] * factor))
+        sample["events"] = max(5000, min(100_000, int(sample["events"] * factor)))
         sample["chunk_size"] = min(sample["chunk_size"], sample["events"])
     data["punzinet"]["punzi_epochs"] = min(data["punzinet"]["punzi_epochs"], 30)
     data["punzinet"]["bce_epochs"] = min(data["punzinet"]["bce_epochs"], 3)
+    data["binning"]["step_resolution_units"] = max(data["binning"]["step_resolution_units"], 4.0)
+    data["control"]["background_shape"]["toys"] = min(
+        data["control"]["background_shape"]["toys"], 20
+    )
     return Config.model_validate(data)
 
 

@@ -10,6 +10,14 @@ than the pseudo-data.
 
 A signal can be injected with a given cross section (sigma x B in fb): the signal sample's
 weights, which sum to its generated cross section, are rescaled to it.
+
+:func:`data_detector_ratio` carries the "data" detector's differences over to the simulated
+events (``pseudo_data.data_detector_mode: reweighted``, the default): the ratio of the data
+detector's selected yield to the simulation's, per sample in coarse M_recoil^2 intervals, weights
+the simulation's events. With weighted samples that stand for a fraction of the luminosity, the
+event-level alternative (``events``: draw from the data detector's own selected events) puts
+clumps of ~L*w identical events wherever the two detectors disagree for one simulated event, and
+the fit reads each clump as a signal.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import numpy as np
 
 from zprime.errors import ConfigError, InputError
 
-__all__ = ["COLUMNS", "draw", "draw_from_files"]
+__all__ = ["COLUMNS", "data_detector_ratio", "data_detector_samples", "draw", "draw_from_files"]
 
 COLUMNS: tuple[str, ...] = ("m_recoil2", "theta_recoil_cm", "theta_recoil")
 """The columns that the pseudo-data keep (the fit variables and the lab recoil angle)."""
@@ -118,3 +126,119 @@ def draw_from_files(
     if signal_path is not None:
         signal = (read_events(signal_path, cols), float(read_metadata(signal_path)["sigma_fb"]))
     return draw(samples, luminosity_fb, rng, signal=signal, signal_xsec_fb=signal_xsec_fb)
+
+
+def data_detector_ratio(
+    sim_m2: np.ndarray,
+    sim_weight: np.ndarray,
+    data_m2: np.ndarray,
+    data_weight: np.ndarray,
+    edges: np.ndarray,
+    *,
+    min_events: int = 10,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Yield ratio data detector / simulation of one sample in coarse M_recoil^2 intervals.
+
+    Parameters
+    ----------
+    sim_m2, sim_weight
+        M_recoil^2 (GeV^2) and weights of the sample selected with the simulation.
+    data_m2, data_weight
+        The same for the sample selected with the data detector (correlated sampling: the same
+        generated events, so that the ratio is precise even for small samples).
+    edges
+        Interval edges in M_recoil^2 (GeV^2), increasing; events outside take the nearest interval.
+    min_events
+        Intervals where either sample has fewer simulated events take the ratio of the whole
+        sample (or 1 when that too is below ``min_events``).
+
+    Returns
+    -------
+    ratio, per_event
+        The ratio per interval, and the ratio for each simulation event (its new weight is
+        ``sim_weight * per_event``).
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise ConfigError("pseudo-data: ratio interval edges must be increasing (>= 2 values)")
+    n = edges.size - 1
+
+    def index(m2: np.ndarray) -> np.ndarray:
+        return np.clip(np.searchsorted(edges, m2, side="right") - 1, 0, n - 1)
+
+    i_sim, i_data = index(np.asarray(sim_m2)), index(np.asarray(data_m2))
+    y_sim = np.bincount(i_sim, weights=sim_weight, minlength=n)
+    y_data = np.bincount(i_data, weights=data_weight, minlength=n)
+    c_sim = np.bincount(i_sim, minlength=n)
+    c_data = np.bincount(i_data, minlength=n)
+    total_ok = len(sim_m2) >= min_events and len(data_m2) >= min_events and y_sim.sum() > 0
+    overall = float(y_data.sum() / y_sim.sum()) if total_ok else 1.0
+    ok = (c_sim >= min_events) & (c_data >= min_events) & (y_sim > 0)
+    ratio = np.full(n, overall)
+    ratio[ok] = y_data[ok] / y_sim[ok]
+    return ratio, ratio[i_sim]
+
+
+def data_detector_samples(
+    simulation: Mapping[str, Mapping[str, np.ndarray]],
+    data: Mapping[str, Mapping[str, np.ndarray]],
+    luminosity_fb: float,
+    *,
+    mode: str = "auto",
+    max_events_per_simulated_event: float = 20.0,
+    ratio_edges_gev2: Any = (-2.0, 100.0),
+    ratio_min_events: int = 10,
+) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """The samples the pseudo-data are drawn from when they come from the data detector.
+
+    Parameters
+    ----------
+    simulation, data
+        Sample name -> columns (:data:`COLUMNS` and ``weight``) of the same selection applied to
+        the simulation and to the data detector's events.
+    luminosity_fb
+        Luminosity of the pseudo-data, fb^-1.
+    mode
+        ``events``: the data detector's events; ``reweighted``: the simulation's events weighted
+        by :func:`data_detector_ratio`; ``auto``: ``events`` for a sample whose mean
+        ``L * weight`` is at most ``max_events_per_simulated_event`` (each simulated event then
+        appears a few times in the pseudo-data), ``reweighted`` for the others.
+    ratio_edges_gev2, ratio_min_events
+        Passed to :func:`data_detector_ratio`.
+
+    Returns
+    -------
+    samples, notes
+        Name -> columns to pass to :func:`draw`, and one line per sample saying what was used.
+    """
+    if mode not in ("auto", "events", "reweighted"):
+        raise ConfigError(f"pseudo_data.data_detector_mode: unknown mode '{mode}'")
+    samples: dict[str, dict[str, np.ndarray]] = {}
+    notes: list[str] = []
+    edges = np.asarray(ratio_edges_gev2, dtype=np.float64)
+    for name, sim in simulation.items():
+        dat = data.get(name)
+        if dat is None:
+            samples[name] = dict(sim)
+            notes.append(f"{name}: simulation (no data-detector sample)")
+            continue
+        w = np.asarray(dat["weight"], dtype=np.float64)
+        mean_lw = luminosity_fb * float(w.mean()) if w.size else 0.0
+        if mode == "events" or (mode == "auto" and mean_lw <= max_events_per_simulated_event):
+            samples[name] = dict(dat)
+            notes.append(f"{name}: data-detector events (mean L*w = {mean_lw:.3g})")
+            continue
+        ratio, per_event = data_detector_ratio(
+            np.asarray(sim["m_recoil2"]),
+            np.asarray(sim["weight"]),
+            np.asarray(dat["m_recoil2"]),
+            w,
+            edges,
+            min_events=ratio_min_events,
+        )
+        samples[name] = {**sim, "weight": np.asarray(sim["weight"]) * per_event}
+        notes.append(
+            f"{name}: simulation x data/simulation ratio (mean L*w = {mean_lw:.3g}): "
+            + " ".join(f"{r:.3f}" for r in ratio)
+        )
+    return samples, notes

@@ -20,6 +20,9 @@ step                requirement
                     momentum (the mu mu gamma control sample reverses it: a photon above 1 GeV
                     within 15 deg of the recoil)
 ``recoil_pt``       recoil transverse momentum in the c.m. frame above 0.5 GeV
+``tau_suppression`` off unless ``selection.tau_suppression`` is true (the 2018 pilot-run
+                    analysis, ``--preset pilot2018``): cut-based tau tau suppression on the muon
+                    and recoil momenta in M_recoil^2 regions (:func:`tau_suppression_mask`)
 ``punzinet``        Punzi-net output above 0.5 (column ``punzinet``, from ``zprime.punzinet``)
 ==================  ===========================================================================
 
@@ -55,6 +58,8 @@ __all__ = [
     "check_steps",
     "select_file",
     "step_masks",
+    "tau_suppression_mask",
+    "tau_suppression_variables",
 ]
 
 STEPS: tuple[str, ...] = (
@@ -68,6 +73,7 @@ STEPS: tuple[str, ...] = (
     "theta_recoil",
     "photon_veto",
     "recoil_pt",
+    "tau_suppression",
     "punzinet",
 )
 """The selection steps, in the order they are applied."""
@@ -127,6 +133,52 @@ def _photon_near_recoil(events: ak.Array, e_min: float, angle_max: float) -> np.
     return np.bincount(event_of, weights=near.astype(float), minlength=counts.size) > 0
 
 
+def tau_suppression_variables(events: ak.Array) -> dict[str, np.ndarray]:
+    """The variables of the cut-based tau suppression (2018 pilot-run analysis), per event.
+
+    Returns
+    -------
+    dict
+        ``m_recoil2`` (GeV^2, the event column), ``pt_recoil_cm`` (recoil transverse momentum
+        in the c.m. frame, GeV, the event column) and ``p_mu_max_cm`` (the larger c.m. momentum
+        of the two tracks, GeV, computed from ``tracks.px/py/pz`` with the muon mass; NaN for
+        events with fewer than two tracks).
+    """
+    from zprime.constants import M_MUON
+    from zprime.kinematics import four_momentum, lab_to_cm
+
+    p3 = np.stack([np.stack(_two(events, f), axis=-1) for f in ("px", "py", "pz")], axis=-1)
+    p_cm = lab_to_cm(four_momentum(p3, M_MUON))[..., 1:]
+    p_mag = np.sqrt(np.sum(p_cm * p_cm, axis=-1))
+    return {
+        "m_recoil2": _column(events, "m_recoil2"),
+        "pt_recoil_cm": _column(events, "pt_recoil_cm"),
+        "p_mu_max_cm": np.max(p_mag, axis=-1),
+    }
+
+
+def tau_suppression_mask(events: ak.Array, config: SelectionConfig) -> np.ndarray:
+    """True for events that pass the cut-based tau suppression of the 2018 pilot-run analysis.
+
+    The 2020 talk on PRL 124, 141801 (``shared/papers/talk-2020-invisible-zprime-belle2.md``)
+    describes it as a "tau suppression cut on muon and recoil momenta" applied in regions of
+    M_recoil^2. Region ``k`` is ``[edges[k-1], edges[k])`` of ``tau_m2_edges_gev2`` (open at both
+    ends); in it an event passes if the recoil transverse momentum in the c.m. frame is above
+    ``tau_recoil_pt_min_gev[k]`` and the larger c.m. muon momentum is below
+    ``tau_muon_p_max_gev[k]`` (tau pairs give harder muons and a softer recoil than the signal
+    at the same M_recoil^2). The talk gives the form, not the values: see the configuration and
+    ``docs/selection.md``.
+    """
+    v = tau_suppression_variables(events)
+    region = np.searchsorted(
+        np.asarray(config.tau_m2_edges_gev2, dtype=float), v["m_recoil2"], side="right"
+    )
+    pt_min = np.asarray(config.tau_recoil_pt_min_gev, dtype=float)[region]
+    p_max = np.asarray(config.tau_muon_p_max_gev, dtype=float)[region]
+    with np.errstate(invalid="ignore"):
+        return (v["pt_recoil_cm"] > pt_min) & (v["p_mu_max_cm"] < p_max)
+
+
 def step_masks(
     events: ak.Array, config: SelectionConfig, channel: str = "mumu"
 ) -> dict[str, np.ndarray]:
@@ -154,7 +206,9 @@ def step_masks(
     check_steps(config.disabled)
     c = config
     out: dict[str, np.ndarray] = {}
-    enabled = [s for s in STEPS if s not in c.disabled]
+    enabled = [
+        s for s in STEPS if s not in c.disabled and (s != "tau_suppression" or c.tau_suppression)
+    ]
     n_tracks = np.asarray(ak.to_numpy(ak.num(events["tracks"], axis=1)))
     two = n_tracks == 2
     for step in enabled:
@@ -213,6 +267,8 @@ def step_masks(
                 )
         elif step == "recoil_pt":
             mask = _column(events, "pt_recoil_cm") > c.recoil_pt_cm_min_gev
+        elif step == "tau_suppression":
+            mask = tau_suppression_mask(events, c)
         else:  # punzinet
             if "punzinet" not in ak.fields(events):
                 raise InputError(

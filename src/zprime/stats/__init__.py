@@ -8,13 +8,21 @@
   and stacked workspaces (the same optimum and ``-2 log L`` as pyhf);
 - :mod:`~zprime.stats.limits`: q~_mu CLs upper limits, asymptotic and with toys;
 - :mod:`~zprime.stats.significance`: q0 / p0, goodness of fit, Gross-Vitells global significance;
-- :mod:`~zprime.stats.pyhf_engine`: the same limits from pyhf itself (the reference).
+- :mod:`~zprime.stats.pyhf_engine`: the same limits from pyhf itself (the reference);
+- :mod:`~zprime.stats.bayesian`: credible upper limits, flat prior, nuisances marginalised.
 
 See ``docs/stats.md`` for the likelihood, the algorithm and the checks against pyhf.
 """
 
 from __future__ import annotations
 
+from zprime.stats.bayesian import (
+    BayesianPosterior,
+    bayesian_limits,
+    bayesian_posterior,
+    bayesian_upper_limit,
+    scan_bayesian,
+)
 from zprime.stats.compiled import CompiledModel, Params, compile_workspace, stack_models
 from zprime.stats.engine import FitResult, expected_main, fit, poi_uncertainty, twice_nll
 from zprime.stats.limits import (
@@ -55,6 +63,7 @@ __all__ = [
     "NSIGMA",
     "POI_NAME",
     "AsymptoticLimits",
+    "BayesianPosterior",
     "CompiledModel",
     "Discovery",
     "FitResult",
@@ -63,6 +72,9 @@ __all__ = [
     "LimitResult",
     "Params",
     "asymptotic_limits",
+    "bayesian_limits",
+    "bayesian_posterior",
+    "bayesian_upper_limit",
     "build_workspace",
     "cls_asymptotic",
     "compile_workspace",
@@ -78,6 +90,7 @@ __all__ = [
     "qtilde",
     "read_workspace",
     "sample_toys",
+    "scan_bayesian",
     "scan_limits",
     "stack_models",
     "toy_hypotest",
