@@ -114,3 +114,27 @@ def test_data_detector_samples_choose_events_or_reweighting() -> None:
     assert np.allclose(events["heavy"]["weight"], 12.0)
     with pytest.raises(ConfigError, match="unknown mode"):
         data_detector_samples({"heavy": heavy}, data, 10.0, mode="smooth")
+
+
+def test_smoothed_bootstrap_spreads_copies_and_respects_boundaries() -> None:
+    """With kernel widths, copies of one heavy simulated event follow a Gaussian of that width
+    and never cross an inner boundary; the event count is unchanged in distribution."""
+    rng = np.random.default_rng(8)
+    one = {
+        "m_recoil2": np.array([3.9]),
+        "theta_recoil_cm": np.array([1.0]),
+        "theta_recoil": np.array([1.0]),
+        "weight": np.array([20.0]),
+    }
+    out = draw({"b": one}, 100.0, rng, m2_bandwidth={"b": np.array([0.3])}, m2_edges=[-2, 4, 100])
+    m2 = out["m_recoil2"]
+    assert m2.size == pytest.approx(2000, abs=5 * np.sqrt(2000))
+    assert np.all(m2 <= 4.0)
+    assert np.all(m2 >= -2.0)
+    free = draw({"b": one}, 100.0, rng, m2_bandwidth={"b": np.array([0.3])}, m2_edges=[-2, 100])
+    assert np.mean(free["m_recoil2"]) == pytest.approx(3.9, abs=0.03)
+    assert np.std(free["m_recoil2"]) == pytest.approx(0.3, rel=0.08)
+    plain = draw({"b": one}, 100.0, np.random.default_rng(8))
+    assert np.all(plain["m_recoil2"] == 3.9)
+    with pytest.raises(InputError, match="bandwidths"):
+        draw({"b": one}, 100.0, rng, m2_bandwidth={"b": np.array([-1.0])})

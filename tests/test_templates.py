@@ -276,7 +276,8 @@ def test_systematics_ranges_map_to_windows(samples) -> None:
 
 
 def test_systematics_sources(tmp_path) -> None:
-    cfg = SystematicsConfig()
+    assert SystematicsConfig().source == "derived"  # the default: the control stage's values
+    cfg = SystematicsConfig(source="prl")
     assert load_systematics(cfg).source == "prl"
     values = default_config().templates.systematics.prl.model_dump()
     values["luminosity"] = 0.02
@@ -435,7 +436,11 @@ def test_templates_from_config(samples) -> None:
     cfg = config_from_dict(
         {
             "binning": {"mass_min_gev": 2.0, "mass_max_gev": 3.0},
-            "templates": {"backgrounds": ["mumu", "eemumu"], "reapply_theta_recoil": False},
+            "templates": {
+                "backgrounds": ["mumu", "eemumu"],
+                "reapply_theta_recoil": False,
+                "systematics": {"source": "prl"},
+            },
         }
     )
     tset = templates_from_config(cfg, signals, bkgs, data)
@@ -450,7 +455,11 @@ def test_templates_from_config(samples) -> None:
     assert all(w.shape[1] == 1 and w.window.width_gev for w in wide.windows)
     with pytest.raises(InputError, match="'tautau'"):
         templates_from_config(
-            config_from_dict({"templates": {"backgrounds": ["tautau"]}}), signals, bkgs
+            config_from_dict(
+                {"templates": {"backgrounds": ["tautau"], "systematics": {"source": "prl"}}}
+            ),
+            signals,
+            bkgs,
         )
 
 

@@ -859,7 +859,7 @@ class TemplatesConfig(_Strict):
     )
     # --- background smoothing (H9: zprime.smoothing) ---
     background_smoothing: Literal["none", "kde"] = Field(
-        "none",
+        "kde",
         description="'kde': background templates from an adaptive Gaussian kernel density in "
         "M_recoil^2 times theta fractions (zprime.smoothing; for a simulation much smaller than "
         "the data); 'none': histograms of the simulated events",
@@ -877,7 +877,7 @@ class TemplatesConfig(_Strict):
         "M^2 interval about the window is widened until it holds them)",
     )
     smoothing_mc_variance: Literal["full", "shape"] = Field(
-        "full",
+        "shape",
         description="MC-statistical variance of a smoothed bin: 'full' (sum_i (w_i p_i)^2 plus "
         "the theta fractions' binomial term) or 'shape' (without the fluctuation of the "
         "window's total, which the free background normalisation absorbs)",

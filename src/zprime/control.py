@@ -15,7 +15,9 @@ are compared with simulation in each; from the comparisons come
    passes the veto (photon missed) in data and in simulation, the extra probability of missing a
    backward-barrel photon in data, the correction of the mu mu background it implies and the
    photon-veto background-shape uncertainty below / above 1 GeV^2
-   (:class:`PhotonVetoResult`);
+   (:class:`PhotonVetoResult`). Events whose photon could fire the two-track line's Bhabha
+   veto are left out (:func:`recoil_bhabha_veto`): their trigger decision depends on whether
+   the photon is seen, which would bias the measured loss upwards (x1.7);
 3. the **resolution scale**: the width of the Gaussian core of M_recoil^2 (from the muons) of
    mu mu gamma events in data over simulation, and the signal-shape uncertainty it implies
    (:func:`signal_shape_from_scale`, :class:`ResolutionResult`);
@@ -81,7 +83,7 @@ from zprime.config import (
     SystematicsValues,
     TriggerConfig,
 )
-from zprime.constants import P_BEAMS_LAB
+from zprime.constants import BETA_BOOST, GAMMA_BOOST, P_BEAMS_LAB
 from zprime.errors import ConfigError, InputError
 from zprime.selection import CutFlow, apply_selection, step_masks
 
@@ -110,6 +112,7 @@ __all__ = [
     "photon_veto_recoverable",
     "read_channels",
     "read_corrections",
+    "recoil_bhabha_veto",
     "run_control",
     "signal_shape_from_scale",
     "trigger_acceptance",
@@ -172,6 +175,9 @@ class ChannelSample:
     acceptance
         The two tracks meet the two-track trigger line's conditions offline (polar angle range
         and azimuthal opening, :func:`trigger_acceptance`).
+    recoil_bhabha
+        The recoil, taken as a photon, could fire the two-track line's 3D Bhabha veto together
+        with one of the tracks (:func:`recoil_bhabha_veto`); only filled for the ``ee`` channel.
     """
 
     channel: str
@@ -188,6 +194,7 @@ class ChannelSample:
     sources: tuple[str, ...] = ("sample",)
     recoverable: NDArray[np.bool_] | None = None
     acceptance: NDArray[np.bool_] | None = None
+    recoil_bhabha: NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         n = self.m_recoil2.size
@@ -211,7 +218,9 @@ class ChannelSample:
             self.recoverable = np.zeros(n, dtype=bool)
         if self.acceptance is None:
             self.acceptance = np.ones(n, dtype=bool)
-        for name in ("recoverable", "acceptance"):
+        if self.recoil_bhabha is None:
+            self.recoil_bhabha = np.zeros(n, dtype=bool)
+        for name in ("recoverable", "acceptance", "recoil_bhabha"):
             if getattr(self, name).size != n:
                 raise InputError(f"control sample '{self.channel}': column '{name}' has wrong size")
         for name in ("m_recoil2", "w", "w2"):
@@ -240,7 +249,8 @@ class ChannelSample:
         Optional: ``theta_recoil_cm`` (default ``theta_recoil``), ``weight2`` (variance per
         event before the luminosity scaling; default ``weight**2``), ``trg_two_track``,
         ``trg_ecl``, ``photon_veto``, ``trigger_acceptance`` (default all true), ``punzinet``
-        (default NaN), ``source`` (default 0), ``recoverable`` (default false).
+        (default NaN), ``source`` (default 0), ``recoverable`` and ``recoil_bhabha`` (default
+        false).
         """
         for req in ("m_recoil2", "theta_recoil", "weight"):
             if req not in columns:
@@ -271,6 +281,7 @@ class ChannelSample:
             sources=tuple(sources),
             recoverable=flag("recoverable", False),
             acceptance=flag("trigger_acceptance", True),
+            recoil_bhabha=flag("recoil_bhabha", False),
         )
 
     def __len__(self) -> int:
@@ -286,6 +297,7 @@ class ChannelSample:
         m = _bool(mask)
         assert self.recoverable is not None
         assert self.acceptance is not None
+        assert self.recoil_bhabha is not None
         return ChannelSample(
             self.channel,
             self.m_recoil2[m],
@@ -301,6 +313,7 @@ class ChannelSample:
             self.sources,
             self.recoverable[m],
             self.acceptance[m],
+            self.recoil_bhabha[m],
         )
 
     def scaled(self, factor: ArrayLike) -> ChannelSample:
@@ -358,6 +371,7 @@ class ChannelSample:
             tuple(names),
             cat("recoverable"),
             cat("acceptance"),
+            cat("recoil_bhabha"),
         )
 
 
@@ -726,6 +740,11 @@ class PhotonVetoResult:
     fallback: bool = False
     shape_fallback: tuple[bool, bool] = (False, False)
     reason: str = ""
+    trigger: str = "two_track"
+    """Trigger of the ee events (``control.photon_veto.trigger``)."""
+    excluded: tuple[float, float] = (0.0, 0.0)
+    """Fraction of the region's events (data, simulation) left out because their recoil could
+    fire the two-track line's Bhabha veto (``exclude_recoil_bhabha``)."""
 
     @property
     def pass_scale(self) -> float:
@@ -739,6 +758,8 @@ class PhotonVetoResult:
             "sample": "ee",
             "theta_recoil_deg": [math.degrees(t) for t in self.theta_range],
             "m2_max_gev2": self.m2_max,
+            "trigger": self.trigger,
+            "excluded_recoil_bhabha": list(self.excluded),
             "inefficiency_data": _jf(self.eff_data),
             "inefficiency_data_err": _jf(self.err_data),
             "inefficiency_simulation": _jf(self.eff_sim),
@@ -795,6 +816,15 @@ def measure_photon_veto(
 ) -> PhotonVetoResult:
     """Photon-veto inefficiency in the backward barrel from the ee sample (PRL).
 
+    Region: ee events with M^2 < ``m2_max_gev2``, the recoil in ``theta_recoil_deg``, every
+    other selection step passed and the trigger ``photon_veto.trigger`` (the two-track line, or
+    the reference ECL line); with the two-track line and ``exclude_recoil_bhabha``, events whose
+    recoil could fire the line's Bhabha veto with an electron (:func:`recoil_bhabha_veto`) are
+    left out, so that the trigger decision does not depend on whether the photon is seen.
+    ``eps`` = fraction of the region passing the photon veto (the photon was missed), in data
+    and simulation; ``extra_miss = (eps_data - eps_sim) / (1 - eps_sim)``: the probability per
+    photon (one photon carries the recoil) that data miss a photon the simulation sees.
+
     ``mumu`` is the simulated signal-region sample of the ``photon_veto_samples`` (PRL: mu mu)
     with the ``recoverable`` flags; from it the photon-veto background-shape uncertainty below
     and above ``photon_veto_split_m2_gev2``: the relative change of the corrected mu mu yield in
@@ -806,16 +836,22 @@ def measure_photon_veto(
     prl = cfg.templates.systematics.prl
     th = (pc.theta_recoil_deg[0] * _DEG, pc.theta_recoil_deg[1] * _DEG)
     v: dict[str, float] = {}
+    excluded = {"data": 0.0, "sim": 0.0}
     for kind, smp in (("data", ee.data if ee else None), ("sim", ee.simulation if ee else None)):
         if smp is None:
             v |= {f"eff_{kind}": math.nan, f"err_{kind}": math.nan, f"n_{kind}": 0.0}
             continue
         region = (
-            smp.trigger
+            (smp.reference if pc.trigger == "reference" else smp.trigger)
             & (smp.m_recoil2 < pc.m2_max_gev2)
             & (smp.theta_recoil >= th[0])
             & (smp.theta_recoil <= th[1])
         )
+        if pc.trigger == "two_track" and pc.exclude_recoil_bhabha:
+            assert smp.recoil_bhabha is not None
+            s_all = smp.total(region)[0]
+            region &= ~smp.recoil_bhabha
+            excluded[kind] = 1.0 - smp.total(region)[0] / s_all if s_all > 0 else 0.0
         v[f"n_{kind}"] = smp.n_eff(region)
         v[f"eff_{kind}"], v[f"err_{kind}"] = weighted_efficiency(
             smp.total(region & smp.veto), smp.total(region)
@@ -888,6 +924,8 @@ def measure_photon_veto(
         fallback=bool(reason),
         shape_fallback=(shape_fb[0], shape_fb[1]),
         reason=reason,
+        trigger=pc.trigger,
+        excluded=(excluded["data"], excluded["sim"]),
     )
 
 
@@ -1463,8 +1501,16 @@ class ControlResult:
         return write_json_atomic(path, self.to_dict())
 
     def comparison_rows(self) -> list[dict[str, Any]]:
-        """The derived systematics and corrections next to the PRL's (one row per quantity)."""
+        """The derived systematics and corrections next to the configured fallbacks
+        (``config``: ``templates.systematics.prl`` and the ``control`` fallbacks) and the PRL's
+        values (one row per quantity)."""
         prl = SystematicsValues()  # the model's defaults are the PRL's values (cited there)
+        fb = (
+            SystematicsValues(**self.inputs["fallback_systematics"])
+            if "fallback_systematics" in self.inputs
+            else prl
+        )
+        cc = ControlConfig(**self.inputs["control"]) if "control" in self.inputs else None
         rows: list[dict[str, Any]] = []
         trig = self.trigger
         fin = np.isfinite(trig.eff_data) & trig.used
@@ -1477,6 +1523,7 @@ class ControlResult:
                     if fin.any()
                     else "n/a"
                 ),
+                "config": "{:g} - {:g}".format(*cc.trigger.prl_efficiency) if cc else "",
                 "prl": "0.89 - 0.93",
                 "source": "fallback" if trig.fallback else "measured",
             }
@@ -1491,6 +1538,11 @@ class ControlResult:
                 ),
                 "derived": f"{float(trig.correction(trig.fit_range[0])[0]):.3f} - "
                 f"{float(trig.correction(trig.fit_range[1])[0]):.3f}",
+                "config": (
+                    "c = " + " + ".join(f"{c:g}" for c in cc.trigger.fallback_coefficients)
+                    if cc
+                    else ""
+                ),
                 "prl": "not quoted",
                 "source": "fallback" if trig.fallback else "measured",
             }
@@ -1501,7 +1553,18 @@ class ControlResult:
                 "quantity": "photon-veto inefficiency, backward barrel (data / simulation)",
                 "range": f"M^2 < {pv.m2_max:g}",
                 "derived": f"{_fmt(pv.eff_data, pv.err_data)} / {_fmt(pv.eff_sim, pv.err_sim)}",
+                "config": "",
                 "prl": "larger in data",
+                "source": "fallback" if pv.fallback else "measured",
+            }
+        )
+        rows.append(
+            {
+                "quantity": f"extra photon loss per photon, backward barrel ({pv.trigger} trigger)",
+                "range": f"M^2 < {pv.m2_max:g}",
+                "derived": _pct(pv.extra_miss, pv.extra_miss_err),
+                "config": _pct(cc.photon_veto.fallback_extra_miss_probability) if cc else "",
+                "prl": "not quoted",
                 "source": "fallback" if pv.fallback else "measured",
             }
         )
@@ -1510,7 +1573,8 @@ class ControlResult:
             {
                 "quantity": "resolution scale data/simulation",
                 "range": "mu mu gamma",
-                "derived": _fmt(res.scale, res.scale_err, 3),
+                "derived": _fmt(res.scale, res.scale_err, 4),
+                "config": f"{cc.resolution.fallback_scale:g}" if cc else "",
                 "prl": "1.08",
                 "source": "fallback" if res.fallback else "measured",
             }
@@ -1520,6 +1584,7 @@ class ControlResult:
                 "quantity": "signal shape",
                 "range": "all",
                 "derived": _pct(res.signal_shape, res.signal_shape_err),
+                "config": _pct(fb.signal_shape),
                 "prl": _pct(prl.signal_shape),
                 "source": "fallback" if res.fallback else "measured",
             }
@@ -1534,6 +1599,9 @@ class ControlResult:
                         if e.fallback and math.isfinite(e.measured)
                         else _pct(e.systematic, e.systematic_err)
                     ),
+                    "config": _pct(fb.signal_efficiency[i])
+                    if i < len(fb.signal_efficiency)
+                    else "",
                     "prl": _pct(prl.signal_efficiency[i]) if i < len(prl.signal_efficiency) else "",
                     "source": "fallback" if e.fallback else "measured",
                 }
@@ -1549,6 +1617,7 @@ class ControlResult:
                     "quantity": f"background shape ({'+'.join(s.samples)})",
                     "range": f"[{s.m2_range[0]:g}, {s.m2_range[1]:g}]",
                     "derived": _pct(s.systematic) + raw,
+                    "config": _pct(fb.background_shape[i]) if i < len(fb.background_shape) else "",
                     "prl": _pct(prl.background_shape[i]) if i < len(prl.background_shape) else "",
                     "source": "fallback" if s.fallback else "measured",
                 }
@@ -1560,6 +1629,7 @@ class ControlResult:
                     "quantity": "photon-veto background shape (ee)",
                     "range": label,
                     "derived": _pct(pv.shape[j]),
+                    "config": _pct(fb.photon_veto_shape[j]),
                     "prl": _pct(prl.photon_veto_shape[j]),
                     "source": "fallback" if pv.shape_fallback[j] else "measured",
                 }
@@ -1569,15 +1639,16 @@ class ControlResult:
     def comparison_markdown(self) -> str:
         """:meth:`comparison_rows` as a Markdown table."""
         lines = [
-            "Derived corrections and systematic uncertainties next to the PRL's "
-            "(PRL 130, 231801 (2023))",
+            "Derived corrections and systematic uncertainties next to the configured fallbacks "
+            "and the PRL's (PRL 130, 231801 (2023))",
             "",
-            "| quantity | M^2 range [GeV^2] | derived | PRL | source |",
-            "| --- | --- | --- | --- | --- |",
+            "| quantity | M^2 range [GeV^2] | derived | fallback (config) | PRL | source |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for r in self.comparison_rows():
             lines.append(
-                f"| {r['quantity']} | {r['range']} | {r['derived']} | {r['prl']} | {r['source']} |"
+                f"| {r['quantity']} | {r['range']} | {r['derived']} | {r['config']} | {r['prl']} "
+                f"| {r['source']} |"
             )
         if self.fallbacks:
             lines += ["", "Fallbacks used:", ""]
@@ -1879,6 +1950,76 @@ def trigger_acceptance(events: ak.Array, trigger: TriggerConfig) -> NDArray[np.b
         return ok & (dphi > dmin)
 
 
+def _cm_cluster(
+    e: NDArray[np.float64],
+    px: NDArray[np.float64],
+    py: NDArray[np.float64],
+    pz: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """c.m. energy and polar angle and the azimuth of a massless cluster of lab energy ``e``
+    along (px, py, pz) (the boost of :func:`zprime.detector.simulate`'s Bhabha veto)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos_t = pz / np.hypot(np.hypot(px, py), pz)
+    e_cm = GAMMA_BOOST * e * (1.0 - BETA_BOOST * cos_t)
+    theta_cm = np.arctan2(
+        e * np.sqrt(np.maximum(1.0 - cos_t**2, 0.0)), GAMMA_BOOST * e * (cos_t - BETA_BOOST)
+    )
+    return e_cm, theta_cm, np.arctan2(py, px)
+
+
+def recoil_bhabha_veto(
+    events: ak.Array,
+    trigger: TriggerConfig,
+    *,
+    energy_margin: float = 0.05,
+    angle_margin_deg: float = 2.0,
+) -> NDArray[np.bool_]:
+    """True where the recoil, taken as a photon, could fire the two-track line's 3D Bhabha veto
+    together with one of the two tracks taken as electron showers.
+
+    The veto (basf2 TrgEclBhabha, :func:`zprime.detector.simulate`; settings ``trigger.bhabha_*``
+    of the detector configuration) fires on two ECL clusters with c.m. energies above
+    ``bhabha_e_min_cm_gev``, the larger above ``bhabha_e_max_cm_gev``, back to back in azimuth
+    (``bhabha_dphi_cm_deg``) and with polar angles summing to ``bhabha_theta_sum_cm_deg`` in the
+    c.m. frame. In an ee event with M_recoil^2 ~ 0 the photon carries the recoil; when it and an
+    electron meet these conditions, the two-track line is vetoed if the photon is seen and not
+    if it is missed, so that among triggered events missed photons are over-represented (the
+    photon-veto measurement needs a trigger decision that does not depend on the photon:
+    ``docs/control.md``). The photon is the recoil (energy ``|p_recoil|``), the electrons have
+    energy ``|p|``; the thresholds are lowered by ``energy_margin`` (relative) and the angular
+    windows widened by ``angle_margin_deg`` to cover the cluster resolutions (ECL ~2% at a few
+    GeV; the recoil direction from the tracks), so that the flag errs on the side of "could".
+    """
+    p = [_first_two(events, c) for c in ("px", "py", "pz")]
+    rec = [P_BEAMS_LAB[1 + k] - (p[k][0] + p[k][1]) for k in range(3)]
+    e_rec = np.sqrt(rec[0] ** 2 + rec[1] ** 2 + rec[2] ** 2)
+    ec_r, th_r, ph_r = _cm_cluster(e_rec, *rec)
+    e_min = trigger.bhabha_e_min_cm_gev * (1.0 - energy_margin)
+    e_max = trigger.bhabha_e_max_cm_gev * (1.0 - energy_margin)
+    lo_d, hi_d = trigger.bhabha_dphi_cm_deg
+    lo_t, hi_t = trigger.bhabha_theta_sum_cm_deg
+    m = angle_margin_deg
+    out = np.zeros(e_rec.size, dtype=bool)
+    for k in range(2):
+        e_k = np.sqrt(p[0][k] ** 2 + p[1][k] ** 2 + p[2][k] ** 2)
+        ec_k, th_k, ph_k = _cm_cluster(e_k, p[0][k], p[1][k], p[2][k])
+        d = np.mod(ph_k - ph_r, 2.0 * np.pi) / _DEG  # [0, 360), as the detector's veto
+        tsum = (th_k + th_r) / _DEG
+        with np.errstate(invalid="ignore"):
+            phi_ok = ((d > lo_d - m) & (d < hi_d + m)) | (
+                (360.0 - d > lo_d - m) & (360.0 - d < hi_d + m)
+            )
+            out |= (
+                phi_ok
+                & (tsum > lo_t - m)
+                & (tsum < hi_t + m)
+                & (ec_k > e_min)
+                & (ec_r > e_min)
+                & (np.maximum(ec_k, ec_r) > e_max)
+            )
+    return out
+
+
 def _extract_channel(
     batch: ak.Array,
     selection: SelectionConfig,
@@ -1924,6 +2065,7 @@ def _extract_channel(
     if recoverable_theta is not None:
         rec = photon_veto_recoverable(kept, selection, recoverable_theta)
     acc = trigger_acceptance(kept, trigger) if trigger is not None else None
+    rb = recoil_bhabha_veto(kept, trigger) if trigger is not None and channel == "ee" else None
     w = col("weight")
     smp = ChannelSample(
         channel,
@@ -1940,6 +2082,7 @@ def _extract_channel(
         ("",),
         rec,
         acc,
+        rb,
     )
     return smp, scored
 

@@ -674,62 +674,83 @@ def _stage_control(ctx: RunContext) -> dict[str, Any]:
     return {k: str(v) for k, v in result.files.items()}
 
 
-def _pseudo_data(ctx: RunContext, final: dict[str, Any]) -> dict[str, np.ndarray]:
+def _pseudo_data(
+    ctx: RunContext, final: dict[str, Any], resolution: Any = None
+) -> dict[str, np.ndarray]:
     """The observed data of the templates: the user's data (``observed_data.file``), or a
     Poisson sample at the luminosity of the selected samples made with the data detector
     (:func:`zprime.pseudodata.data_detector_samples`) or of the simulation, with an injected
-    signal if asked."""
+    signal if asked. With smoothed background templates (``templates.background_smoothing:
+    kde``) the drawn events follow the same kernel density (a smoothed bootstrap)."""
     from zprime import pseudodata
+    from zprime.events import read_events, read_metadata
 
     cfg = ctx.config
     pcfg = cfg.pseudo_data
     if cfg.observed_data.file is not None:  # the user's data, selected like the simulation
-        from zprime.events import read_events
-
         events = read_events(final["data"]["observed"], list(pseudodata.COLUMNS))
         cols = {c: np.asarray(events[c], dtype=float) for c in pseudodata.COLUMNS}
         cols["weight"] = np.ones(len(events))
         return cols
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pcfg.seed_offset]))
-    use_data = cfg.pseudo_data.source == "data_detector" and final.get("data")
+    use_data = cfg.pseudo_data.source == "data_detector" and bool(final.get("data"))
     data_files = dict(final.get("data") or {})
     signal_path = data_files.pop("signal", None) if use_data else None
     if signal_path is None and pcfg.inject_mass_gev is not None and pcfg.inject_xsec_fb > 0:
         signal_path = final["signal"][f"{pcfg.inject_mass_gev:g}"]
-    if not use_data:
-        return pseudodata.draw_from_files(
-            final["backgrounds"],
-            cfg.luminosity_fb,
-            rng,
-            signal_path=signal_path,
-            signal_xsec_fb=pcfg.inject_xsec_fb,
-        )
-    from zprime.events import read_events, read_metadata
-
     cols = [*pseudodata.COLUMNS, "weight"]
 
     def columns(path: str) -> dict[str, np.ndarray]:
         events = read_events(path, cols)
         return {c: np.asarray(events[c], dtype=float) for c in cols}
 
-    samples, lines = pseudodata.data_detector_samples(
-        {name: columns(path) for name, path in final["backgrounds"].items()},
-        {name: columns(path) for name, path in data_files.items()},
-        cfg.luminosity_fb,
-        mode=pcfg.data_detector_mode,
-        max_events_per_simulated_event=pcfg.max_events_per_simulated_event,
-        ratio_edges_gev2=pcfg.ratio_edges_gev2,
-        ratio_min_events=pcfg.ratio_min_events,
-    )
-    write_json_atomic(
-        ctx.path("data", "data_detector_samples.json"),
-        {"edges_gev2": list(pcfg.ratio_edges_gev2), "samples": lines},
-    )
+    samples = {name: columns(path) for name, path in final["backgrounds"].items()}
+    if use_data:
+        samples, lines = pseudodata.data_detector_samples(
+            samples,
+            {name: columns(path) for name, path in data_files.items()},
+            cfg.luminosity_fb,
+            mode=pcfg.data_detector_mode,
+            max_events_per_simulated_event=pcfg.max_events_per_simulated_event,
+            ratio_edges_gev2=pcfg.ratio_edges_gev2,
+            ratio_min_events=pcfg.ratio_min_events,
+        )
+        write_json_atomic(
+            ctx.path("data", "data_detector_samples.json"),
+            {"edges_gev2": list(pcfg.ratio_edges_gev2), "samples": lines},
+        )
+    bandwidth = None
+    edges = None
+    if cfg.templates.background_smoothing == "kde" and resolution is not None:
+        from zprime.smoothing import adaptive_bandwidths
+
+        bandwidth = {}
+        for name, smp in samples.items():
+            if smp["weight"].size and smp["weight"].sum() > 0:
+                bandwidth[name] = adaptive_bandwidths(
+                    smp["m_recoil2"],
+                    smp["weight"],
+                    resolution.sigma(smp["m_recoil2"]),
+                    factor=cfg.templates.smoothing_bandwidth,
+                )[0]
+        lo, hi = cfg.binning.m2_range_gev2
+        inner = (
+            []
+            if "theta_recoil" in cfg.selection.disabled
+            else [cfg.selection.theta_recoil_split_m2_gev2]
+        )
+        edges = sorted({lo, hi, *inner})
     signal = None
     if signal_path is not None:
         signal = (read_events(signal_path, cols), float(read_metadata(signal_path)["sigma_fb"]))
     return pseudodata.draw(
-        samples, cfg.luminosity_fb, rng, signal=signal, signal_xsec_fb=pcfg.inject_xsec_fb
+        samples,
+        cfg.luminosity_fb,
+        rng,
+        signal=signal,
+        signal_xsec_fb=pcfg.inject_xsec_fb,
+        m2_bandwidth=bandwidth,
+        m2_edges=edges,
     )
 
 
@@ -850,7 +871,12 @@ def _stage_template(ctx: RunContext) -> dict[str, Any]:
 
     cfg = ctx.config
     final = ctx.outputs["train"]
-    data = _pseudo_data(ctx, final)
+    # the M_recoil^2 resolution is a property of the detector: it is measured on the signal
+    # before the network cut, where the samples are largest
+    presel = [SimulatedSignal.read(p) for p in ctx.outputs["select"]["signal_notheta"].values()]
+    resolution = resolution_model_from_config(cfg.binning, {s.mass: s.residuals for s in presel})
+    resolution.save(ctx.path("resolution.json"))
+    data = _pseudo_data(ctx, final, resolution)
     data_path = ctx.path("data", "pseudo_data.parquet")
     write_events(
         data_path,
@@ -868,14 +894,22 @@ def _stage_template(ctx: RunContext) -> dict[str, Any]:
     )
     signals = [SimulatedSignal.read(p) for p in final["signal_notheta"].values()]
     backgrounds = {k: EventSample.read(p, k) for k, p in final["backgrounds"].items()}
-    # the M_recoil^2 resolution is a property of the detector: it is measured on the signal
-    # before the network cut, where the samples are largest
     signals, backgrounds, notes = _apply_corrections(ctx, signals, backgrounds)
     for note in notes:
         ctx.console.print(f"corrections: {note}")
-    presel = [SimulatedSignal.read(p) for p in ctx.outputs["select"]["signal_notheta"].values()]
-    resolution = resolution_model_from_config(cfg.binning, {s.mass: s.residuals for s in presel})
-    resolution.save(ctx.path("resolution.json"))
+    # the simulated backgrounds as the templates see them (with the corrections), for the report
+    for name, smp in backgrounds.items():
+        write_events(
+            ctx.path("data", "corrected", f"{name}.parquet"),
+            ak.zip(
+                {
+                    "m_recoil2": np.asarray(smp.m2),
+                    "theta_recoil_cm": np.asarray(smp.theta),
+                    "weight": np.asarray(smp.weight),
+                }
+            ),
+            {"sample": name, "corrections": notes},
+        )
     result: dict[str, Any] = {
         "data": str(data_path),
         "resolution": str(ctx.out / "resolution.json"),

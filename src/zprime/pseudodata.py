@@ -54,6 +54,8 @@ def draw(
     *,
     signal: tuple[Any, float] | None = None,
     signal_xsec_fb: float = 0.0,
+    m2_bandwidth: Mapping[str, np.ndarray] | None = None,
+    m2_edges: Any = None,
 ) -> dict[str, np.ndarray]:
     """Draw pseudo-data from weighted samples.
 
@@ -70,6 +72,15 @@ def draw(
         generated events of that sample (its cross section in fb).
     signal_xsec_fb
         Injected sigma(e+e- -> mu mu Z') x B(Z' -> invisible), fb.
+    m2_bandwidth
+        Optional sample name -> per-event kernel width in M_recoil^2 (GeV^2): a drawn event's
+        M_recoil^2 is moved by a Gaussian of that width (a smoothed bootstrap: the pseudo-data
+        follow the kernel density of the simulated sample, as the smoothed background
+        templates do, instead of repeating one simulated event ~L*w times at one point).
+    m2_edges
+        With ``m2_bandwidth``: increasing M_recoil^2 values (range ends and inner boundaries,
+        e.g. where the theta_recoil cut changes) that a moved event does not cross: it is
+        reflected at them.
 
     Returns
     -------
@@ -102,11 +113,35 @@ def draw(
         pick = rng.choice(w.size, size=n, replace=True, p=w / w.sum())
         for c in COLUMNS:
             chosen[c].append(cols[c][pick])
+        if m2_bandwidth is not None and name in m2_bandwidth:
+            h = np.asarray(m2_bandwidth[name], dtype=np.float64)
+            if h.shape != w.shape or np.any(~np.isfinite(h)) or np.any(h < 0):
+                raise InputError(f"pseudo-data: bad M^2 bandwidths for sample '{name}'")
+            x0 = chosen["m_recoil2"][-1]
+            chosen["m_recoil2"][-1] = _reflect(
+                x0 + h[pick] * rng.standard_normal(n), x0, m2_edges
+            )
         source.append(np.full(n, index, dtype=np.int32))
     out = {c: np.concatenate(v) if v else np.zeros(0) for c, v in chosen.items()}
     out["weight"] = np.ones(out["m_recoil2"].size)
     out["source"] = np.concatenate(source) if source else np.zeros(0, dtype=np.int32)
     return out
+
+
+def _reflect(x: np.ndarray, origin: np.ndarray, edges: Any) -> np.ndarray:
+    """Moved values ``x`` reflected back into the interval of ``edges`` that holds ``origin``."""
+    if edges is None:
+        return x
+    e = np.asarray(edges, dtype=np.float64)
+    seg = np.clip(np.searchsorted(e, origin, side="right") - 1, 0, e.size - 2)
+    lo, hi = e[seg], e[seg + 1]
+    out = x.copy()
+    for _ in range(4):  # a kernel far wider than its segment: a few reflections, then clip
+        out = np.where(out < lo, 2 * lo - out, out)
+        out = np.where(out > hi, 2 * hi - out, out)
+    out = np.clip(out, lo, hi)
+    outside = (origin < e[0]) | (origin > e[-1])  # not in the fitted range: left where it was
+    return np.where(outside, origin, out)
 
 
 def draw_from_files(

@@ -153,7 +153,10 @@ def before_network_pseudo_data(
             ratio_edges_gev2=pcfg.ratio_edges_gev2,
             ratio_min_events=pcfg.ratio_min_events,
         )
-        what = "data detector"
+        what = {
+            "events": "data detector",
+            "reweighted": "simulation re-weighted to the data detector",
+        }.get(pcfg.data_detector_mode, "data detector")
     drawn = pseudodata.draw(
         samples, config.luminosity_fb, rng, signal=signal, signal_xsec_fb=pcfg.inject_xsec_fb
     )
@@ -212,12 +215,24 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
         Figure name -> path of its PNG (the PDF is next to it).
     """
     from zprime import plots
+    from zprime.events import read_events
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lumi = config.luminosity_fb
     presel = read_backgrounds(run_dir / "selected" / "presel")
     final = read_backgrounds(run_dir / "selected" / "final")
+    # the backgrounds as the templates see them: with the control-stage corrections (trigger,
+    # photon veto) when the template stage applied them
+    corrected_dir = run_dir / "data" / "corrected"
+    final_cm = final
+    if corrected_dir.is_dir() and _sample_files(corrected_dir):
+        final_cm = {}
+        for name, path in _sample_files(corrected_dir).items():
+            ev = read_events(path, ["m_recoil2", "theta_recoil_cm", "weight"])
+            cols = {c: np.asarray(ev[c], dtype=np.float64) for c in ev.fields}
+            cols["theta_recoil"] = np.full(cols["weight"].size, np.nan)
+            final_cm[name] = cols
     observed = _observed(run_dir)
     before, source = before_network_pseudo_data(run_dir, config)
     written: dict[str, Path] = {}
@@ -230,6 +245,8 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
     after = "after Punzi-net\n" + (
         f"pseudo-data: {origin}" if observed is not None else "no data/pseudo_data.parquet"
     )
+    if final_cm is not final:
+        after += "\nsimulation with the measured corrections"
     jobs = [
         (
             "m2_presel",
@@ -238,8 +255,8 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
             f"before Punzi-net\npseudo-data: {origin}, drawn for this figure",
             True,
         ),
-        ("m2_final", observed_m2, final, after, True),
-        ("m2_final_linear", observed_m2, final, after, False),
+        ("m2_final", observed_m2, final_cm, after, True),
+        ("m2_final_linear", observed_m2, final_cm, after, False),
     ]
     for name, data_m2, samples, title, log in jobs:
         fig = plots.m2_spectrum_figure(
@@ -247,7 +264,7 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
         )
         written[name] = plots.save(fig, out_dir / name)[0]
     planes = (
-        ("theta_plane_data_sim", "cm", observed, final, "after Punzi-net"),
+        ("theta_plane_data_sim", "cm", observed, final_cm, "after Punzi-net"),
         ("theta_lab_plane_data_sim", "lab", observed, final, "after Punzi-net"),
         ("theta_plane_data_sim_presel", "cm", before, presel, "before Punzi-net"),
     )

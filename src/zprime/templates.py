@@ -918,6 +918,7 @@ def build_window(
     systematics: SystematicsTable,
     theta_cfg: ThetaBinningConfig | None = None,
     empty_background: str = "fail",
+    smoothing: Mapping[str, Any] | None = None,
 ) -> WindowTemplates:
     """Templates of one window.
 
@@ -947,6 +948,10 @@ def build_window(
         come from the events of ``theta_cfg.samples`` inside the window; where these are fewer
         than ``n_bins * min_events_per_bin``, from a range about the window's centre widened
         2, 4, 8 or 16 times (only the edges; the templates are filled in the window).
+    smoothing
+        Smoothed backgrounds by name (:class:`zprime.smoothing.KdeBackground`, from
+        :func:`zprime.smoothing.smoothing_from_config`): a sample named here gets its smoothed
+        template instead of the histogram of its events; ``None``: none.
 
     Raises
     ------
@@ -969,8 +974,11 @@ def build_window(
     notes: list[str] = []
     bk: dict[str, hist.Hist] = {}
     for name, s in backgrounds.items():
-        sl = s.window(lo, hi)
-        h = _filled(window, s.m2[sl], s.theta[sl], s.weight[sl] * luminosity_fb)
+        if smoothing is not None and name in smoothing:
+            h = smoothing[name].template(window, luminosity_fb)
+        else:
+            sl = s.window(lo, hi)
+            h = _filled(window, s.m2[sl], s.theta[sl], s.weight[sl] * luminosity_fb)
         _check_hist(h, window.name, name)
         bk[name] = h
     obs = None
@@ -1048,6 +1056,7 @@ def _build_chunk(
     systematics: SystematicsTable,
     theta_cfg: ThetaBinningConfig | None,
     empty_background: str = "fail",
+    smoothing: Mapping[str, Any] | None = None,
 ) -> list[WindowTemplates | tuple[str, float, str]]:
     out: list[WindowTemplates | tuple[str, float, str]] = []
     for i in indices:
@@ -1063,6 +1072,7 @@ def _build_chunk(
                     systematics=systematics,
                     theta_cfg=theta_cfg,
                     empty_background=empty_background,
+                    smoothing=smoothing,
                 )
             )
         except EmptyWindowError as exc:
@@ -1082,6 +1092,7 @@ def build_templates(
     empty_background: str = "fail",
     executor: Any = "serial",
     chunks: int = 1,
+    smoothing: Mapping[str, Any] | None = None,
 ) -> TemplateSet:
     """Templates of every window. A window without expected background (or signal) is recorded
     in :attr:`TemplateSet.failed` with its reason and logged as a warning, never dropped
@@ -1098,6 +1109,7 @@ def build_templates(
     fn = partial(
         _build_chunk,
         empty_background=empty_background,
+        smoothing=smoothing,
         windows=windows,
         signal=signal,
         backgrounds=backgrounds,
@@ -1161,6 +1173,9 @@ def templates_from_config(
     else:
         windows = make_windows(grid, scale, bcfg.window_bins, (lo, hi))
     syst = load_systematics(tcfg.systematics, corrections)
+    from zprime.smoothing import smoothing_from_config
+
+    smoothing = smoothing_from_config(config, used, resolution)
     tset = build_templates(
         windows,
         SignalModel(signals, resolution, config.selection if tcfg.reapply_theta_recoil else None),
@@ -1172,6 +1187,7 @@ def templates_from_config(
         empty_background=tcfg.empty_background,
         executor=executor,
         chunks=chunks,
+        smoothing=smoothing,
     )
     tset.info = {
         "grid": grid_summary(grid),
@@ -1181,7 +1197,10 @@ def templates_from_config(
         "simulated_masses_gev": sorted(s.mass for s in signals),
         "luminosity_fb": config.luminosity_fb,
         "merge_backgrounds": tcfg.merge_backgrounds,
+        "background_smoothing": tcfg.background_smoothing,
     }
+    if smoothing is not None:
+        tset.info["smoothing"] = {k: v.summary() for k, v in smoothing.items()}
     return tset
 
 
