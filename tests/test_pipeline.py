@@ -39,9 +39,9 @@ def _run(out: Path, **changes: object) -> tuple[dict, str]:
         for key in head:
             node = node.setdefault(key, {})
         node[last] = value
-    console = Console(file=open(out.parent / f"{out.name}.log", "a"), width=120)  # noqa: SIM115
-    outputs = run(config_from_dict(data), out, console=console, progress=False, workers=1)
-    console.file.close()
+    with open(out.parent / f"{out.name}.log", "a") as log:
+        console = Console(file=log, width=120)
+        outputs = run(config_from_dict(data), out, console=console, progress=False, workers=1)
     return outputs, (out.parent / f"{out.name}.log").read_text()
 
 

@@ -65,7 +65,8 @@ def test_every_output_exists(quick_run: tuple[Path, str]) -> None:
         "significance.json",
         "provenance.json",
         "control/corrections.json",
-        "hepdata/submission.yaml",
+        "hepdata/submission.tar.gz",
+        "hepdata/submission/submission.yaml",
         "projections/projections.csv",
     ):
         assert (out / name).is_file(), name
