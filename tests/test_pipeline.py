@@ -264,3 +264,40 @@ def test_user_data_file_is_the_observed_data(
                 "pseudo_data.inject_xsec_fb": 1.0,
             },
         )
+
+
+def test_toy_bands_do_not_depend_on_the_executor(tiny_run: tuple[Path, dict, str]) -> None:
+    """fit.toys > 0: expected bands from background-only toys, mapped over the hypotheses; the
+    same numbers in this process, in a process pool and on a dask LocalCluster."""
+    import numpy as np
+
+    from zprime.parallel import scheduler_executor
+    from zprime.pipeline import RunContext, _toy_bands
+    from zprime.stats import read_workspace, scan_limits
+
+    out, _, _ = tiny_run
+    paths = sorted((out / "workspaces_narrow").glob("M*.json"))
+    paths = [p for p in paths if not p.name.endswith(".meta.json")][:3]
+    specs = [read_workspace(p)[0] for p in paths]
+    limits = scan_limits(specs, names=[p.stem for p in paths])
+    cfg = config_from_dict({**TINY, "fit": {"wide": False, "toys": 200}})
+    bands = []
+    for executor, workers in (("serial", None), (None, 2), ("local:2", None)):
+        with scheduler_executor(executor if executor != "serial" else None) as ex:
+            ctx = RunContext(
+                cfg,
+                out,
+                Console(quiet=True),
+                executor="serial" if executor == "serial" else ex,
+                workers=workers,
+                progress=False,
+            )
+            res = _toy_bands(ctx, specs, limits)
+        bands.append(np.array([r.expected for r in res]))
+        assert all(r.ntoys == 200 for r in res if r.ok)
+    np.testing.assert_array_equal(bands[0], bands[1])
+    np.testing.assert_array_equal(bands[0], bands[2])
+    for b, lim in zip(bands[0], limits, strict=True):
+        assert np.all(np.diff(b) >= 0)
+        # 200 toys: the toy median is close to the asymptotic one
+        assert b[2] == pytest.approx(lim.expected[2], rel=0.3)

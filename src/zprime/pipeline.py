@@ -934,6 +934,48 @@ def _stage_template(ctx: RunContext) -> dict[str, Any]:
     return result
 
 
+def _toy_band_task(task: tuple[dict[str, Any], str, int, int, int]) -> tuple[list[float], int]:
+    """Expected band of one hypothesis from background-only toys (a picklable task)."""
+    from zprime._util import chunk_rng
+    from zprime.stats import compile_workspace, expected_limits_toys
+
+    spec, name, ntoys, seed, index = task
+    model = compile_workspace(spec, name=name)
+    out = expected_limits_toys(model, ntoys, chunk_rng(seed, 9, index))
+    return [float(x) for x in out["expected"]], int(out["failed"])
+
+
+def _toy_bands(ctx: RunContext, specs: list[Any], limits: list[Any]) -> list[Any]:
+    """Replace the asymptotic expected bands by those of ``fit.toys`` background-only toys per
+    hypothesis (the PRL's bands: "the median limits from background-only simulated samples"),
+    mapped over the hypotheses with the run's executor; seeds derive from the hypothesis index,
+    so the bands do not depend on the executor or the number of workers."""
+    import dataclasses
+
+    from zprime.parallel import map_tasks
+
+    cfg = ctx.config
+    todo = [i for i, lim in enumerate(limits) if lim.ok]
+    tasks = [(specs[i], limits[i].name, cfg.fit.toys, cfg.seed, i) for i in todo]
+    results = map_tasks(
+        _toy_band_task,
+        tasks,
+        executor=ctx.executor,
+        workers=ctx.workers,
+        description=f"expected bands ({cfg.fit.toys} toys per hypothesis)",
+        progress=ctx.progress,
+    )
+    out = list(limits)
+    for i, (band, failed) in zip(todo, results, strict=True):
+        message = out[i].message
+        if failed:
+            message = (message + "; " if message else "") + f"{failed} toys failed"
+        out[i] = dataclasses.replace(
+            out[i], expected=tuple(band), message=message, ntoys=cfg.fit.toys
+        )
+    return out
+
+
 def _fit_scan(ctx: RunContext, directory: str, label: str) -> dict[str, Any]:
     from zprime.stats import (
         build_workspace,
@@ -990,6 +1032,8 @@ def _fit_scan(ctx: RunContext, directory: str, label: str) -> dict[str, Any]:
         )
     else:
         limits = scan_limits(specs, names=names)
+        if cfg.fit.toys > 0:
+            limits = _toy_bands(ctx, specs, limits)
     for spec, meta, lim in zip(specs, metas, limits, strict=True):
         row: dict[str, Any] = {
             "name": lim.name,
