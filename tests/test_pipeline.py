@@ -301,3 +301,31 @@ def test_toy_bands_do_not_depend_on_the_executor(tiny_run: tuple[Path, dict, str
         assert np.all(np.diff(b) >= 0)
         # 200 toys: the toy median is close to the asymptotic one
         assert b[2] == pytest.approx(lim.expected[2], rel=0.3)
+
+
+def test_ctrl_c_in_a_stage_leaves_it_unrecorded_and_the_next_run_resumes(
+    tiny_run: tuple[Path, dict, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import zprime.pipeline as pl
+
+    out, _, _ = tiny_run
+    state = out / "stages" / "report.json"
+    before = state.read_text()
+    state.unlink()
+
+    def interrupted(ctx: object) -> dict:
+        raise KeyboardInterrupt
+
+    stage = dataclasses.replace(pl._BY_NAME["report"], run=interrupted)
+    monkeypatch.setitem(pl._BY_NAME, "report", stage)
+    with pytest.raises(KeyboardInterrupt, match="in stage report"):
+        _run(out)
+    assert not state.exists()
+    monkeypatch.undo()
+    _, log = _run(out)
+    assert "stage fit: up to date" in log
+    assert "stage report: done" in log
+    assert state.is_file()
+    assert json.loads(state.read_text())["stage"] == json.loads(before)["stage"] == "report"

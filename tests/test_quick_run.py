@@ -18,31 +18,25 @@ import pytest
 BANDS = ("exp_xsec_fb_m2", "exp_xsec_fb_m1", "exp_xsec_fb", "exp_xsec_fb_p1", "exp_xsec_fb_p2")
 
 
+ZPRIME = (sys.executable, "-m", "zprime.cli")
+QUICK_OPTIONS = ("--workers", "2", "--lumi", "79.7", "--lumi", "5000")
+
+
+def _quick(out: Path) -> subprocess.CompletedProcess[str]:
+    """``zprime run --quick --out OUT`` with two workers and a projection, as a user types it."""
+    return subprocess.run(
+        [*ZPRIME, "run", "--quick", "--out", str(out), *QUICK_OPTIONS],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("quick") / "results"
-    env = {**os.environ, "COLUMNS": "120"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zprime.cli",
-            "run",
-            "--quick",
-            "--out",
-            str(out),
-            "--workers",
-            "2",
-            "--lumi",
-            "79.7",
-            "--lumi",
-            "5000",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    proc = _quick(out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stderr
 
@@ -119,26 +113,7 @@ def test_provenance_records_the_run(quick_run: tuple[Path, str]) -> None:
 
 def test_rerun_is_cached(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zprime.cli",
-            "run",
-            "--quick",
-            "--out",
-            str(out),
-            "--workers",
-            "2",
-            "--lumi",
-            "79.7",
-            "--lumi",
-            "5000",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _quick(out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("up to date") >= 9
 

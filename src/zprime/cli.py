@@ -696,8 +696,9 @@ def main() -> None:
     except ZprimeError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/]: no partial output was kept; re-run to resume")
+    except KeyboardInterrupt as err:
+        where = str(err) or "no partial output was kept; re-run to resume"
+        console.print(f"[bold red]interrupted[/] {where}", highlight=False, soft_wrap=True)
         sys.exit(130)
     except typer.Exit as ex:
         sys.exit(ex.exit_code)

@@ -1335,12 +1335,10 @@ def run_stage(ctx: RunContext, name: str, *, force: bool = False) -> dict[str, A
     started = time.time()
     try:
         outputs = stage.run(ctx)
-    except KeyboardInterrupt:
-        ctx.console.print(
-            f"[bold red]interrupted[/] in stage {name}: its outputs are not recorded; "
-            "the next run resumes at this stage"
-        )
-        raise
+    except KeyboardInterrupt as err:
+        raise KeyboardInterrupt(
+            f"in stage {name}: its outputs are not recorded; the next run resumes at this stage"
+        ) from err
     seconds = round(time.time() - started, 2)
     write_json_atomic(
         state_file, {"stage": name, "hash": digest, "seconds": seconds, "outputs": outputs}

@@ -77,7 +77,7 @@ from zprime.errors import ConfigError, InputError, ZprimeError
 from zprime.parallel import map_tasks
 from zprime.stats.compiled import CompiledModel, Params, compile_workspace
 from zprime.stats.engine import expected_main, fit, poi_uncertainty
-from zprime.stats.limits import NSIGMA, LimitResult, sample_toys
+from zprime.stats.limits import NSIGMA, LimitResult, _label, sample_toys
 
 __all__ = [
     "BAYESIAN_LEVEL",
@@ -853,15 +853,6 @@ def bayesian_limits(
         res.expected = (math.nan,) * 5  # type: ignore[assignment]
     res.seconds = time.perf_counter() - t0
     return res
-
-
-def _label(spec: Any) -> str:
-    if isinstance(spec, CompiledModel):
-        return spec.names[0]
-    try:
-        return str(spec["channels"][0]["name"])
-    except (KeyError, IndexError, TypeError):
-        return "workspace"
 
 
 def _scan_one(
