@@ -283,6 +283,15 @@ def test_resolution_from_config(rng: np.random.Generator) -> None:
     model = resolution_model_from_config(cfg, measured)
     assert model.kind == "poly"
     assert len(model.points) == 5
+    # a mass with too few selected events is left out (and named), as long as enough remain
+    sparse = {**measured, 0.5: rng.normal(0, true_sigma(0.5), 50), 3.0: measured[2.0][:3000]}
+    thin = resolution_model_from_config(cfg, sparse)
+    assert len(thin.points) == 6
+    assert "skipped M = 0.5 GeV" in thin.source
+    few = {m: (v if m in (1.0, 4.0, 8.0) else v[:100]) for m, v in sparse.items()}
+    assert "degree 2 instead of 4" in resolution_model_from_config(cfg, few).source
+    with pytest.raises(InputError, match="need 2"):
+        resolution_model_from_config(cfg, {m: v[:100] for m, v in sparse.items()})
     assert model.sigma(16.0) == pytest.approx(true_sigma(4.0), rel=0.05)
     _scale, grid, windows = windows_from_config(cfg, model)
     assert len(windows) == len(grid)

@@ -213,3 +213,25 @@ def test_pipeline_without_network_gives_a_final_selection(pilot: Config, tmp_pat
     lines = (out / "selected" / "presel" / "tautau.cutflow.csv").read_text().splitlines()
     steps = {row.split(",")[1]: int(row.split(",")[2]) for row in lines[1:]}
     assert steps["tau_suppression"] < steps["recoil_pt"]
+
+
+@pytest.mark.slow
+def test_pilot2018_quick_run_end_to_end(tmp_path: Path) -> None:
+    """The preset through every stage (quick): Bayesian limits without toy bands, a report with
+    the expected median only, HEPData without bands."""
+    import csv
+
+    from zprime.config import load_config
+    from zprime.pipeline import run
+
+    out = tmp_path / "pilot"
+    with open(tmp_path / "log.txt", "w") as log:
+        run(load_config(None, preset="pilot2018"), out, quick=True, console=Console(file=log))
+    with open(out / "limits.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["status"] == "ok"]
+    assert len(rows) > 50
+    for r in rows:
+        assert float(r["obs_xsec_fb"]) > 0
+        assert float(r["exp_xsec_fb"]) > 0
+    assert "Bayesian" in (out / "summary.md").read_text()
+    assert (out / "hepdata" / "submission.tar.gz").is_file()

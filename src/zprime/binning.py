@@ -392,21 +392,35 @@ def resolution_model_from_config(
         raise ConfigError(
             "config field 'binning.resolution.source': 'measured' needs simulated signal samples"
         )
-    masses, widths, errors = [], [], []
+    masses, widths, errors, skipped = [], [], [], []
     for mass, resid in sorted(measured.items()):
+        if np.size(resid) < rc.min_events and len(measured) > 2:
+            # too few selected events at this mass (e.g. a small or tightly selected sample):
+            # the smooth model is fitted to the other masses; recorded in the model's source
+            skipped.append(f"{mass:g}")
+            continue
         w, e = measure_width(
             resid, estimator=rc.estimator, min_events=rc.min_events, label=f"signal M={mass:g} GeV"
         )
         masses.append(mass)
         widths.append(w)
         errors.append(e)
+    if len(masses) < 2:
+        raise InputError(
+            f"binning.resolution: {len(masses)} simulated masses with at least "
+            f"{rc.min_events} selected signal events, need 2"
+        )
+    degree = min(rc.degree, len(masses) - 1)  # fewer masses than the polynomial needs
+    note = f"; skipped M = {', '.join(skipped)} GeV (< {rc.min_events} events)" if skipped else ""
+    if degree < rc.degree:
+        note += f"; degree {degree} instead of {rc.degree}"
     return ResolutionModel.fit(
         masses,
         widths,
         errors,
-        degree=rc.degree,
+        degree=degree,
         variable=rc.variable,
-        source=f"measured ({rc.estimator})",
+        source=f"measured ({rc.estimator}){note}",
     )
 
 

@@ -235,7 +235,10 @@ def read_results_table(path: str | Path) -> ResultsTable:
             raise InputError(f"{path}: row {line}, column 'mass_gev': {mass!r} is not a mass > 0")
         for column in float_columns:
             value = _to_float(path, line, column, row[column])
-            if column in XSEC_COLUMNS and not (math.isfinite(value) and value >= 0.0):
+            band = column in XSEC_COLUMNS and column.endswith(("_m2", "_m1", "_p1", "_p2"))
+            if band and math.isnan(value):
+                pass  # no expected band (Bayesian limits without toys): the band is left out
+            elif column in XSEC_COLUMNS and not (math.isfinite(value) and value >= 0.0):
                 raise InputError(
                     f"{path}: row {line}, column {column!r}: {value!r} is not a cross-section "
                     "limit >= 0 in a row with status 'ok'"
@@ -435,6 +438,8 @@ def _limit_variables(
     )
     expected.values = med.tolist()
     for label, lo, hi in (("1 s.d.", m1, p1), ("2 s.d.", m2, p2)):
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            continue  # no band (e.g. Bayesian limits without toys: the Asimov median only)
         band = Uncertainty(label, is_symmetric=False)
         band.values = list(zip((lo - med).tolist(), (hi - med).tolist(), strict=True))
         expected.add_uncertainty(band)

@@ -1364,6 +1364,9 @@ def quick_config(config: Config, factor: float = 0.1) -> Config:
     data["punzinet"]["punzi_epochs"] = min(data["punzinet"]["punzi_epochs"], 30)
     data["punzinet"]["bce_epochs"] = min(data["punzinet"]["bce_epochs"], 3)
     data["binning"]["step_resolution_units"] = max(data["binning"]["step_resolution_units"], 4.0)
+    data["binning"]["resolution"]["min_events"] = min(
+        data["binning"]["resolution"]["min_events"], 100
+    )
     data["control"]["background_shape"]["toys"] = min(
         data["control"]["background_shape"]["toys"], 20
     )

@@ -327,7 +327,8 @@ def _bands(
         where=ok2,
         color=BAND_2SIGMA_COLOR,
         lw=0,
-        label=r"expected $\pm 2\sigma$",
+        # no band at all (Bayesian limits without toys): no legend entry either
+        label=r"expected $\pm 2\sigma$" if ok2.any() else None,
         interpolate=False,
     )
     ax.fill_between(
@@ -337,7 +338,7 @@ def _bands(
         where=ok1,
         color=BAND_1SIGMA_COLOR,
         lw=0,
-        label=r"expected $\pm 1\sigma$",
+        label=r"expected $\pm 1\sigma$" if ok1.any() else None,
         interpolate=False,
     )
     ax.plot(mass, med, color="black", ls="--", lw=1.2, label=exp_label)

@@ -382,7 +382,9 @@ def _from_fit_csv(path: Path, width: str) -> dict[str, NDArray[Any]]:
     def optional(name: str) -> NDArray[np.float64]:
         return _float_column(path, rows, name) if name in header else np.full(n, np.nan)
 
-    stack = np.vstack(list(limits.values())) if n else np.zeros((6, 0))
+    # the observed limit and the expected median must be there; the +-1, 2 sigma bands may be
+    # NaN (Bayesian limits without toys: fit.bayesian_toys = 0 gives the Asimov median only)
+    stack = np.vstack([limits["obs_xsec_fb"], limits["exp_xsec_fb"]]) if n else np.zeros((2, 0))
     with np.errstate(invalid="ignore"):
         finite = np.all(np.isfinite(stack) & (stack > 0), axis=0)
     in_range = _in_range(mass)
