@@ -195,7 +195,9 @@ def data_detector_ratio(
     """
     edges = np.asarray(edges, dtype=np.float64)
     if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
-        raise ConfigError("pseudo-data: ratio interval edges must be increasing (>= 2 values)")
+        raise ConfigError(
+            "pseudo_data.ratio_edges_gev2: interval edges must be increasing (>= 2 values)"
+        )
     n = edges.size - 1
 
     def index(m2: np.ndarray) -> np.ndarray:
