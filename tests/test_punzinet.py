@@ -387,3 +387,29 @@ def test_realistic_size_default_config():
     full_s = np.array([r.sigma_min_cut_fb for r in t_full.rows])
     bce_s = np.array([r.sigma_min_cut_fb for r in t_bce.rows])
     assert full_s.mean() < 0.95 * bce_s.mean()
+
+
+def test_ensemble_is_the_mean_of_its_members_and_round_trips(trained, toy, held_out, tmp_path):
+    """punzinet.ensemble = 3: three networks on the same split (the first is the single network
+    of the same seed), the output is their mean, and the file keeps all three."""
+    import copy
+
+    from zprime.punzinet import PunziEnsemble
+
+    sig, bkg = toy
+    _, other = held_out
+    cfg = PunziNetConfig(**{**FAST, "ensemble": 3})
+    ens = train(sig, bkg, config=cfg, luminosity_fb=LUMI, progress=False)
+    assert isinstance(ens.network, PunziEnsemble)
+    assert [r["init_seed"] for r in ens.record["ensemble"]] == [1, 1001, 2001]
+    outs = []
+    for member in ens.network.members:
+        single = copy.copy(ens)
+        single.network = member
+        outs.append(predict(single, other))
+    np.testing.assert_allclose(predict(ens, other), np.mean(outs, axis=0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(outs[0], predict(trained, other))  # member 0 = single network
+    assert not np.allclose(outs[0], outs[1])
+    again = load(save(ens, tmp_path / "ens.pt"))
+    assert isinstance(again.network, PunziEnsemble)
+    np.testing.assert_array_equal(predict(again, other), predict(ens, other))

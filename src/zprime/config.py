@@ -631,6 +631,13 @@ class PunziNetConfig(_Strict):
         0.3, gt=0.0, lt=1.0, description="fraction of events held out for validation"
     )
     seed: int = Field(1, ge=0, lt=2**63, description="seed of initialisation, split and batches")
+    ensemble: int = Field(
+        1,
+        ge=1,
+        le=50,
+        description="networks trained on the same split from initialisations seed + 1000 k; "
+        "their mean output is the Punzi-net output",
+    )
     threads: int = Field(2, gt=0, le=256, description="torch CPU threads (fixed: determinism)")
 
 

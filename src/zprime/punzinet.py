@@ -443,6 +443,25 @@ class PunziNetwork(nn.Module):
         return torch.sigmoid(self.logits(x))
 
 
+class PunziEnsemble(nn.Module):
+    """The mean output of several :class:`PunziNetwork` members (``punzinet.ensemble``).
+
+    Members share the inputs and the training/validation split and differ in their
+    initialisation and batch order; averaging their outputs removes most of the dependence of
+    one training on its seed (docs/punzinet.md, "Instability on the default samples").
+    """
+
+    def __init__(self, members: Sequence[PunziNetwork]) -> None:
+        super().__init__()
+        if not members:
+            raise ConfigError("punzinet: an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of the members' outputs in [0, 1] for raw inputs ``x`` [n, n_inputs]."""
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+
 @dataclass
 class TrainedPunziNet:
     """A trained network with everything needed to apply and document it.
@@ -462,7 +481,7 @@ class TrainedPunziNet:
         Package versions at training time.
     """
 
-    network: PunziNetwork
+    network: PunziNetwork | PunziEnsemble
     features: tuple[str, ...]
     config: PunziNetConfig
     record: dict[str, Any] = field(default_factory=dict)
@@ -496,7 +515,9 @@ def _deterministic(threads: int) -> Iterator[None]:
         torch.set_num_threads(prev_threads)
 
 
-def _outputs(network: PunziNetwork, x: torch.Tensor, batch: int = 1_000_000) -> torch.Tensor:
+def _outputs(
+    network: PunziNetwork | PunziEnsemble, x: torch.Tensor, batch: int = 1_000_000
+) -> torch.Tensor:
     with torch.no_grad():
         parts = [network(x[i : i + batch]) for i in range(0, len(x), batch)]
     return torch.cat(parts) if parts else torch.zeros(0)
@@ -866,17 +887,35 @@ def train(
     std = x.std(axis=0)
     std[std == 0] = 1.0
     t_prep = time.perf_counter() - t0
+    members: list[PunziNetwork] = []
+    member_records: list[dict[str, Any]] = []
     with _deterministic(cfg.threads), _progress_bar(progress) as bar:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            net = PunziNetwork(len(feats), cfg.hidden_layers, cfg.activation, mean, std)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        t1 = time.perf_counter()
-        rec_bce = _bce_phase(net, train_s, val_s, cfg, gen, bar)
-        t2 = time.perf_counter()
-        rec_punzi = _punzi_phase(net, train_s, val_s, cfg, luminosity_fb, bar)
-        t3 = time.perf_counter()
-        net.eval()
+        for k in range(cfg.ensemble):
+            # the split is fixed by cfg.seed (in _prepare); member k starts from seed + 1000 k
+            init_seed = cfg.seed + 1000 * k
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(init_seed)
+                member = PunziNetwork(len(feats), cfg.hidden_layers, cfg.activation, mean, std)
+            gen = torch.Generator().manual_seed(init_seed)
+            t1 = time.perf_counter()
+            rec_bce = _bce_phase(member, train_s, val_s, cfg, gen, bar)
+            t2 = time.perf_counter()
+            rec_punzi = _punzi_phase(member, train_s, val_s, cfg, luminosity_fb, bar)
+            t3 = time.perf_counter()
+            member.eval()
+            if k == 0:  # the record's loss curves and timings are those of the first member
+                first = (rec_bce, rec_punzi, t1, t2, t3)
+            members.append(member)
+            member_records.append(
+                {
+                    "init_seed": init_seed,
+                    "punzi_best_val": float(min(rec_punzi.get("punzi_val") or [math.nan])),
+                    "seconds": t3 - t1,
+                }
+            )
+    rec_bce, rec_punzi, t1, t2, t3 = first
+    net: PunziNetwork | PunziEnsemble = members[0] if len(members) == 1 else PunziEnsemble(members)
+    net.eval()
     model = TrainedPunziNet(net, feats, cfg.model_copy(deep=True), versions=package_versions())
     record: dict[str, Any] = {
         **info,
@@ -888,6 +927,7 @@ def train(
         "seconds_bce": t2 - t1,
         "seconds_punzi": t3 - t2,
         "seconds_per_punzi_epoch": (t3 - t2) / max(1, len(rec_punzi["punzi_train"])),
+        "ensemble": member_records,
     }
     split = val_s if val_s is not None else train_s
     out = _outputs(net, split.x).numpy().astype(np.float64)
@@ -1163,6 +1203,7 @@ def save(model: TrainedPunziNet, path: str | Path) -> Path:
         "features": list(model.features),
         "hidden_layers": [int(h) for h in model.config.hidden_layers],
         "activation": model.config.activation,
+        "members": len(net.members) if isinstance(net, PunziEnsemble) else 1,
         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
         "config": model.config.model_dump(mode="json"),
         "record": model.record,
@@ -1208,7 +1249,12 @@ def load(path: str | Path, features: Sequence[str] | None = None) -> TrainedPunz
         raise InputError(f"{p}: network trained on features {list(stored)}, got {list(features)}")
     try:
         cfg = PunziNetConfig.model_validate(payload["config"])
-        net = PunziNetwork(len(stored), payload["hidden_layers"], payload["activation"])
+        n_members = int(payload.get("members", 1))
+        parts = [
+            PunziNetwork(len(stored), payload["hidden_layers"], payload["activation"])
+            for _ in range(n_members)
+        ]
+        net: PunziNetwork | PunziEnsemble = parts[0] if n_members == 1 else PunziEnsemble(parts)
         net.load_state_dict(payload["state_dict"])
     except Exception as err:  # a damaged or inconsistent payload
         raise InputError(f"{p}: inconsistent Punzi-net file ({err.__class__.__name__})") from None
