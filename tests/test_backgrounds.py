@@ -43,7 +43,9 @@ def _own_filter(particles: ak.Array) -> np.ndarray:
 # ------------------------------------------------------------------------------ settings, chunk
 
 
-@pytest.mark.parametrize(("name", "n"), [("mumu", 2000), ("eemumu", 2000), ("tautau", 60)])
+@pytest.mark.parametrize(
+    ("name", "n"), [("mumu_pythia", 2000), ("eemumu", 2000), ("tautau_pythia", 60)]
+)
 def test_events_are_in_the_lab_frame(name: str, n: int) -> None:
     res = bg.chunk(_settings(name, filter=NO_FILTER), n, 4711)
     parts = res.events.particles
@@ -59,8 +61,8 @@ def test_events_are_in_the_lab_frame(name: str, n: int) -> None:
 
 
 def test_mumu_content_and_normalisation() -> None:
-    ref = default_config().backgrounds.samples["mumu"].xsec_ref_fb
-    res = bg.chunk(_settings("mumu", filter=NO_FILTER), 3000, 99)
+    ref = default_config().backgrounds.samples["mumu_pythia"].xsec_ref_fb
+    res = bg.chunk(_settings("mumu_pythia", filter=NO_FILTER), 3000, 99)
     pdg = res.events.particles.pdg
     assert ak.all(ak.sum(pdg == 13, axis=1) >= 1)
     assert ak.all(ak.sum(pdg == -13, axis=1) >= 1)
@@ -73,8 +75,8 @@ def test_mumu_content_and_normalisation() -> None:
 
 
 def test_filter_keeps_exactly_the_events_with_two_tracks_in_the_cdc() -> None:
-    full = bg.chunk(_settings("mumu", filter=NO_FILTER), 3000, 2024)
-    kept = bg.chunk(_settings("mumu"), 3000, 2024)
+    full = bg.chunk(_settings("mumu_pythia", filter=NO_FILTER), 3000, 2024)
+    kept = bg.chunk(_settings("mumu_pythia"), 3000, 2024)
     passing = _own_filter(full.events.particles)
     assert 0.5 < passing.mean() < 0.95
     np.testing.assert_array_equal(
@@ -85,7 +87,7 @@ def test_filter_keeps_exactly_the_events_with_two_tracks_in_the_cdc() -> None:
     np.testing.assert_allclose(
         ak.to_numpy(kept.events.weight), ak.to_numpy(full.events.weight)[passing], rtol=1e-12
     )
-    ref = default_config().backgrounds.samples["mumu"].xsec_ref_fb
+    ref = default_config().backgrounds.samples["mumu_pythia"].xsec_ref_fb
     eff = len(kept.events) / 3000  # Pythia's weights are 1 but for rare maximum violations
     np.testing.assert_allclose(float(ak.sum(kept.events.weight)), ref * eff, rtol=2e-3)
 
@@ -105,14 +107,16 @@ def test_track_filter_counts_charged_particles_only() -> None:
     ]
     p4 = np.array([[[np.hypot(*m[1:3]) + 1.0, *m[1:]] for m in ev] for ev in mom], dtype=float)
     parts = make_particles(np.array(pdg), p4)
-    filt = default_config().backgrounds.samples["mumu"].filter.model_dump()
+    filt = default_config().backgrounds.samples["mumu_pythia"].filter.model_dump()
     np.testing.assert_array_equal(bg.track_filter(parts, filt), [True, False, False, False, False])
     assert bg.track_filter(parts, {**filt, "enabled": False}).all()
     assert bg.track_filter(parts, {**filt, "min_tracks": 1}).all()
 
 
 def test_tau_branching_weight_is_read_from_pythia_and_matches_the_channels() -> None:
-    settings = _settings("tautau", filter=NO_FILTER, tau_channels=[[16, 13, -14], [16, -211]])
+    settings = _settings(
+        "tautau_pythia", filter=NO_FILTER, tau_channels=[[16, 13, -14], [16, -211]]
+    )
     info = bg.describe(settings)
     open_br = {tuple(products): br for products, br in info["tau_open_br"]}
     assert set(open_br) == {(16, 13, -14), (16, -211)}
@@ -122,7 +126,7 @@ def test_tau_branching_weight_is_read_from_pythia_and_matches_the_channels() -> 
     assert info["br_weight"] == pytest.approx(0.0788428, rel=1e-5)
     n = 300
     res = bg.chunk(settings, n, 31337)
-    ref = default_config().backgrounds.samples["tautau"].xsec_ref_fb
+    ref = default_config().backgrounds.samples["tautau_pythia"].xsec_ref_fb
     np.testing.assert_allclose(float(ak.sum(res.events.weight)), ref * info["br_weight"], rtol=1e-9)
     pdg = res.events.particles.pdg
     n_mu = ak.to_numpy(ak.sum(np.abs(pdg) == 13, axis=1))
@@ -136,15 +140,15 @@ def test_tau_branching_weight_is_read_from_pythia_and_matches_the_channels() -> 
 
 
 def test_default_tau_channels_feed_the_e_mu_control_sample() -> None:
-    channels = default_config().backgrounds.samples["tautau"].tau_channels
+    channels = default_config().backgrounds.samples["tautau_pythia"].tau_channels
     assert [16, 11, -12] in channels  # tau -> e nu nu, needed by the e mu control sample
-    info = bg.describe(_settings("tautau"))
+    info = bg.describe(_settings("tautau_pythia"))
     # PDG-like BRs in Pythia's table: mu 0.1731, pi 0.1077, e 0.1779 (read at run time)
     assert 0.2 < info["br_weight"] < 0.22
 
 
 def test_tau_weight_is_one_without_forced_channels() -> None:
-    assert bg.describe(_settings("tautau", tau_channels=[]))["br_weight"] == 1.0
+    assert bg.describe(_settings("tautau_pythia", tau_channels=[]))["br_weight"] == 1.0
 
 
 def test_eemumu_keeps_the_scattered_electrons() -> None:
@@ -197,7 +201,9 @@ def test_unknown_sample_is_a_config_error(tmp_path: Path) -> None:
         bg.generate_sample("nosuch", 10, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="'nosuch'"):
         bg.sample_settings("nosuch")
-    assert {"mumu", "tautau", "eemumu", "eemumu_q2max1", "eeee"} <= set(bg.sample_names())
+    assert {"mumu_pythia", "tautau_pythia", "eemumu", "eemumu_q2max1", "eeee"} <= set(
+        bg.sample_names()
+    )
 
 
 def test_unavailable_generator_is_a_config_error(tmp_path: Path) -> None:
@@ -225,7 +231,7 @@ def test_config_validation() -> None:
         config_from_dict({"backgrounds": {"default_run": ["nosuch"]}})
     with pytest.raises(ConfigError, match="theta_max_deg"):
         config_from_dict(
-            {"backgrounds": {"samples": {"mumu": {"filter": {"theta_min_deg": 160.0}}}}}
+            {"backgrounds": {"samples": {"mumu_pythia": {"filter": {"theta_min_deg": 160.0}}}}}
         )
 
 
@@ -236,18 +242,18 @@ def test_chunk_sizes_and_seeds() -> None:
     seeds = [bg.chunk_seed(7, k) for k in range(200)]
     assert len(set(seeds)) == 200
     assert all(1 <= s <= bg.PYTHIA_SEED_MAX for s in seeds)
-    assert bg.sample_seed(1, "mumu") != bg.sample_seed(1, "tautau")
-    assert bg.sample_seed(1, "mumu") == bg.sample_seed(1, "mumu")
+    assert bg.sample_seed(1, "mumu_pythia") != bg.sample_seed(1, "tautau_pythia")
+    assert bg.sample_seed(1, "mumu_pythia") == bg.sample_seed(1, "mumu_pythia")
 
 
 def test_sample_file_weights_metadata_and_luminosity(tmp_path: Path) -> None:
     path = bg.generate_sample(
-        "mumu", 5000, tmp_path, seed=11, chunk_size=1800, executor="serial", progress=False
+        "mumu_pythia", 5000, tmp_path, seed=11, chunk_size=1800, executor="serial", progress=False
     )
-    assert path == tmp_path / "mumu.parquet"
+    assert path == tmp_path / "mumu_pythia.parquet"
     events = read_events(path)
     meta = read_metadata(path)
-    assert meta["sample"] == "mumu"
+    assert meta["sample"] == "mumu_pythia"
     assert meta["generator"].startswith("Pythia 8.3")
     assert meta["chunk_sizes"] == [1667, 1667, 1666]
     assert meta["chunk_seeds"] == [bg.chunk_seed(11, k) for k in range(3)]
@@ -292,14 +298,20 @@ def test_an_error_mid_run_leaves_no_file(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(EventWriter, "write", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         bg.generate_sample(
-            "mumu", 3000, tmp_path, seed=1, chunk_size=1000, executor="serial", progress=False
+            "mumu_pythia",
+            3000,
+            tmp_path,
+            seed=1,
+            chunk_size=1000,
+            executor="serial",
+            progress=False,
         )
     assert calls["n"] == 2
     assert list(tmp_path.iterdir()) == []
 
 
 def test_new_samples_are_registered_through_the_config(tmp_path: Path) -> None:
-    mumu = default_config().backgrounds.samples["mumu"].model_dump()
+    mumu = default_config().backgrounds.samples["mumu_pythia"].model_dump()
     custom = {**mumu, "xsec_ref_fb": 1.0e6, "filter": {"min_tracks": 0}}
     cfg = config_from_dict({"backgrounds": {"samples": {"my_mumu": custom}}})
     assert "my_mumu" in bg.sample_names(cfg)
@@ -330,10 +342,10 @@ def test_qed_samples_run_through_the_same_driver(tmp_path: Path) -> None:
 
 
 def test_bad_sizes_are_input_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="mumu"):
-        bg.generate_sample("mumu", 0, tmp_path, progress=False)
+    with pytest.raises(InputError, match="mumu_pythia"):
+        bg.generate_sample("mumu_pythia", 0, tmp_path, progress=False)
     with pytest.raises(InputError, match="chunk size"):
-        bg.generate_sample("mumu", 10, tmp_path, chunk_size=0, progress=False)
+        bg.generate_sample("mumu_pythia", 10, tmp_path, chunk_size=0, progress=False)
 
 
 def test_cli_generate_background(tmp_path: Path) -> None:
@@ -347,7 +359,7 @@ def test_cli_generate_background(tmp_path: Path) -> None:
             "generate",
             "background",
             "--sample",
-            "mumu",
+            "mumu_pythia",
             "-n",
             "800",
             "--out",
@@ -359,7 +371,7 @@ def test_cli_generate_background(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert read_metadata(tmp_path / "mumu.parquet")["n_generated"] == 800
+    assert read_metadata(tmp_path / "mumu_pythia.parquet")["n_generated"] == 800
 
 
 @pytest.mark.slow

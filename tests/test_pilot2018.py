@@ -182,7 +182,9 @@ def test_pipeline_without_network_gives_a_final_selection(pilot: Config, tmp_pat
     data["signal"]["events_per_mass"] = 2000
     data["backgrounds"]["default_run"] = ["mumu", "tautau"]
     for name, n in (("mumu", 5000), ("tautau", 400)):
-        data["backgrounds"]["samples"][name].update({"events": n, "chunk_size": n})
+        data["backgrounds"]["samples"][name].update(
+            {"events": n, "chunk_size": n, "luminosity_factor": None}
+        )
     cfg = Config.model_validate(data)
     out = tmp_path / "run"
     with open(tmp_path / "log.txt", "w") as log:

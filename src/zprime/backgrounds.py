@@ -52,7 +52,6 @@ import importlib
 import math
 import zlib
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -64,18 +63,23 @@ from zprime.config import Config, default_config
 from zprime.constants import E_ELECTRON_BEAM, E_POSITRON_BEAM
 from zprime.errors import ConfigError, InputError, ZprimeError
 from zprime.events import EventWriter, read_metadata, validate_generator_events
+from zprime.generators.filters import filter_particles
 
 __all__ = [
+    "GENERATORS",
     "PYTHIA_BEAM_SETTINGS",
     "ChunkResult",
+    "check_filter",
     "chunk",
     "chunk_seed",
     "describe",
     "generate_sample",
+    "generator_target",
     "luminosity_equivalent",
     "sample_names",
     "sample_seed",
     "sample_settings",
+    "sample_size",
     "tau_br_weight",
     "track_filter",
 ]
@@ -157,9 +161,37 @@ def sample_settings(name: str, config: Config | None = None) -> dict[str, Any]:
     return {"name": name, **samples[name].model_dump(mode="json")}
 
 
+GENERATORS: dict[str, str] = {
+    "pythia": "zprime.backgrounds:chunk",
+    "tautau": "zprime.generators.tautau:chunk",
+    "mumu": "zprime.generators.mumu:chunk",
+}
+"""Short generator names a sample may give instead of 'module:function'."""
+
+
+def generator_target(settings: Mapping[str, Any]) -> str:
+    """The 'module:function' of a sample's ``generator`` (short names resolved).
+
+    Raises
+    ------
+    ConfigError
+        For a short name that is not in :data:`GENERATORS`.
+    """
+    target = str(settings["generator"])
+    if ":" in target:
+        return target
+    if target not in GENERATORS:
+        known = ", ".join(GENERATORS)
+        raise ConfigError(
+            f"backgrounds.samples.{settings['name']}.generator: unknown generator '{target}' "
+            f"(known: {known}, or 'module:function')"
+        )
+    return GENERATORS[target]
+
+
 def _resolve(settings: Mapping[str, Any]) -> Callable[..., ChunkResult]:
     """Import the chunk function named by ``settings['generator']`` ('module:function')."""
-    target = str(settings["generator"])
+    target = generator_target(settings)
     module_name, _, func_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -177,7 +209,7 @@ def _resolve(settings: Mapping[str, Any]) -> Callable[..., ChunkResult]:
 
 
 def _describe(settings: Mapping[str, Any]) -> dict[str, Any]:
-    module_name = str(settings["generator"]).partition(":")[0]
+    module_name = generator_target(settings).partition(":")[0]
     module = importlib.import_module(module_name)
     hook = getattr(module, "describe", None)
     if hook is None:
@@ -218,57 +250,27 @@ def _chunk_sizes(n_events: int, chunk_size: int) -> list[int]:
 # generator-level filter
 
 
-@lru_cache(maxsize=4096)
-def _is_charged(pdg: int) -> bool:
-    from particle.pdgid import three_charge
-
-    charge = three_charge(int(pdg))
-    return bool(charge)
-
-
-def _charged_mask(pdg: np.ndarray) -> np.ndarray:
-    ids, inverse = np.unique(pdg, return_inverse=True)
-    table = np.array([_is_charged(int(i)) for i in ids], dtype=bool)
-    return table[inverse] if len(ids) else np.zeros(pdg.shape, dtype=bool)
-
-
 def track_filter(particles: ak.Array, filt: Mapping[str, Any]) -> np.ndarray:
-    """Generator-level filter: events with enough charged particles inside the CDC acceptance.
+    """Generator-level filter of the chunk interface on the ragged ``particles`` column.
+
+    The named cuts of :mod:`zprime.generators.filters` (good prongs: charged, p_T above
+    ``track_pt_min_gev``, lab polar angle in ``theta_min_deg``-``theta_max_deg``, the CDC
+    acceptance of basf2 ``thetaInCDCAcceptance``; at least ``min_tracks`` of them; and the
+    optional two-prong cuts on the trigger angles and the recoil).
 
     Parameters
     ----------
     particles
         ``var * {pdg, e, px, py, pz}`` final-state particles in the lab frame.
     filt
-        ``enabled``, ``min_tracks``, ``track_pt_min_gev``, ``theta_min_deg``, ``theta_max_deg``
-        (see :class:`zprime.config.GeneratorFilterConfig`; default 2 tracks, pT > 0.3 GeV,
-        17-150 deg, the CDC acceptance of basf2 ``thetaInCDCAcceptance``).
+        :class:`zprime.config.GeneratorFilterConfig` as a dict.
 
     Returns
     -------
     numpy.ndarray
         Boolean mask over events.
     """
-    n = len(particles)
-    if not filt.get("enabled", True) or int(filt["min_tracks"]) == 0:
-        return np.ones(n, dtype=bool)
-    counts = ak.to_numpy(ak.num(particles))
-    flat = ak.flatten(particles)
-    pdg = ak.to_numpy(flat.pdg)
-    px = ak.to_numpy(flat.px)
-    py = ak.to_numpy(flat.py)
-    pz = ak.to_numpy(flat.pz)
-    pt = np.hypot(px, py)
-    theta = np.arctan2(pt, pz)
-    good = (
-        _charged_mask(pdg)
-        & (pt > float(filt["track_pt_min_gev"]))
-        & (theta > math.radians(float(filt["theta_min_deg"])))
-        & (theta < math.radians(float(filt["theta_max_deg"])))
-    )
-    owner = np.repeat(np.arange(n), counts)
-    per_event = np.bincount(owner[good], minlength=n)
-    return np.asarray(per_event >= int(filt["min_tracks"]), dtype=bool)
+    return filter_particles(particles, filt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,6 +355,8 @@ def describe(settings: Mapping[str, Any]) -> dict[str, Any]:
         "generator": f"Pythia {version:.3f} (pythia8mc {_pythia_version()})",
         "br_weight": weight,
     }
+    if settings.get("normalisation") == "reference":  # unweighted events of a known sigma
+        info["sigma_equivalent_fb"] = float(settings["xsec_ref_fb"]) * weight
     if settings.get("tau_channels"):
         entry = pythia.particleData.particleDataEntryPtr(15)
         open_channels = []
@@ -471,6 +475,67 @@ def _provenance() -> dict[str, Any]:
     return {key: record[key] for key in ("python", "packages", "git")}
 
 
+def check_filter(name: str, config: Config) -> None:
+    """Refuse a generator-level filter of sample ``name`` tighter than the selection.
+
+    Raises
+    ------
+    ConfigError
+        Naming the filter field (:func:`zprime.generators.filters.check_against_selection`).
+    """
+    from zprime.generators.filters import check_against_selection
+
+    filt = config.backgrounds.samples[name].filter.model_dump(mode="json")
+    trigger = config.detector.get().trigger.track_theta_deg
+    check_against_selection(
+        filt, config.selection, tuple(trigger), f"backgrounds.samples.{name}.filter"
+    )
+
+
+def sample_size(
+    settings: dict[str, Any], luminosity_fb: float, n_events: int | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Events to generate for a sample, and its generator's description.
+
+    With ``n_events`` given, that; else with ``luminosity_factor`` set,
+    ``ceil(luminosity_factor * luminosity_fb * sigma_equivalent_fb)``, the cross section the
+    generator's ``describe`` reports (events in the phase space the sample is built for then
+    carry ``1 / (luminosity_factor * luminosity_fb)`` expected events each), and the target
+    weight ``1 / (luminosity_factor * luminosity_fb)`` is put into ``settings`` for generators
+    that unweight toward it; else the sample's ``events``.
+
+    Raises
+    ------
+    ConfigError
+        If ``luminosity_factor`` is set for a generator that cannot size a sample by luminosity.
+    InputError
+        If the number of events is not positive.
+    """
+    name = settings["name"]
+    info = _describe(settings)
+    factor = settings.get("luminosity_factor")
+    if n_events is not None:
+        n_total = int(n_events)
+    elif factor is not None:
+        sigma_eq = info.get("sigma_equivalent_fb")
+        if sigma_eq is None:
+            raise ConfigError(
+                f"backgrounds.samples.{name}.luminosity_factor: generator "
+                f"'{settings['generator']}' does not know its cross section before generating "
+                "(normalisation 'generator'); give 'events' instead"
+            )
+        settings["target_weight_fb"] = 1.0 / (float(factor) * float(luminosity_fb))
+        n_total = math.ceil(float(factor) * float(luminosity_fb) * float(sigma_eq))
+    else:
+        n_total = int(settings["events"])
+    if n_total <= 0:
+        raise InputError(f"background sample '{name}': number of events must be positive")
+    # a chunk's weights are scaled by n_chunk / n_total in the driver: generators that unweight
+    # toward target_weight_fb need the total to set their threshold in chunk units
+    settings["n_total"] = n_total
+    return n_total, info
+
+
 def _run_chunk(task: tuple[Mapping[str, Any], int, int]) -> ChunkResult:
     settings, n_generate, seed = task
     return _resolve(settings)(dict(settings), n_generate, seed)
@@ -541,14 +606,12 @@ def generate_sample(
 
     cfg = config if config is not None else default_config()
     settings = sample_settings(name, cfg)
-    n_total = int(settings["events"] if n_events is None else n_events)
     size = int(settings["chunk_size"] if chunk_size is None else chunk_size)
-    if n_total <= 0:
-        raise InputError(f"background sample '{name}': number of events must be positive")
     if size <= 0:
         raise InputError(f"background sample '{name}': chunk size must be positive")
+    check_filter(name, cfg)
     _resolve(settings)
-    info = _describe(settings)
+    n_total, info = sample_size(settings, cfg.luminosity_fb, n_events)
 
     seed_sample = sample_seed(cfg.seed, name) if seed is None else int(seed)
     sizes = _chunk_sizes(n_total, size)
@@ -641,7 +704,10 @@ def generate_sample(
                 sigma_norm_fb=sigma_norm,
                 sigma_filtered_fb=sum_w,
                 sigma_filtered_err_fb=math.sqrt(sum_w2),
-                luminosity_equivalent_fb=n_total / sigma_norm,
+                luminosity_equivalent_fb=n_total
+                / float(info.get("sigma_equivalent_fb", sigma_norm)),
+                luminosity_factor=settings.get("luminosity_factor"),
+                target_weight_fb=settings.get("target_weight_fb"),
             )
     finally:
         if own_pool:

@@ -112,12 +112,40 @@ class GeneratorFilterConfig(_Strict):
         150.0, gt=0.0, le=180.0, validate_default=True, description="lab polar angle, deg"
     )
 
+    prong_theta_deg: tuple[float, float] | None = Field(
+        None,
+        description="lab polar-angle range both good prongs of a two-prong event must lie in, "
+        "deg (the two-track trigger: 37-120 deg); null: no cut",
+    )
+    recoil_pt_cm_min_gev: float | None = Field(
+        None,
+        ge=0.0,
+        description="c.m. transverse momentum of the recoil against the two good prongs, GeV "
+        "(the selection: 0.5 GeV); null: no cut",
+    )
+    recoil_theta_max_deg: float | None = Field(
+        None,
+        gt=0.0,
+        le=180.0,
+        description="largest lab polar angle of that recoil, deg (the selection: 123 deg); null: "
+        "no cut",
+    )
+
     @field_validator("theta_max_deg")
     @classmethod
     def _theta_ordered(cls, value: float, info: Any) -> float:
         low = info.data.get("theta_min_deg")
         if low is not None and value <= low:
             raise ValueError(f"theta_max_deg {value} must be above theta_min_deg {low}")
+        return value
+
+    @field_validator("prong_theta_deg")
+    @classmethod
+    def _prong_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None:
+            _check_range(value)
+            if value[0] < 0.0 or value[1] > 180.0:
+                raise ValueError(f"angles must lie in [0, 180] deg, got {list(value)}")
         return value
 
 
@@ -127,8 +155,9 @@ class BackgroundSampleConfig(_Strict):
     description: str = Field("", description="what the sample is")
     generator: str = Field(
         "zprime.backgrounds:chunk",
-        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-        description="chunk function 'module:function' with the zprime.backgrounds chunk interface",
+        pattern=r"^([A-Za-z_][\w.]*:[A-Za-z_]\w*|[a-z][a-z0-9_]*)$",
+        description="chunk function 'module:function' with the zprime.backgrounds chunk "
+        "interface, or a short name: pythia, tautau, mumu (zprime.backgrounds.GENERATORS)",
     )
     pythia: list[str] = Field(
         default_factory=list,
@@ -154,7 +183,18 @@ class BackgroundSampleConfig(_Strict):
     )
     xsec_source: str = Field("", description="source of the reference cross section")
     filter: GeneratorFilterConfig = Field(default_factory=GeneratorFilterConfig)
-    events: int = Field(100_000, gt=0, description="generated events in the default run")
+    events: int = Field(
+        100_000,
+        gt=0,
+        description="generated events in the default run (unless luminosity_factor is set)",
+    )
+    luminosity_factor: float | None = Field(
+        None,
+        gt=0.0,
+        description="the sample stands for this many times the data luminosity (luminosity_fb): "
+        "the number of generated events follows from the generator's cross section; null: use "
+        "'events'",
+    )
     chunk_size: int = Field(200_000, gt=0, le=10_000_000, description="events per chunk")
     options: dict[str, Any] = Field(
         default_factory=dict, description="generator-specific options passed to the chunk"

@@ -357,16 +357,24 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
     # configurations change and not by the noise of two sparse weighted samples (an injected
     # signal and independently generated samples keep their own random numbers)
     common = pcfg.detector_random_numbers == "common" and not pcfg.independent_generation
+    samples = ctx.config.backgrounds.samples
     for key, path in gen.get("data", {}).items():
         data_seed = ctx.config.seed if common and key != "signal" else _data_seed(ctx.config)
+        # a sample at several times the luminosity: the data detector sees an unweighted subset
+        # at the data luminosity (real data's statistical power, and a tenth of the disk)
+        factor = samples[key].luminosity_factor if key in samples else None
+        unweight = 1.0 / ctx.config.luminosity_fb if factor is not None and factor > 1 else None
         params = {
             "input": gen["hashes"][path],
             "detector": data_cfg,
             "data_seed": data_seed,
             "common_random_numbers": common and key != "signal",
+            "unweight_to_fb": unweight,
         }
 
-        def make_data(path: str = path, data_seed: int = data_seed) -> Path:
+        def make_data(
+            path: str = path, data_seed: int = data_seed, unweight: float | None = unweight
+        ) -> Path:
             ctx.console.print(f"simulate {Path(path).name} ({data_det}, pseudo-data)")
             return simulate_file(
                 path,
@@ -374,6 +382,7 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
                 detector=data_det,
                 config=ctx.config,
                 seed=data_seed,
+                unweight_to_fb=unweight,
             )
 
         target, _ = _cached_file(ctx, f"reco_{data_det}_{Path(path).stem}", params, make_data)
@@ -1351,7 +1360,8 @@ def run_stage(ctx: RunContext, name: str, *, force: bool = False) -> dict[str, A
 
 def quick_config(config: Config, factor: float = 0.1) -> Config:
     """A reduced copy of ``config`` for smoke runs (``zprime run --quick``): a tenth of the
-    events (at most 100 000 per background sample), five signal masses, a hypothesis every four
+    events (at most 100 000 per background sample; samples sized by a luminosity factor get
+    100 000 generated events), five signal masses, a hypothesis every four
     resolution units, short training and few toys. Its numbers are not physics results."""
     data = config.to_dict()
     data["signal"]["events_per_mass"] = max(2000, int(data["signal"]["events_per_mass"] * factor))
@@ -1359,6 +1369,9 @@ def quick_config(config: Config, factor: float = 0.1) -> Config:
     picks = sorted({round(i * (len(masses) - 1) / 4) for i in range(5)})
     data["signal"]["masses_gev"] = [masses[i] for i in picks]
     for sample in data["backgrounds"]["samples"].values():
+        if sample.get("luminosity_factor") is not None:  # sized by events in a smoke run
+            sample["luminosity_factor"] = None
+            sample["events"] = 1_000_000
         sample["events"] = max(5000, min(100_000, int(sample["events"] * factor)))
         sample["chunk_size"] = min(sample["chunk_size"], sample["events"])
     data["punzinet"]["punzi_epochs"] = min(data["punzinet"]["punzi_epochs"], 30)
