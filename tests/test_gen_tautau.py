@@ -303,7 +303,7 @@ def test_polar_angle_distribution():
 
 
 def test_four_momentum_conservation_all_modes():
-    opts = tt.resolve_options({"keep_neutrinos": True})
+    opts = tt.resolve_options({"keep_neutrinos": True, "keep_isr_photons": True})
     ev = tt.generate(20_000, np.random.default_rng(51), opts)
     tot = (ev.p4 * (ev.pdg != 0)[..., None]).sum(axis=1)
     np.testing.assert_allclose(tot, np.broadcast_to(P_BEAMS_LAB, tot.shape), atol=1e-9)

@@ -54,7 +54,7 @@ def _assert_same_selection(a: ak.Array, b: ak.Array) -> None:
             np.testing.assert_array_equal(mb[ch][step], mask, err_msg=f"{ch}/{step}")
     for col in VARIABLE_COLUMNS:
         np.testing.assert_allclose(
-            ak.to_numpy(b[col]), ak.to_numpy(a[col]), rtol=1e-12, atol=1e-12, err_msg=col
+            ak.to_numpy(b[col]), ak.to_numpy(a[col]), rtol=2e-7, atol=1e-9, err_msg=col
         )
 
 

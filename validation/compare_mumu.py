@@ -12,8 +12,9 @@ errors of both, weighted), and drawn into ``--out``:
   M_recoil^2 ranges (-0.5-9, 9-36, 36-81 GeV^2, the ranges of its systematic uncertainties).
 
 Pythia differs by construction: its ISR is a leading-log shower from the electron PDF (several
-photons, each with p_T), its FSR a shower without ISR-FSR interference; ours is the exact O(alpha)
-matrix element for the hardest photon and collinear structure-function photons. Differences are
+photons per beam, each with p_T), its FSR a shower without ISR-FSR interference; ours is the
+exact O(alpha) matrix element for the photon of largest p_T and one leading-log
+structure-function photon per beam (p_T-ordered), no further FSR. Differences are
 reported as measured (``docs/generators.md``).
 
     python validation/compare_mumu.py --pythia-events 20000000 --lumi-factor 1 \

@@ -77,6 +77,7 @@ __all__ = [
     "RECO_SCHEMA_VERSION",
     "TRACK_FIELDS",
     "VARIABLE_COLUMNS",
+    "VARIABLE_DTYPE",
     "DetectorConfig",
     "analysis_variables",
     "configuration_differences",
@@ -121,6 +122,12 @@ VARIABLE_COLUMNS: tuple[str, ...] = (
 )
 """Analysis variables stored as flat columns (NaN when the event has fewer than two tracks,
 except ``e_photons``, which is always defined)."""
+
+VARIABLE_DTYPE = np.float32
+"""Storage precision of the analysis variables (and ``m_recoil2_true``): single precision is a
+relative 6e-8 (M_recoil^2: 1e-5 GeV^2 at 100 GeV^2, against a resolution of 0.06-0.23 GeV^2)
+and a quarter less disk per reconstructed event, which matters for samples at ten times the
+luminosity. They are computed in double precision; tracks and photons stay double."""
 
 _STAGE_KEY = 4  # seeds of this stage: chunk_rng(seed, _STAGE_KEY, file key, batch index)
 
@@ -775,7 +782,7 @@ def _assemble(
         "tracks": _ragged(t_cols, t_counts),
         "photons": _ragged(g_cols, g_counts),
         **variables,
-        "m_recoil2_true": m2_true,
+        "m_recoil2_true": m2_true.astype(VARIABLE_DTYPE),
     }
     for name in ak.fields(events):
         if name in columns or name == "particles":
@@ -798,7 +805,8 @@ def _variables_from_flat(
     photon_p4: np.ndarray,
     g_counts: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Analysis variables from flat track momenta (sorted by decreasing p in each event)."""
+    """Analysis variables from flat track momenta (sorted by decreasing p in each event),
+    computed in double precision and returned as :data:`VARIABLE_DTYPE`."""
     n = t_counts.size
     out = {name: np.full(n, np.nan) for name in PAIR_VARIABLES}
     has_pair = t_counts >= 2
@@ -814,7 +822,7 @@ def _variables_from_flat(
     e_sum, min_angle = photon_recoil_variables(rec, photon_p4, g_counts)
     out["e_photons"] = e_sum
     out["min_angle_photon_recoil"] = min_angle
-    return out
+    return {name: value.astype(VARIABLE_DTYPE) for name, value in out.items()}
 
 
 def analysis_variables(tracks: ak.Array, photons: ak.Array) -> dict[str, np.ndarray]:

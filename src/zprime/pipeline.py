@@ -500,6 +500,19 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
         transform_file(src, target, partial(punzinet.apply, model))
         return target
 
+    def select_scored(src: Path, folder: str, out_dir: Path, **kwargs: Any) -> tuple[Path, Any]:
+        """The final selection of ``src`` scored by the network; the scored copy is an
+        intermediate (a full copy of the preselection: 1-2 GB for samples at 10x the
+        luminosity) and is removed once the selection is written."""
+        path = scored(src, folder)
+        try:
+            return select_file(
+                path, out_dir, cfg.selection, luminosity_fb=cfg.luminosity_fb, **kwargs
+            )
+        finally:
+            if path != src:
+                path.unlink(missing_ok=True)
+
     final_dir = ctx.out / "selected" / "final"
     result: dict[str, Any] = {
         "model": None if model_path is None else str(model_path),
@@ -509,30 +522,19 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
     flows = []
     for group in ("signal", "backgrounds"):
         for key, path in presel[group].items():
-            target, flow = select_file(
-                scored(Path(path), "scored"),
-                final_dir,
-                cfg.selection,
-                luminosity_fb=cfg.luminosity_fb,
-            )
+            target, flow = select_scored(Path(path), "scored", final_dir)
             result[group][key] = str(target)
             flows.append(flow)
     result["data"] = {}
     for key, path in presel.get("data", {}).items():
-        target, _ = select_file(
-            scored(Path(path), "data_scored"),
-            ctx.out / "selected" / "data_final",
-            cfg.selection,
-            luminosity_fb=cfg.luminosity_fb,
-        )
+        target, _ = select_scored(Path(path), "data_scored", ctx.out / "selected" / "data_final")
         result["data"][key] = str(target)
     result["signal_notheta"] = {}
     for key, path in presel["signal_notheta"].items():
-        target, _ = select_file(
-            scored(Path(path), "scored_notheta"),
+        target, _ = select_scored(
+            Path(path),
+            "scored_notheta",
             ctx.out / "selected" / "final_notheta",
-            cfg.selection,
-            luminosity_fb=cfg.luminosity_fb,
             skip=["theta_recoil"],
         )
         result["signal_notheta"][key] = str(target)

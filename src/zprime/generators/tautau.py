@@ -50,7 +50,9 @@ opposite, ``R_zz = R_00``). The test suite checks it against explicit Dirac spin
 Options (``backgrounds.samples.<name>.options``)
 ------------------------------------------------
 ``channels`` (list; default all), ``spin_correlations`` (true), ``isr`` (true),
-``keep_neutrinos`` (false: neutrinos are not written; they are invisible), ``m_min_gev`` (3.6),
+``keep_neutrinos`` (false: neutrinos are not written; they are invisible), ``keep_isr_photons``
+(false: the initial-state photons, exactly collinear with the beams, leave through the beam pipe
+and are invisible to the detector; ``sqrt_s_hat`` records their effect), ``m_min_gev`` (3.6),
 ``branching_fractions`` (``{mode: value}`` overrides of :data:`tau_decays.MODES`),
 ``require_one_of`` (list of channels; null: every pair of forced channels) and ``mode_weights``
 (``{channel: r}``, r in (0, 1]): the importance sampling over mode pairs described under
@@ -99,6 +101,7 @@ _DEFAULTS: dict[str, Any] = {
     "spin_correlations": True,
     "isr": True,
     "keep_neutrinos": False,
+    "keep_isr_photons": False,
     "m_min_gev": 3.6,
     "branching_fractions": None,
     "mode_weights": None,
@@ -127,7 +130,7 @@ def resolve_options(options: Mapping[str, Any] | None, name: str = "tautau") -> 
         if key not in _DEFAULTS:
             raise ConfigError(f"{where}.{key}: unknown option (known: {', '.join(_DEFAULTS)})")
         opts[key] = value
-    for key in ("spin_correlations", "isr", "keep_neutrinos"):
+    for key in ("spin_correlations", "isr", "keep_neutrinos", "keep_isr_photons"):
         if not isinstance(opts[key], bool):
             raise ConfigError(f"{where}.{key} must be true or false, got {opts[key]!r}")
     try:
@@ -434,7 +437,12 @@ def generate(
     prods = boost_z(prods, b_tot[:, None])
     gam = cm_to_lab(hard.photons)
     pdg = np.concatenate(
-        [np.where(hard.photons[..., 0] > 0.0, 22, 0), dm.pdg, dp.pdg], axis=1
+        [
+            np.where((hard.photons[..., 0] > 0.0) & bool(opts["keep_isr_photons"]), 22, 0),
+            dm.pdg,
+            dp.pdg,
+        ],
+        axis=1,
     ).astype(np.int64)
     if not opts["keep_neutrinos"]:
         pdg[:, 2:] = np.where(np.isin(np.abs(pdg[:, 2:]), (12, 14, 16)), 0, pdg[:, 2:])
