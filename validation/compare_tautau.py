@@ -174,9 +174,14 @@ def main() -> None:
     parser.add_argument("--presel-pythia-events", type=int, default=0, help="0: skip")
     parser.add_argument("--presel-ours-events", type=int, default=20_000_000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--presel-only", action="store_true", help="only the preselected yields")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, object] = {}
+    if args.presel_only:
+        rows = preselected_yields(args)
+        (args.out / "presel_summary.json").write_text(json.dumps(rows, indent=1))
+        return
 
     py = load_pythia(args.reference)
     n = len(py["tm_p4"])
