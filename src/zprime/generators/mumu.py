@@ -89,15 +89,17 @@ function angles, whose map is nearly exact and which vegas would pull onto the c
 that dominates the target), trained once per option set and filter with a fixed seed and cached
 per process, on the target density
 ``f(x) filter(x) r(x)``: ``f`` the cross section, ``filter`` the generator-level filter
-(:func:`zprime.generators.filters.filter_mask`), ``r = 1`` where the event can pass the preselection's photon
-and recoil cuts at truth level, with margins (the photons of lab energy above 0.1 GeV inside the
-ECL acceptance outside its gaps, 12.4-31.4, 32.2-128.7 and 130.7-155.1 deg, sum to less than
-0.6 GeV and none lies within 10 deg of the recoil; below M_recoil^2 = 3 GeV^2 the recoil points
-into 31-126 deg) and ``r = detected_photon_suppression`` elsewhere: those events pass the
-signal selection only through a detector inefficiency or a resolution tail but matter for the
-control samples, so they are kept with about 1/r larger weights. (A first version with r = 1
-wherever the photon veto could pass spread the sampling over 30 times more phase space than the
-preselection keeps: the preselected events then weighed 2-10 times the target weight.) The weights stay exact: ``w = f K / (N g)``.
+(:func:`zprime.generators.filters.filter_mask`), ``r = 1`` where the event can pass the
+preselection's photon and recoil cuts at truth level, with margins (the photons of lab energy
+above 0.1 GeV inside the ECL acceptance outside its gaps, 12.4-31.4, 32.2-128.7 and
+130.7-155.1 deg, sum to less than 0.6 GeV and none lies within 10 deg of the recoil; below
+M_recoil^2 = 3 GeV^2 the recoil points into 31-126 deg) and
+``r = detected_photon_suppression`` (default 0.1) elsewhere: those events pass the signal
+selection only through a detector inefficiency or a resolution tail but matter for the control
+samples, so they are kept with about 1/r larger weights. (A first version with r = 1 wherever
+the photon veto could pass spread the sampling over 30 times more phase space than the
+preselection keeps: the preselected events then weighed 2-10 times the target weight.) The
+weights stay exact: ``w = f K / (N g)``.
 
 *Partial unweighting.* With a target weight ``w_t = 1 / (luminosity_factor L)`` fb (set by the
 sample driver as ``settings['target_weight_fb']``, or ``options['target_weight_fb']``), each
@@ -171,8 +173,10 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
     ),
     "detected_photon_suppression": (
         0.1,
-        "r of the target density where the photons would be detected (0 < r <= 1); "
-        "1: sample the filtered cross section as it is",
+        "r of the target density where the event fails the preselection's photon and recoil "
+        "cuts (0 < r <= 1; those events then weigh 1/r times the target weight: keep it at "
+        "1/luminosity_factor or above, or the pseudo-data get clumps); 1: sample the filtered "
+        "cross section as it is",
     ),
     "target_weight_fb": (
         None,
