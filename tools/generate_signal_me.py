@@ -21,8 +21,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+import form_numpy  # tools/form_numpy.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 FRM = HERE / "signal_me.frm"
@@ -79,50 +80,18 @@ def lh_contracted(
 '''
 
 
-def form_version() -> str:
-    """The first line of ``form -v`` (e.g. ``FORM 4.3 (Jan  4 2023) 64-bits``)."""
-    res = subprocess.run(["form", "-v"], capture_output=True, text=True, check=False)
-    return (res.stdout or res.stderr).splitlines()[0].strip()
-
-
 def run_form(frm: Path) -> str:
     """Run FORM on ``frm`` and return what it wrote to its output file."""
-    if shutil.which("form") is None:
-        raise SystemExit("FORM not found (Debian/Ubuntu: apt-get install form)")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "signal_me.out"
-        subprocess.run(
-            ["form", "-q", "-D", f"OUTFILE={out}", str(frm)],
-            cwd=tmp,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return out.read_text()
+    return form_numpy.run_form(frm, "signal_me.out")
+
+
+def form_version() -> str:
+    """The first line of ``form -v``."""
+    return form_numpy.form_version()
 
 
 def _translate(expr: str) -> str:
-    expr = " ".join(expr.split())
-
-    def power(m: re.Match[str]) -> str:
-        base, exp = m.group(1), int(m.group(2))
-        if exp == -1:
-            return f"(1.0 / {base})"
-        if exp < 0:
-            return f"(1.0 / {base} ** {-exp})"
-        return f"{base} ** {exp}"
-
-    expr = re.sub(r"pow\((\w+),(-?\d+)\)", power, expr)
-    if "pow(" in expr:
-        raise ValueError(f"untranslated power in {expr!r}")
-    expr = re.sub(r"\bZ(\d+)_", r"z\1", expr)
-    expr = re.sub(r"\b([A-Za-z]\w*)\b", lambda m: RENAME.get(m.group(1), m.group(1)), expr)
-    if not re.fullmatch(r"[\w\s+\-*/().]+", expr):
-        raise ValueError(f"unexpected characters in {expr!r}")
-    for name in re.findall(r"\b[A-Za-z_]\w*\b", expr):
-        if name not in ARGS and not re.fullmatch(r"z\d+", name):
-            raise ValueError(f"unknown symbol {name!r} in FORM output")
-    return expr
+    return form_numpy.translate_expression(expr, RENAME, ARGS)
 
 
 def translate(form_output: str) -> list[str]:
