@@ -191,9 +191,10 @@ OPTION_DOCS: dict[str, str] = {key: doc for key, (_, doc) in _OPTIONS.items()}
 DEFAULT_OPTIONS: dict[str, Any] = {key: value for key, (value, _) in _OPTIONS.items()}
 """Default generator options."""
 
-# ECL acceptance and gaps (lab polar angle, deg), the photon energy below which a photon counts
-# as undetected, and the detected energy the photon veto allows: Belle II ECL, PRL 130, 231801
-# and the Physics Book, section 3.
+# ECL acceptance and gaps (lab polar angle, deg; basf2 thetaInECLAcceptance, as the detector
+# configuration), the photon energy below which a photon counts as undetected (the PRL's 0.1 GeV
+# cluster threshold) and the detected energy the photon veto allows (the PRL's 0.5 GeV, with a
+# margin): PRL 130, 231801; docs/detector.md.
 _ECL_RANGE_DEG = (12.4, 155.1)
 _ECL_GAPS_DEG = ((31.4, 32.2), (128.7, 130.7))
 _E_UNDETECTED_GEV = 0.1
