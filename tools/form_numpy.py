@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -64,3 +65,16 @@ def translate_expression(expr: str, rename: Mapping[str, str], args: Iterable[st
         if name not in allowed and not re.fullmatch(r"z\d+", name):
             raise ValueError(f"unknown symbol {name!r} in FORM output")
     return expr
+
+
+def write_module(code: str, out: Path) -> Path:
+    """Write the generated module ``out`` (through a temporary file), formatted with ruff when
+    ruff is available, so that a regenerated module is identical to the shipped one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.py")
+    tmp.write_text(code)
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if Path(ruff).exists():
+        subprocess.run([ruff, "format", "--quiet", "--line-length", "100", str(tmp)], check=False)
+    tmp.replace(out)
+    return out

@@ -19,9 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import form_numpy  # tools/form_numpy.py, beside this script
@@ -151,14 +148,7 @@ def generate(out: Path) -> Path:
     text = run_form(FRM)
     sha = hashlib.sha256(FRM.read_bytes()).hexdigest()
     code = HEADER.format(form_version=form_version(), sha=sha) + translate(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.py")
-    tmp.write_text(code)
-    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    if Path(ruff).exists():
-        subprocess.run([ruff, "format", "--quiet", "--line-length", "100", str(tmp)], check=False)
-    tmp.replace(out)
-    return out
+    return form_numpy.write_module(code, out)
 
 
 def main() -> None:

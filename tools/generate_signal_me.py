@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import form_numpy  # tools/form_numpy.py, beside this script
@@ -124,14 +121,7 @@ def generate(out: Path) -> Path:
     sha = hashlib.sha256(FRM.read_bytes()).hexdigest()
     body = "\n".join(translate(text))
     code = HEADER.format(form_version=form_version(), sha=sha) + body + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.py")
-    tmp.write_text(code)
-    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    if Path(ruff).exists():
-        subprocess.run([ruff, "format", "--quiet", "--line-length", "100", str(tmp)], check=False)
-    tmp.replace(out)
-    return out
+    return form_numpy.write_module(code, out)
 
 
 def main() -> None:

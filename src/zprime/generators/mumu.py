@@ -131,6 +131,7 @@ import vegas
 from numpy.typing import ArrayLike, NDArray
 
 from zprime.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, M_MUON, P_BEAMS_LAB, SQRT_S
+from zprime.dirac import minkowski_dot as _dot
 from zprime.errors import ConfigError, InputError
 from zprime.events import make_particles
 from zprime.generators import _mumugamma_me_generated as _me
@@ -303,15 +304,6 @@ def check_filter(settings: Mapping[str, Any], opts: Mapping[str, Any]) -> None:
 
 # --------------------------------------------------------------------------------------------
 # matrix element and cross sections
-
-
-def _dot(a: Array, b: Array) -> Array:
-    return (
-        a[..., 0] * b[..., 0]
-        - a[..., 1] * b[..., 1]
-        - a[..., 2] * b[..., 2]
-        - a[..., 3] * b[..., 3]
-    )
 
 
 def _parts(p1: Array, p2: Array, q1: Array, q2: Array, k: Array) -> tuple[Array, Array, Array]:

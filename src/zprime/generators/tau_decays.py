@@ -79,6 +79,7 @@ from numpy.typing import NDArray
 from particle import Particle
 
 from zprime.constants import M_ELECTRON, M_MUON, M_TAU
+from zprime.dirac import minkowski_dot as _dot
 
 __all__ = [
     "CHANNEL_GROUPS",
@@ -239,15 +240,6 @@ def branching_fractions(overrides: Mapping[str, float] | None = None) -> dict[st
 
 # --------------------------------------------------------------------------------------------
 # kinematics helpers
-
-
-def _dot(a: F64, b: F64) -> F64:
-    return (
-        a[..., 0] * b[..., 0]
-        - a[..., 1] * b[..., 1]
-        - a[..., 2] * b[..., 2]
-        - a[..., 3] * b[..., 3]
-    )
 
 
 def _pstar(m0: F64 | float, m1: float | F64, m2: float | F64) -> F64:
