@@ -86,10 +86,6 @@ def charged_mask(pdg: NDArray[np.integer]) -> NDArray[np.bool_]:
 _NEUTRAL = np.array([12, 14, 16, 22, 111, 130, 310, 2112])
 
 
-def _get(filt: Mapping[str, Any], key: str) -> Any:
-    return filt.get(key)
-
-
 def filter_mask(
     pdg: NDArray[np.integer], p4: NDArray[np.float64], filt: Mapping[str, Any]
 ) -> NDArray[np.bool_]:
@@ -127,7 +123,7 @@ def filter_mask(
     keep = n_good >= int(filt["min_tracks"])
     two = keep & (n_good == 2)
     cuts = ("prong_theta_deg", "recoil_pt_cm_min_gev", "recoil_theta_max_deg")
-    if not np.any(two) or all(_get(filt, c) is None for c in cuts):
+    if not np.any(two) or all(filt.get(c) is None for c in cuts):
         return np.asarray(keep)
     idx = np.flatnonzero(two)
     g = good[idx]
@@ -136,16 +132,16 @@ def filter_mask(
     rows = np.arange(idx.size)[:, None]
     prongs = p4[idx][rows, order]  # (m, 2, 4)
     ok = np.ones(idx.size, dtype=bool)
-    window = _get(filt, "prong_theta_deg")
+    window = filt.get("prong_theta_deg")
     if window is not None:
         th = theta[idx][rows, order]
         lo, hi = math.radians(float(window[0])), math.radians(float(window[1]))
         ok &= np.all((th > lo) & (th < hi), axis=1)
     rec = np.asarray(P_BEAMS_LAB, dtype=np.float64) - prongs.sum(axis=1)
-    rec_pt_min = _get(filt, "recoil_pt_cm_min_gev")
+    rec_pt_min = filt.get("recoil_pt_cm_min_gev")
     if rec_pt_min is not None:  # p_T is invariant under the boost along z
         ok &= np.hypot(rec[:, 1], rec[:, 2]) > float(rec_pt_min)
-    rec_theta_max = _get(filt, "recoil_theta_max_deg")
+    rec_theta_max = filt.get("recoil_theta_max_deg")
     if rec_theta_max is not None:
         th_rec = np.arctan2(np.hypot(rec[:, 1], rec[:, 2]), rec[:, 3])
         ok &= th_rec < math.radians(float(rec_theta_max))
