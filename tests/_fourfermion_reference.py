@@ -18,7 +18,6 @@ from zprime.dirac import (
     dirac_bar,
     fermion_propagator,
     minkowski_dot,
-    slash,
     u_spinor,
     v_spinor,
 )
@@ -48,8 +47,7 @@ def _t_set(sp, p, m, i3, i4, i5, i6):
     jc = current(sp[i5], sp[i6]) / minkowski_dot(qc, qc)[:, None]
     out = _two(sp[i5], ja, q1, jb, q2, sp[i6], p[:, i5], m[i5])
     out = out + _two(sp[i3], jb, q2, jc, qc, sp[0], p[:, i3], m[0])
-    out = out + _two(sp[1], ja, q1, jc, qc, sp[i4], -p2, m[1])
-    return out
+    return out + _two(sp[1], ja, q1, jc, qc, sp[i4], -p2, m[1])
 
 
 def _s_set(sp, p, m, i3, i4, i5, i6):
@@ -63,8 +61,7 @@ def _s_set(sp, p, m, i3, i4, i5, i6):
     jc = current(sp[i5], sp[i6]) / minkowski_dot(kc, kc)[:, None]
     out = _two(sp[i5], jd, kd, je, ke, sp[i6], p[:, i5], m[i5])
     out = out + _two(sp[1], je, ke, jc, kc, sp[0], -p2, m[1])
-    out = out + _two(sp[i3], jd, kd, jc, kc, sp[i4], p[:, i3], m[i3])
-    return out
+    return out + _two(sp[i3], jd, kd, jc, kc, sp[i4], p[:, i3], m[i3])
 
 
 def reference_me2(p, masses, final_state, alpha):

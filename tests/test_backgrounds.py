@@ -44,7 +44,7 @@ def _own_filter(particles: ak.Array) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("name", "n"), [("mumu_pythia", 2000), ("eemumu", 2000), ("tautau_pythia", 60)]
+    ("name", "n"), [("mumu_pythia", 2000), ("eemumu_pythia", 2000), ("tautau_pythia", 60)]
 )
 def test_events_are_in_the_lab_frame(name: str, n: int) -> None:
     res = bg.chunk(_settings(name, filter=NO_FILTER), n, 4711)
@@ -152,7 +152,7 @@ def test_tau_weight_is_one_without_forced_channels() -> None:
 
 
 def test_eemumu_keeps_the_scattered_electrons() -> None:
-    res = bg.chunk(_settings("eemumu", filter=NO_FILTER), 3000, 8)
+    res = bg.chunk(_settings("eemumu_pythia", filter=NO_FILTER), 3000, 8)
     parts = res.events.particles
     for code in (11, -11, 13, -13):
         assert ak.all(ak.sum(parts.pdg == code, axis=1) >= 1)
@@ -174,13 +174,14 @@ def test_eemumu_keeps_the_scattered_electrons() -> None:
 
 
 def test_q2max_variation_lowers_the_eemumu_cross_section() -> None:
-    nominal = bg.chunk(_settings("eemumu"), 4000, 5)
-    low = bg.chunk(bg.sample_settings("eemumu_q2max1", default_config()), 4000, 5)
+    nominal = bg.chunk(_settings("eemumu_pythia"), 4000, 5)
+    forced = {**_settings("eemumu_pythia")["pythia_forced"], "Photon:Q2max": 1.0}
+    low = bg.chunk(_settings("eemumu_pythia", pythia_forced=forced), 4000, 5)
     assert low.sigma_fb < nominal.sigma_fb
 
 
 def test_eeee_has_four_electrons() -> None:
-    res = bg.chunk(_settings("eeee", filter=NO_FILTER), 1000, 3)
+    res = bg.chunk(_settings("eeee_pythia", filter=NO_FILTER), 1000, 3)
     pdg = res.events.particles.pdg
     assert ak.all(ak.sum(pdg == 11, axis=1) >= 2)
     assert ak.all(ak.sum(pdg == -11, axis=1) >= 2)
@@ -188,9 +189,9 @@ def test_eeee_has_four_electrons() -> None:
 
 def test_pythia_settings_errors_name_the_setting() -> None:
     with pytest.raises(ConfigError, match=r"Photon:Wmin = 0\.5"):
-        bg.describe(_settings("eemumu", pythia=["Photon:Wmin = 0.5"]))
+        bg.describe(_settings("eemumu_pythia", pythia=["Photon:Wmin = 0.5"]))
     with pytest.raises(ConfigError, match="Nonsense:key"):
-        bg.describe(_settings("eemumu", pythia_forced={"Nonsense:key": 1.0}))
+        bg.describe(_settings("eemumu_pythia", pythia_forced={"Nonsense:key": 1.0}))
 
 
 # ------------------------------------------------------------------------------ the driver
@@ -201,9 +202,14 @@ def test_unknown_sample_is_a_config_error(tmp_path: Path) -> None:
         bg.generate_sample("nosuch", 10, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="'nosuch'"):
         bg.sample_settings("nosuch")
-    assert {"mumu_pythia", "tautau_pythia", "eemumu", "eemumu_q2max1", "eeee"} <= set(
-        bg.sample_names()
-    )
+    assert {
+        "mumu_pythia",
+        "tautau_pythia",
+        "eemumu",
+        "eemumu_pythia",
+        "eeee",
+        "eeee_pythia",
+    } <= set(bg.sample_names())
 
 
 def test_unavailable_generator_is_a_config_error(tmp_path: Path) -> None:
@@ -275,12 +281,18 @@ def test_sample_file_weights_metadata_and_luminosity(tmp_path: Path) -> None:
 
 def test_same_seed_same_file_and_workers_do_not_matter(tmp_path: Path) -> None:
     kwargs: dict[str, Any] = {"seed": 5, "chunk_size": 1000, "progress": False}
-    one = bg.generate_sample("eemumu", 4000, tmp_path / "a", workers=1, **kwargs)
-    two = bg.generate_sample("eemumu", 4000, tmp_path / "b", workers=2, **kwargs)
+    one = bg.generate_sample("eemumu_pythia", 4000, tmp_path / "a", workers=1, **kwargs)
+    two = bg.generate_sample("eemumu_pythia", 4000, tmp_path / "b", workers=2, **kwargs)
     assert one.read_bytes() == two.read_bytes()
     assert ak.array_equal(read_events(one), read_events(two))
     other = bg.generate_sample(
-        "eemumu", 4000, tmp_path / "c", seed=6, chunk_size=1000, executor="serial", progress=False
+        "eemumu_pythia",
+        4000,
+        tmp_path / "c",
+        seed=6,
+        chunk_size=1000,
+        executor="serial",
+        progress=False,
     )
     assert not ak.array_equal(read_events(one).particles, read_events(other).particles)
 
@@ -381,8 +393,10 @@ def test_eemumu_accepted_cross_section_does_not_depend_on_the_pthat_cut() -> Non
     item 5 saw 1.25 vs 1.33 nb)."""
 
     def accepted(pthat: float) -> tuple[float, float]:
-        lines = [x for x in _settings("eemumu")["pythia"] if not x.startswith("PhaseSpace:pTHat")]
-        settings = _settings("eemumu", pythia=[*lines, f"PhaseSpace:pTHatMin = {pthat}"])
+        lines = [
+            x for x in _settings("eemumu_pythia")["pythia"] if not x.startswith("PhaseSpace:pTHat")
+        ]
+        settings = _settings("eemumu_pythia", pythia=[*lines, f"PhaseSpace:pTHatMin = {pthat}"])
         res = bg.chunk(settings, 300_000, 77)
         parts = res.events.particles
         mu = parts[np.abs(parts.pdg) == 13]

@@ -167,9 +167,11 @@ def test_non_positive_luminosity_factor_is_refused(value: float) -> None:
 
 
 def test_luminosity_factor_needs_a_known_cross_section() -> None:
-    cfg = config_from_dict({"backgrounds": {"samples": {"eemumu": {"luminosity_factor": 2.0}}}})
-    with pytest.raises(ConfigError, match=r"eemumu\.luminosity_factor"):
-        bg.sample_size(bg.sample_settings("eemumu", cfg), cfg.luminosity_fb)
+    cfg = config_from_dict(
+        {"backgrounds": {"samples": {"eemumu_pythia": {"luminosity_factor": 2.0}}}}
+    )
+    with pytest.raises(ConfigError, match=r"eemumu_pythia\.luminosity_factor"):
+        bg.sample_size(bg.sample_settings("eemumu_pythia", cfg), cfg.luminosity_fb)
 
 
 def test_generator_short_names() -> None:

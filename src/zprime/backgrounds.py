@@ -165,6 +165,7 @@ GENERATORS: dict[str, str] = {
     "pythia": "zprime.backgrounds:chunk",
     "tautau": "zprime.generators.tautau:chunk",
     "mumu": "zprime.generators.mumu:chunk",
+    "fourfermion": "zprime.generators.fourfermion:chunk",
 }
 """Short generator names a sample may give instead of 'module:function'."""
 

@@ -164,8 +164,12 @@ def _half_angles(p: Array) -> tuple[Array, Array]:
     safe = np.where(pabs > 0.0, pabs, 1.0)
     pt = np.hypot(p[..., 1], p[..., 2])
     # (|p| + pz) and (|p| - pz) without cancellation: one of them is pt^2 / (the other)
-    plus = np.where(p[..., 3] >= 0.0, pabs + p[..., 3], pt * pt / np.maximum(pabs - p[..., 3], 1e-300))
-    minus = np.where(p[..., 3] < 0.0, pabs - p[..., 3], pt * pt / np.maximum(pabs + p[..., 3], 1e-300))
+    plus = np.where(
+        p[..., 3] >= 0.0, pabs + p[..., 3], pt * pt / np.maximum(pabs - p[..., 3], 1e-300)
+    )
+    minus = np.where(
+        p[..., 3] < 0.0, pabs - p[..., 3], pt * pt / np.maximum(pabs + p[..., 3], 1e-300)
+    )
     ch = np.where(pabs > 0.0, np.sqrt(np.clip(plus / (2.0 * safe), 0.0, 1.0)), 1.0)
     sh = np.where(pabs > 0.0, np.sqrt(np.clip(minus / (2.0 * safe), 0.0, 1.0)), 0.0)
     return ch, sh
@@ -464,9 +468,7 @@ def _kernel(psi, out, k2, masses, lines, signs, gamma):  # pragma: no cover - co
                                             acc = 0.0 + 0.0j
                                             for c in range(4):
                                                 acc += lt[h, a1, a2, c] * rt[b1, b2, hp, c]
-                                            amp[base + b1 * wb1 + b2 * wb2 + hp * wuc] += (
-                                                sgn * acc
-                                            )
+                                            amp[base + b1 * wb1 + b2 * wb2 + hp * wuc] += sgn * acc
         total = 0.0
         for i in range(64):
             total += amp[i].real ** 2 + amp[i].imag ** 2

@@ -1,0 +1,759 @@
+"""e+e- -> e+e- f fbar at Belle II with the exact tree-level matrix element (``eemumu``, ``eeee``).
+
+This module owns the phase-space generation and the sample's chunk function of the
+four-fermion final states in which the beam electrons scatter (``eemumu``, ``eeee``,
+``eetautau``); the matrix element is :mod:`zprime.generators.fourfermion_me` (every tree-level
+QED diagram, fermion masses kept). No initial-state radiation is generated (like AAFH,
+whose samples the PRL used): the two-photon process's own photons dominate its recoil.
+
+Phase space
+-----------
+The two-photon (multiperipheral) graphs peak where both beam leptons scatter at tiny angles,
+``1/Q1^2 1/Q2^2`` with ``Q^2`` down to ``m_e^2 v^2/(1 - v)`` ~ 1e-11 GeV^2, and where they lose
+little energy (``dv/v``). The analytic map follows exactly that, in the c.m. frame:
+
+- the fractional energy losses ``v3 = 1 - E3/E_beam``, ``v4`` through ``tau = v3 v4``
+  log-uniform in ``[W_min^2/s, (1 - m/E)^2]`` (``W^2 <= s v3 v4``: the photon-photon mass) and
+  ``eta = ln(v3/v4)/2`` uniform (the pair's rapidity), on which the filter's muon acceptance
+  nearly factorises;
+- ``Q1^2 = -(p1 - p3)^2`` and ``Q2^2 = -(p2 - p4)^2`` log-uniform between their kinematic limits
+  (or ``q2_max_gev2``), ``1 - cos(theta)`` from them without rounding loss;
+- the azimuth of the scattered e- uniform, the azimuth of the e+ relative to it;
+- the f- direction in the f fbar rest frame about the direction of the photon from the e- side,
+  flat in ``atanh(beta cos)`` (the f-exchange peaks of the two-photon graphs), azimuth uniform.
+
+On top, ``vegas`` maps (7 dimensions) adapt the density to the target ``|M|^2 x filter x r``
+(``r`` as in :mod:`zprime.generators.mumu`: 1 where the event can pass the preselection at
+truth level, ``detected_suppression`` elsewhere), in two channels: one trained where the e-
+carries the larger transverse momentum (it is "tagged"), one where the e+ does; a point's
+density is the channel-weighted sum of both maps' densities (multi-channel sampling, both
+evaluated at every point with :meth:`vegas.AdaptiveMap.invmap`), so the weights are exact.
+
+e e e e: the final state has two identical e- and two identical e+. The labelled phase space
+is integrated with the antisymmetrised matrix element (36 graphs) and the symmetry factor
+1/4, restricted to the *canonical* labelling: ``p3`` is the e- with the smaller momentum
+transfer from the e- beam, ``p4`` the e+ with the smaller one from the e+ beam (each
+unlabelled event has exactly one canonical labelling, so the factor 4 of the labellings
+cancels the 1/4). ``W`` is then the mass of the other pair (p5, p6).
+
+Weights and unweighting
+-----------------------
+Each point weighs ``dsigma/g`` (fb, summing to the cross section within the filter); as in
+:mod:`zprime.generators.mumu` the sample driver's target weight ``1/(luminosity_factor L)``
+sets a threshold toward which the events are partially unweighted (per region: ``w_t`` where
+the event can pass the selection, ``w_t / r`` elsewhere).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import awkward as ak
+import numpy as np
+import vegas
+from numpy.typing import NDArray
+
+from zprime.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, P_BEAMS_LAB, SQRT_S
+from zprime.errors import ConfigError, InputError
+from zprime.events import make_particles
+from zprime.generators import fourfermion_me as me
+from zprime.generators.filters import filter_mask
+from zprime.generators.mumu import (
+    _BARREL_DEG,
+    _E_UNDETECTED_GEV,
+    _E_VETO_GEV,
+    _ECL_GAPS_DEG,
+    _ECL_RANGE_DEG,
+    _M2_SPLIT_GEV2,
+    _VETO_CONE_DEG,
+    _basis,
+    _boost,
+    _freeze,
+)
+from zprime.kinematics import cm_to_lab
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "OPTION_DOCS",
+    "SUPPORTED",
+    "chunk",
+    "cross_section",
+    "describe",
+    "generate",
+    "resolve_options",
+]
+
+Array = NDArray[np.float64]
+
+SUPPORTED: tuple[str, ...] = ("eemumu", "eeee", "eetautau")
+"""Final states this phase-space map generates (the beam leptons scatter)."""
+
+_PDG = {"e": 11, "mu": 13, "tau": 15}
+
+_OPTIONS: dict[str, tuple[Any, str]] = {
+    "final_state": ("eemumu", f"one of {', '.join(SUPPORTED)}"),
+    "w_min_gev": (
+        0.5,
+        "minimum invariant mass W of the produced pair (p5, p6), GeV; above 2 m_f, below "
+        "sqrt(s) - 2 m_e",
+    ),
+    "q2_max_gev2": (
+        None,
+        "maximum Q^2 = -(p_beam - p_scattered)^2 of each beam lepton, GeV^2 (null: none, the "
+        "exact matrix element has no cut-off; a value reproduces an equivalent-photon sample's "
+        "Q2max for validation)",
+    ),
+    "detected_suppression": (
+        0.1,
+        "r of the target density where the event fails the preselection's veto and recoil "
+        "cuts at truth level (0 < r <= 1; those events weigh 1/r times the target weight)",
+    ),
+    "far_suppression": (
+        0.01,
+        "r of the target density where the truth M_recoil^2 is above 82 GeV^2, beyond every "
+        "step of the analysis (0 < r <= 1; those events weigh 1/r times the target weight)",
+    ),
+    "target_weight_fb": (
+        None,
+        "target weight of the partial unweighting, fb (set by the sample driver as "
+        "1/(luminosity_factor L)); null: no unweighting",
+    ),
+}
+
+OPTION_DOCS: dict[str, str] = {key: doc for key, (_, doc) in _OPTIONS.items()}
+"""Documentation of every generator option."""
+
+DEFAULT_OPTIONS: dict[str, Any] = {key: value for key, (value, _) in _OPTIONS.items()}
+"""Default generator options."""
+
+_S = SQRT_S**2
+_E_BEAM = 0.5 * SQRT_S
+_DIM = 7
+_N_EXTRA = 1
+_TRAIN_SEED = 20230607
+_TRAIN_ITERATIONS = 20
+_TRAIN_POINTS = 80_000
+_INTEGRATION_POINTS = 400_000
+_N_INCREMENTS = 100
+_BATCH = 100_000
+# the CDC acceptance and the transverse momentum above which a charged particle is taken as a
+# found track by the truth-level emulation (detector: 17-150 deg; tracks are found down to
+# ~0.05 GeV, docs/detector.md)
+_CDC_DEG = (17.0, 150.0)
+_TRACK_PT_GEV = 0.05
+# the largest M_recoil^2 any step of the analysis uses: the PRL's systematics ranges end at
+# 81 GeV^2 (the fit windows at ~75 GeV^2, M_Z' <= 8.5 GeV); 1 GeV^2 of margin (16 times the
+# resolution there, 0.06 GeV^2). Above it the events are sampled at far_suppression.
+_M2_MAX_GEV2 = 82.0
+
+
+def _where(settings: Mapping[str, Any] | None, key: str) -> str:
+    name = (settings or {}).get("name", "eemumu")
+    return f"backgrounds.samples.{name}.options.{key}"
+
+
+def resolve_options(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The generator options: :data:`DEFAULT_OPTIONS` updated by ``settings['options']``.
+
+    Raises
+    ------
+    ConfigError
+        One line naming ``backgrounds.samples.<name>.options.<key>`` for an unknown option, an
+        unsupported final state, or a value of the wrong kind or outside its domain.
+    """
+    given = dict((settings or {}).get("options") or {})
+    opts = dict(DEFAULT_OPTIONS)
+    for key, value in given.items():
+        where = _where(settings, key)
+        if key not in opts:
+            raise ConfigError(f"{where}: unknown option (known: {', '.join(opts)})")
+        if key == "final_state":
+            if value not in SUPPORTED:
+                raise ConfigError(
+                    f"{where} = {value!r} is not supported (known: {', '.join(SUPPORTED)})"
+                )
+            opts[key] = value
+            continue
+        if value is None and key in ("target_weight_fb", "q2_max_gev2"):
+            opts[key] = None
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        opts[key] = float(value)
+    if opts["target_weight_fb"] is None and (settings or {}).get("target_weight_fb") is not None:
+        opts["target_weight_fb"] = float(settings["target_weight_fb"])  # type: ignore[index]
+
+    def fail(key: str, msg: str) -> None:
+        raise ConfigError(f"{_where(settings, key)} = {opts[key]} {msg}")
+
+    m_f = me.MASSES[me.FINAL_STATES[opts["final_state"]][1]]
+    w_hi = SQRT_S - 2.0 * M_ELECTRON
+    if not 2.0 * m_f < opts["w_min_gev"] < w_hi:
+        fail("w_min_gev", f"must lie in ({2.0 * m_f:.4f}, {w_hi:.3f}) GeV (2 m_f, sqrt(s) - 2 m_e)")
+    q2 = opts["q2_max_gev2"]
+    q2_floor = _q2_limits(np.array([0.5]))[0][0]
+    if q2 is not None and not q2_floor < q2 <= _S:
+        fail("q2_max_gev2", f"must lie in ({q2_floor:.3g}, {_S:.1f}] GeV^2 or be null")
+    for key in ("detected_suppression", "far_suppression"):
+        if not 0.0 < opts[key] <= 1.0:
+            fail(key, "must lie in (0, 1]")
+    if opts["target_weight_fb"] is not None and not opts["target_weight_fb"] > 0.0:
+        fail("target_weight_fb", "must be positive")
+    return opts
+
+
+def check_filter(settings: Mapping[str, Any]) -> None:
+    """Refuse a filter looser than the physical phase space allows to be meaningful.
+
+    The generator's importance sampling is trained with the filter; without one (or with one
+    switched off) the sample spends its time on the 19 nb of untagged two-photon events that
+    no selection keeps, so a filter with two tracks is required.
+
+    Raises
+    ------
+    ConfigError
+        One line naming ``backgrounds.samples.<name>.filter``.
+    """
+    name = settings.get("name", "eemumu")
+    filt = settings.get("filter")
+    if filt is None or not filt.get("enabled", True) or int(filt.get("min_tracks", 0)) < 2:
+        raise ConfigError(
+            f"backgrounds.samples.{name}.filter must be enabled with min_tracks >= 2 for "
+            "zprime.generators.fourfermion (its sampling is built for events with two tracks)"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# phase space
+
+
+def _q2_limits(e3: Array, m: float = M_ELECTRON) -> tuple[Array, Array]:
+    """Kinematic limits of Q^2 = -(p_beam - p)^2 for a scattered lepton of energy e3 (c.m.)."""
+    pb = math.sqrt(_E_BEAM**2 - m * m)
+    p3 = np.sqrt(np.maximum(e3 * e3 - m * m, 0.0))
+    x = (_E_BEAM**2 + e3 * e3 - m * m) / (_E_BEAM * e3 + pb * p3) - 1.0
+    return 2.0 * m * m * x, 2.0 * (_E_BEAM * e3 + pb * p3) - 2.0 * m * m
+
+
+class _Point(NamedTuple):
+    """A batch of phase-space points (c.m. frame) and their cross-section density."""
+
+    f: Array
+    """dsigma / dx of the analytic map, fb (0 outside the phase space or the cuts)"""
+    p: Array
+    """(n, 6, 4) c.m. momenta p1..p6"""
+    p4_lab: Array
+    """(n, 4, 4) lab momenta of p3..p6"""
+    q2: Array
+    """(n, 2) Q^2 of the e- and e+ lines"""
+    w: Array
+    """(n,) mass of the (p5, p6) pair"""
+    tag: NDArray[np.bool_]
+    """the e- has the larger transverse momentum (channel 0)"""
+    kin: me.Kinematics
+    """the momenta in the form of the matrix element"""
+
+
+def _phase_space(x: Array, u: Array, opts: Mapping[str, Any]) -> _Point:
+    """Map ``x`` (n, 7) in [0, 1] (after vegas) and ``u`` (n, 1) to events and dsigma/dx."""
+    n = x.shape[0]
+    fs = str(opts["final_state"])
+    flav = me.FINAL_STATES[fs]
+    m = me.MASSES[flav[0]]
+    mf = me.MASSES[flav[1]]
+    w_min = float(opts["w_min_gev"])
+    q2_cap = opts["q2_max_gev2"]
+    pb = math.sqrt(_E_BEAM**2 - m * m)
+    two_pi = 2.0 * math.pi
+    ok = np.ones(n, dtype=bool)
+
+    # v3 v4 = tau (>= W^2/s: W^2 <= s v3 v4) log-uniform, eta = ln(v3/v4)/2 uniform: the
+    # pair's mass and rapidity, on which the filter's acceptance nearly factorises
+    v_hi = 1.0 - m / _E_BEAM
+    tau_lo = w_min * w_min / _S
+    lt = math.log(v_hi * v_hi / tau_lo)
+    tau = tau_lo * np.exp(lt * x[:, 0])
+    eta_max = 0.5 * np.log(v_hi * v_hi / tau)
+    eta = eta_max * (2.0 * x[:, 2] - 1.0)
+    v3 = np.sqrt(tau) * np.exp(eta)
+    v4 = np.sqrt(tau) * np.exp(-eta)
+    jac = tau * lt * 2.0 * eta_max  # dv3 dv4 = dtau deta
+    e3 = _E_BEAM * (1.0 - v3)
+    e4 = _E_BEAM * (1.0 - v4)
+    p3a = np.sqrt(np.maximum(e3 * e3 - m * m, 0.0))
+    p4a = np.sqrt(np.maximum(e4 * e4 - m * m, 0.0))
+    q2 = np.empty((n, 2))
+    omc = np.empty((n, 2))
+    for i, (e, pa, col) in enumerate(((e3, p3a, 1), (e4, p4a, 3))):
+        lo, hi = _q2_limits(e, m)
+        if q2_cap is not None:
+            ok &= lo < q2_cap
+            hi = np.minimum(hi, q2_cap)
+        lq = np.log(np.maximum(hi / lo, 1.0))
+        q = lo * np.exp(lq * x[:, col])
+        jac = jac * q * lq
+        q2[:, i] = q
+        omc[:, i] = np.clip((q - lo) / (2.0 * pb * np.maximum(pa, 1e-300)), 0.0, 2.0)
+    phi3 = two_pi * u[:, 0]
+    phi4 = phi3 + two_pi * x[:, 4]
+    jac = jac * two_pi * two_pi * _E_BEAM * _E_BEAM
+
+    p = np.zeros((n, 6, 4))
+    p[:, 0] = (_E_BEAM, 0.0, 0.0, pb)
+    p[:, 1] = (_E_BEAM, 0.0, 0.0, -pb)
+    sin3 = np.sqrt(omc[:, 0] * (2.0 - omc[:, 0]))
+    sin4 = np.sqrt(omc[:, 1] * (2.0 - omc[:, 1]))
+    p[:, 2, 0] = e3
+    p[:, 2, 1] = p3a * sin3 * np.cos(phi3)
+    p[:, 2, 2] = p3a * sin3 * np.sin(phi3)
+    p[:, 2, 3] = p3a * (1.0 - omc[:, 0])
+    p[:, 3, 0] = e4
+    p[:, 3, 1] = p4a * sin4 * np.cos(phi4)
+    p[:, 3, 2] = p4a * sin4 * np.sin(phi4)
+    p[:, 3, 3] = -p4a * (1.0 - omc[:, 1])
+
+    big_q = -p[:, 2] - p[:, 3]
+    big_q[:, 0] += SQRT_S
+    w2 = big_q[:, 0] ** 2 - np.sum(big_q[:, 1:] ** 2, axis=-1)
+    ok &= w2 > max(w_min * w_min, 4.0 * mf * mf * (1.0 + 1e-9))
+    w2 = np.where(ok, w2, 4.0 * w_min * w_min)
+    w = np.sqrt(w2)
+    beta = np.sqrt(1.0 - 4.0 * mf * mf / w2)
+    bq = np.where(ok[:, None], big_q[:, 1:] / big_q[:, :1], 0.0)
+    # axis: the photon from the e- side, q1 = p1 - p3, in the pair rest frame
+    q1 = (p[:, 0] - p[:, 2])[:, None, :]
+    axis = _boost(q1, -bq)[:, 0, 1:]
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    e1, e2 = _basis(axis)
+    at = np.arctanh(beta)
+    c = np.tanh(at * (2.0 * x[:, 5] - 1.0)) / beta
+    jac = jac * 2.0 * at * (1.0 - beta * beta * c * c) / beta
+    s = np.sqrt(np.maximum(1.0 - c * c, 0.0))
+    phis = two_pi * x[:, 6]
+    jac = jac * two_pi
+    dirn = (s * np.cos(phis))[:, None] * e1 + (s * np.sin(phis))[:, None] * e2 + c[:, None] * axis
+    pstar = 0.5 * w * beta
+    rest = np.zeros((n, 2, 4))
+    rest[:, :, 0] = 0.5 * w[:, None]
+    rest[:, 0, 1:] = pstar[:, None] * dirn
+    rest[:, 1, 1:] = -pstar[:, None] * dirn
+    p[:, 4:] = _boost(rest, bq)
+
+    cos_half = np.empty((n, 6))
+    sin_half = np.empty((n, 6))
+    cos_half[:, 0], sin_half[:, 0] = 1.0, 0.0
+    cos_half[:, 1], sin_half[:, 1] = 0.0, 1.0
+    cos_half[:, 2] = np.sqrt(1.0 - 0.5 * omc[:, 0])
+    sin_half[:, 2] = np.sqrt(0.5 * omc[:, 0])
+    cos_half[:, 3] = np.sqrt(0.5 * omc[:, 1])  # theta = pi - theta', theta' from -z
+    sin_half[:, 3] = np.sqrt(1.0 - 0.5 * omc[:, 1])
+    ch, sh = me._half_angles(p[:, 4:])
+    cos_half[:, 4:], sin_half[:, 4:] = ch, sh
+    masses = np.array([me.MASSES[f] for f in me._flavours(fs)])
+    kin = me.Kinematics(p, cos_half, sin_half, -q2[:, 0], -q2[:, 1], masses)
+
+    if fs == "eeee":
+        # canonical labelling: p3 (p4) has the smaller momentum transfer from its beam
+        q15 = 2.0 * (_E_BEAM * p[:, 4, 0] - pb * p[:, 4, 3]) - 2.0 * m * m
+        q26 = 2.0 * (_E_BEAM * p[:, 5, 0] + pb * p[:, 5, 3]) - 2.0 * m * m
+        ok &= (q2[:, 0] <= q15) & (q2[:, 1] <= q26)
+    flux = 4.0 * pb * SQRT_S
+    # everything but |M|^2 (filled by _with_me where needed)
+    f = np.where(ok, (2.0 * math.pi) ** -8 / (4.0 * pb) ** 2 * beta / 8.0 * jac / flux, 0.0)
+    f *= GEV2_TO_FB
+    pt3 = np.hypot(p[:, 2, 1], p[:, 2, 2])
+    pt4 = np.hypot(p[:, 3, 1], p[:, 3, 2])
+    return _Point(f, p, cm_to_lab(p[:, 2:]), q2, w, pt3 >= pt4, kin)
+
+
+def _with_me(point: _Point, need: NDArray[np.bool_], fs: str) -> _Point:
+    """Multiply f by |M|^2 where ``need`` (and f > 0); elsewhere f is set to 0.
+
+    The matrix element is the expensive part: it is evaluated only for the points whose weight
+    is used (those that pass the filter, in production).
+    """
+    idx = np.flatnonzero(need & (point.f > 0.0))
+    f = np.zeros_like(point.f)
+    if idx.size:
+        k = point.kin
+        sub = me.Kinematics(
+            k.p[idx], k.cos_half[idx], k.sin_half[idx], k.t13[idx], k.t24[idx], k.masses
+        )
+        f[idx] = point.f[idx] * me.matrix_element_squared(sub, fs, ALPHA_0)
+    return point._replace(f=f)
+
+
+def _pdg_codes(fs: str) -> NDArray[np.int32]:
+    f1, f2 = me.FINAL_STATES[fs]
+    return np.array([_PDG[f1], -_PDG[f1], _PDG[f2], -_PDG[f2]], dtype=np.int32)
+
+
+def _passable(p4_lab: Array) -> NDArray[np.int8]:
+    """Region of each event (n, 4, 4) (p3..p6): 1 if it can pass the preselection at truth
+    level, 0 if not, -1 if its M_recoil^2 is beyond anything the analysis uses.
+
+    Mirrors :func:`zprime.generators.mumu._passes_veto` with the scattered beam leptons (p3,
+    p4) as the extra objects and the produced pair (p5, p6) as the two tracks: a scattered
+    lepton inside the CDC acceptance (17-150 deg) with p_T above 0.05 GeV is a track (the
+    selection wants exactly two); inside the ECL (outside its gaps, above 0.1 GeV) it counts
+    toward the 0.6 GeV veto sum and the 10 deg recoil cone; below
+    M_recoil^2 = 3 GeV^2 the recoil against the pair points into 31-126 deg. Region -1:
+    M_recoil^2 above 82 GeV^2 (no step of the analysis looks above 81). It only steers the
+    sampling density, never a weight.
+    """
+    th = np.degrees(np.arctan2(np.hypot(p4_lab[..., 1], p4_lab[..., 2]), p4_lab[..., 3]))
+    pt = np.hypot(p4_lab[..., 1], p4_lab[..., 2])
+    is_e = np.array([True, True, False, False])
+    track = is_e[None, :] & (th > _CDC_DEG[0]) & (th < _CDC_DEG[1]) & (pt > _TRACK_PT_GEV)
+    det = (th > _ECL_RANGE_DEG[0]) & (th < _ECL_RANGE_DEG[1]) & (p4_lab[..., 0] > _E_UNDETECTED_GEV)
+    for lo, hi in _ECL_GAPS_DEG:
+        det &= ~((th > lo) & (th < hi))
+    det &= is_e[None, :]
+    ok = ~np.any(track, axis=1)
+    ok &= np.sum(np.where(det, p4_lab[..., 0], 0.0), axis=1) < _E_VETO_GEV
+    muons = ~is_e[None, :]
+    rec = np.asarray(P_BEAMS_LAB) - np.sum(np.where(muons[..., None], p4_lab, 0.0), axis=1)
+    m2 = rec[:, 0] ** 2 - np.sum(rec[:, 1:] ** 2, axis=1)
+    prec = np.linalg.norm(rec[:, 1:], axis=1)
+    th_rec = np.degrees(np.arctan2(np.hypot(rec[:, 1], rec[:, 2]), rec[:, 3]))
+    ok &= (m2 > _M2_SPLIT_GEV2) | ((th_rec > _BARREL_DEG[0]) & (th_rec < _BARREL_DEG[1]))
+    pg = np.linalg.norm(p4_lab[..., 1:], axis=-1)
+    cos = np.sum(p4_lab[..., 1:] * rec[:, None, 1:], axis=-1) / np.maximum(
+        pg * prec[:, None], 1e-12
+    )
+    near = det & (cos > math.cos(math.radians(_VETO_CONE_DEG)))
+    ok &= ~np.any(near, axis=1)
+    return np.where(m2 >= _M2_MAX_GEV2, -1, ok.astype(np.int8)).astype(np.int8)
+
+
+class _Sampled(NamedTuple):
+    point: _Point
+    weight: Array
+    """f / g per point, fb"""
+    passed: NDArray[np.bool_]
+    region: NDArray[np.int8]
+
+
+def _target(
+    point: _Point,
+    fs: str,
+    filt: Mapping[str, Any] | None,
+    r: tuple[float, float],
+    *,
+    everywhere: bool = False,
+) -> tuple[_Point, Array, Any, Any]:
+    """The point with |M|^2 (where the filter passes, or ``everywhere``), the target density
+    ``f filter r``, the filter mask and the r = 1 region."""
+    n = point.f.shape[0]
+    pdg = np.broadcast_to(_pdg_codes(fs), (n, 4))
+    passed = filter_mask(pdg, point.p4_lab, filt) if filt is not None else np.ones(n, bool)
+    region = _passable(point.p4_lab)
+    point = _with_me(point, np.ones(n, bool) if everywhere else passed, fs)
+    return point, np.where(passed, point.f * _density_factor(region, r), 0.0), passed, region
+
+
+def _density_factor(region: NDArray[np.int8], r: tuple[float, float]) -> Array:
+    """1 in region 1, r[0] (detected_suppression) in 0, r[1] (far_suppression) in -1."""
+    return np.where(region == 1, 1.0, np.where(region == 0, r[0], r[1]))
+
+
+class _Channels(NamedTuple):
+    maps: tuple[vegas.AdaptiveMap, vegas.AdaptiveMap]
+    alpha: tuple[float, float]
+
+
+def _sample(
+    ch: _Channels,
+    n: int,
+    rng: np.random.Generator,
+    opts: Mapping[str, Any],
+    filt: Any,
+    r: tuple[float, float],
+    *,
+    everywhere: bool = False,
+) -> _Sampled:
+    """n points from the two-channel density; weights f/g exact where the filter passes (or
+    everywhere with ``everywhere``; elsewhere 0: the matrix element is not evaluated)."""
+    which = rng.random(n) < ch.alpha[1]
+    y = rng.random((n, _DIM))
+    x = np.empty_like(y)
+    jac = np.empty(n)
+    for c in (0, 1):
+        sel = np.flatnonzero(which == bool(c))
+        if sel.size:
+            xx = np.empty((sel.size, _DIM))
+            jj = np.empty(sel.size)
+            ch.maps[c].map(np.ascontiguousarray(y[sel]), xx, jj)
+            x[sel] = xx
+            jac[sel] = jj
+    g = np.zeros(n)
+    for c in (0, 1):
+        yy = np.empty_like(x)
+        jj = np.empty(n)
+        ch.maps[c].invmap(x, yy, jj)
+        g += ch.alpha[c] / jj
+    point = _phase_space(x, rng.random((n, _N_EXTRA)), opts)
+    point, _, passed, region = _target(
+        point, str(opts["final_state"]), filt, r, everywhere=everywhere
+    )
+    return _Sampled(point, point.f / g, passed, region)
+
+
+def _thaw(frozen: Any) -> Any:
+    if frozen is None:
+        return None
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in frozen}
+
+
+@functools.lru_cache(maxsize=16)
+def _trained(frozen_opts: Any, frozen_filt: Any) -> tuple[_Channels, dict[str, float]]:
+    """Two vegas maps adapted to the target density (fixed seed, cached) and the integrals."""
+    opts = dict(frozen_opts)
+    filt = _thaw(frozen_filt)
+    fs = str(opts["final_state"])
+    r = _suppressions(opts)
+    rng = np.random.default_rng(_TRAIN_SEED)
+    maps = []
+    integrals = []
+    for c in (0, 1):
+        amap = vegas.AdaptiveMap([[0.0, 1.0]] * _DIM, ninc=_N_INCREMENTS)
+        total = 0.0
+        for _ in range(_TRAIN_ITERATIONS):
+            y = rng.random((_TRAIN_POINTS, _DIM))
+            x = np.empty_like(y)
+            jac = np.empty(_TRAIN_POINTS)
+            amap.map(y, x, jac)
+            point = _phase_space(x, rng.random((_TRAIN_POINTS, _N_EXTRA)), opts)
+            point, t, _, _ = _target(point, fs, filt, r)
+            t = t * jac * (point.tag == (c == 0))
+            total = float(t.mean())
+            amap.add_training_data(y, t * t)
+            amap.adapt(alpha=0.5)
+        maps.append(amap)
+        integrals.append(max(total, 1e-300))
+    a1 = integrals[1] / (integrals[0] + integrals[1])
+    channels = _Channels((maps[0], maps[1]), (1.0 - a1, a1))
+    # integration pass: the equivalent cross section and the weight distribution
+    sums = dict.fromkeys(("filt", "filt2"), 0.0)
+    w_keep: list[Array] = []
+    esc: list[Array] = []
+    done = 0
+    while done < _INTEGRATION_POINTS:
+        m = min(_BATCH, _INTEGRATION_POINTS - done)
+        smp = _sample(channels, m, rng, opts, filt, r)
+        w = smp.weight
+        wf = np.where(smp.passed, w, 0.0)
+        sums["filt"] += float(wf.sum())
+        sums["filt2"] += float(np.sum(wf * wf))
+        keep = smp.passed & (w > 0.0)
+        w_keep.append(w[keep])
+        esc.append(smp.region[keep])
+        done += m
+    n = _INTEGRATION_POINTS
+    w_all = np.concatenate(w_keep)
+    region = np.concatenate(esc)
+    escape = region == 1
+    sigma_eq = float(w_all[escape].mean()) if np.any(escape) else float(w_all.mean())
+    ratio = w_all / sigma_eq
+    r_of = _density_factor(region, r)
+    kept_each = np.minimum(ratio * r_of, 1.0)
+    kept = float(np.sum(kept_each))
+
+    def err(a: str, b: str) -> float:
+        return math.sqrt(max(sums[b] / n - (sums[a] / n) ** 2, 0.0) / n)
+
+    info = {
+        "sigma_equivalent_fb": sigma_eq,
+        "sigma_filtered_fb": sums["filt"] / n,
+        "sigma_filtered_err_fb": err("filt", "filt2"),
+        "sigma_passable_fb": float(w_all[escape].sum()) / n,
+        "channel_fraction_e_plus_tag": a1,
+        "fraction_above_design_weight": (
+            float(np.sum(ratio * r_of > 1.0)) / kept if kept > 0 else 0.0
+        ),
+        "max_weight_over_target": float(ratio.max()) if ratio.size else 0.0,
+        "kept_per_point": kept / n,
+    }
+    return channels, info
+
+
+def _suppressions(opts: Mapping[str, Any]) -> tuple[float, float]:
+    return float(opts["detected_suppression"]), float(opts["far_suppression"])
+
+
+def _setup(
+    opts: Mapping[str, Any], filt: Mapping[str, Any] | None
+) -> tuple[_Channels, dict[str, float]]:
+    phys = {k: v for k, v in opts.items() if k != "target_weight_fb"}
+    return _trained(_freeze(phys), _freeze(filt) if filt is not None else None)
+
+
+def cross_section(
+    options: Mapping[str, Any] | None = None, filt: Mapping[str, Any] | None = None
+) -> dict[str, float]:
+    """Integrals of the trained sampler (fb): total and filtered cross sections and the
+    equivalent cross section (see :func:`describe`)."""
+    opts = resolve_options({"options": dict(options or {})})
+    return dict(_setup(opts, filt)[1])
+
+
+def generate(
+    n: int,
+    rng: np.random.Generator,
+    options: Mapping[str, Any] | None = None,
+    filt: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Generate ``n`` weighted phase-space points (no filter applied, no unweighting).
+
+    Returns
+    -------
+    dict
+        ``p_cm`` (n, 6, 4) c.m. momenta p1..p6, ``p4_lab`` (n, 4, 4) lab momenta of p3..p6,
+        ``pdg`` (4,), ``weight`` (fb, ``dsigma/(g n)``: the sum estimates the cross section; the
+        matrix element is evaluated at every point),
+        ``passed`` (filter mask), ``region`` (1: can pass the selection, 0: cannot, -1: M_recoil^2
+        beyond the analysis), ``q2`` (n, 2) and ``w``.
+    """
+    opts = resolve_options({"options": dict(options or {})})
+    channels, _ = _setup(opts, filt)
+    smp = _sample(channels, n, rng, opts, filt, _suppressions(opts), everywhere=True)
+    return {
+        "p_cm": smp.point.p,
+        "p4_lab": smp.point.p4_lab,
+        "pdg": _pdg_codes(str(opts["final_state"])),
+        "weight": smp.weight / n,
+        "passed": smp.passed,
+        "region": smp.region,
+        "q2": smp.point.q2,
+        "w": smp.point.w,
+    }
+
+
+def _chunk_result_type() -> type:
+    from zprime.backgrounds import ChunkResult
+
+    return ChunkResult
+
+
+def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
+    """Generate one chunk of e+e- -> e+e- f fbar (the chunk interface of backgrounds).
+
+    Parameters
+    ----------
+    settings
+        :func:`zprime.backgrounds.sample_settings` of the sample: ``options``
+        (:data:`OPTION_DOCS`), ``filter``, ``target_weight_fb`` and ``n_total`` (set by the
+        driver; enable the partial unweighting).
+    n_generate
+        Phase-space points to try in this chunk.
+    seed
+        Seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    zprime.backgrounds.ChunkResult
+        The kept events (e-, e+, f-, f+ in the lab; truth ``q2_minus``, ``q2_plus``,
+        ``w_pair``) with weights in fb, ``n_generate``, and the cross section of the points
+        (before the filter) with its statistical error.
+    """
+    name = settings.get("name", "eemumu")
+    if n_generate <= 0:
+        raise InputError(f"background sample '{name}': n_generate must be positive")
+    opts = resolve_options(settings)
+    check_filter(settings)
+    filt = settings.get("filter")
+    channels, info = _setup(opts, filt)
+    r = _suppressions(opts)
+    w_t = opts["target_weight_fb"]
+    threshold = None
+    if w_t is not None:
+        n_total = settings.get("n_total")
+        if n_total is None:
+            n_total = math.ceil(info["sigma_equivalent_fb"] / w_t)
+        threshold = float(w_t) * float(n_total)
+    fs = str(opts["final_state"])
+    pdg_row = _pdg_codes(fs)
+    rng = np.random.default_rng(seed)
+    parts: list[ak.Array] = []
+    sum_w = sum_w2 = 0.0
+    done = 0
+    while done < n_generate:
+        m = min(_BATCH, n_generate - done)
+        smp = _sample(channels, m, rng, opts, filt, r)
+        u_keep = rng.random(m)
+        w_pt = smp.weight
+        sum_w += float(w_pt.sum())
+        sum_w2 += float(np.sum(w_pt * w_pt))
+        keep = smp.passed & (w_pt > 0.0)
+        if threshold is not None:
+            thr = threshold / _density_factor(smp.region, r)
+            keep &= u_keep * thr < w_pt
+            w_pt = np.where(keep, np.maximum(w_pt, thr), w_pt)
+        index = np.flatnonzero(keep)
+        k = index.size
+        particles = make_particles(
+            np.tile(pdg_row, k), smp.point.p4_lab[index].reshape(-1, 4), counts=np.full(k, 4)
+        )
+        parts.append(
+            ak.to_packed(
+                ak.zip(
+                    {
+                        "event": (done + index).astype(np.int64),
+                        "weight": w_pt[index] / n_generate,
+                        "particles": particles,
+                        "q2_minus": smp.point.q2[index, 0],
+                        "q2_plus": smp.point.q2[index, 1],
+                        "w_pair": smp.point.w[index],
+                    },
+                    depth_limit=1,
+                )
+            )
+        )
+        done += m
+    events = ak.concatenate(parts) if len(parts) > 1 else parts[0]
+    n = n_generate
+    sigma = sum_w / n
+    err = math.sqrt(max(sum_w2 / n - sigma * sigma, 0.0) / max(n - 1, 1))
+    return _chunk_result_type()(ak.to_packed(events), int(n_generate), sigma, err)
+
+
+def describe(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the settings and describe the generator (the backgrounds hook).
+
+    Returns
+    -------
+    dict
+        ``generator``, ``br_weight`` (1.0), ``sigma_equivalent_fb`` (the driver generates
+        ``luminosity_factor L sigma_equivalent`` points, so that events that can pass the
+        selection get weights near ``1/(luminosity_factor L)``), the total and filtered cross
+        sections with errors, ``n_diagrams`` and ``fourfermion_options``.
+
+    Raises
+    ------
+    ConfigError
+        For a wrong option, a normalisation other than ``generator``, or a missing filter.
+    """
+    opts = resolve_options(settings)
+    name = settings.get("name", "eemumu")
+    if settings.get("normalisation", "generator") != "generator":
+        raise ConfigError(
+            f"backgrounds.samples.{name}.normalisation must be 'generator' for "
+            "zprime.generators.fourfermion (the cross section is its own exact one)"
+        )
+    check_filter(settings)
+    _, info = _setup(opts, settings.get("filter"))
+    return {
+        "generator": "zprime.generators.fourfermion (exact tree-level QED, "
+        f"{me.diagram_count(str(opts['final_state']))} diagrams, vegas {vegas.__version__})",
+        "br_weight": 1.0,
+        **info,
+        "n_diagrams": me.diagram_count(str(opts["final_state"])),
+        "fourfermion_options": {k: v for k, v in opts.items() if not k.startswith("_")},
+    }
