@@ -60,6 +60,7 @@ from zprime.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, P_BEAMS_LAB, SQRT_
 from zprime.errors import ConfigError, InputError
 from zprime.events import make_particles
 from zprime.generators import fourfermion_me as me
+from zprime.generators import tau_decays as td
 from zprime.generators.filters import filter_mask
 from zprime.generators.mumu import (
     _BARREL_DEG,
@@ -89,7 +90,8 @@ __all__ = [
 Array = NDArray[np.float64]
 
 SUPPORTED: tuple[str, ...] = ("eemumu", "eeee", "eetautau")
-"""Final states this phase-space map generates (the beam leptons scatter)."""
+"""Final states this phase-space map generates (the beam leptons scatter; mu mu tau tau,
+whose graphs are all annihilation graphs, needs another map and is not generated here)."""
 
 _PDG = {"e": 11, "mu": 13, "tau": 15}
 
@@ -113,8 +115,8 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
     ),
     "far_suppression": (
         0.01,
-        "r of the target density where the truth M_recoil^2 is above 82 GeV^2, beyond every "
-        "step of the analysis (0 < r <= 1; those events weigh 1/r times the target weight)",
+        "r of the target density where the truth M_recoil^2 is above 76 GeV^2, beyond every "
+        "fit window (0 < r <= 1; those events weigh 1/r times the target weight)",
     ),
     "target_weight_fb": (
         None,
@@ -143,11 +145,23 @@ _BATCH = 100_000
 # found track by the truth-level emulation (detector: 17-150 deg; tracks are found down to
 # ~0.05 GeV, docs/detector.md)
 _CDC_DEG = (17.0, 150.0)
+# range of the two rapidity-like variables ya = eta + u, yb = eta - u (|eta| < 3.6, |u| < 4.6
+# at sqrt(s) = 10.58 GeV and W > 0.2 GeV)
+_Y_RANGE = 8.5
 _TRACK_PT_GEV = 0.05
-# the largest M_recoil^2 any step of the analysis uses: the PRL's systematics ranges end at
-# 81 GeV^2 (the fit windows at ~75 GeV^2, M_Z' <= 8.5 GeV); 1 GeV^2 of margin (16 times the
-# resolution there, 0.06 GeV^2). Above it the events are sampled at far_suppression.
-_M2_MAX_GEV2 = 82.0
+# the largest M_recoil^2 a fit window reaches: M_Z' <= 8.5 GeV (PRL), 72.25 GeV^2 plus half a
+# window (10 resolution units of 0.06 GeV^2): 73 GeV^2; 3 GeV^2 of margin (50 resolution
+# units). Above it the events are sampled at far_suppression (spectra only).
+_M2_MAX_GEV2 = 76.0
+# the selection's cuts on the two tracks and their recoil (zprime.selection, PRL 130 231801),
+# each with a margin of many resolution units: track p_T > 0.4 GeV (0.35), both tracks in the
+# two-track trigger's 37-120 deg (36-121), azimuthal opening > 30 deg in 2020 (25), recoil
+# p_T(c.m.) > 0.5 GeV (0.45), recoil angle < 123 deg above 4 GeV^2 (125)
+_PAIR_PT_GEV = 0.35
+_PAIR_THETA_DEG = (36.0, 121.0)
+_PAIR_DPHI_DEG = 25.0
+_RECOIL_PT_GEV = 0.45
+_RECOIL_THETA_MAX_DEG = 125.0
 
 
 def _where(settings: Mapping[str, Any] | None, key: str) -> str:
@@ -281,10 +295,17 @@ def _phase_space(x: Array, u: Array, opts: Mapping[str, Any]) -> _Point:
     lt = math.log(v_hi * v_hi / tau_lo)
     tau = tau_lo * np.exp(lt * x[:, 0])
     eta_max = 0.5 * np.log(v_hi * v_hi / tau)
-    eta = eta_max * (2.0 * x[:, 2] - 1.0)
+    # eta and the f- "rapidity" u in the pair frame (below) come from ya = eta + u and
+    # yb = eta - u, each uniform in [-_Y_RANGE, _Y_RANGE]: the filter's acceptance (both
+    # fermions central) is then nearly a box in (ya, yb), which vegas's separable map follows
+    ya = _Y_RANGE * (2.0 * x[:, 2] - 1.0)
+    yb = _Y_RANGE * (2.0 * x[:, 5] - 1.0)
+    eta = 0.5 * (ya + yb)
+    u_star = 0.5 * (ya - yb)
+    ok &= np.abs(eta) < eta_max
     v3 = np.sqrt(tau) * np.exp(eta)
     v4 = np.sqrt(tau) * np.exp(-eta)
-    jac = tau * lt * 2.0 * eta_max  # dv3 dv4 = dtau deta
+    jac = tau * lt * 0.5 * (2.0 * _Y_RANGE) ** 2  # dv3 dv4 = dtau deta; deta du = dya dyb / 2
     e3 = _E_BEAM * (1.0 - v3)
     e4 = _E_BEAM * (1.0 - v4)
     p3a = np.sqrt(np.maximum(e3 * e3 - m * m, 0.0))
@@ -328,13 +349,14 @@ def _phase_space(x: Array, u: Array, opts: Mapping[str, Any]) -> _Point:
     beta = np.sqrt(1.0 - 4.0 * mf * mf / w2)
     bq = np.where(ok[:, None], big_q[:, 1:] / big_q[:, :1], 0.0)
     # axis: the photon from the e- side, q1 = p1 - p3, in the pair rest frame
-    q1 = (p[:, 0] - p[:, 2])[:, None, :]
+    q1 = p[:, 0][:, None, :].copy()
     axis = _boost(q1, -bq)[:, 0, 1:]
     axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
     e1, e2 = _basis(axis)
     at = np.arctanh(beta)
-    c = np.tanh(at * (2.0 * x[:, 5] - 1.0)) / beta
-    jac = jac * 2.0 * at * (1.0 - beta * beta * c * c) / beta
+    ok &= np.abs(u_star) < at
+    c = np.tanh(np.clip(u_star, -at, at)) / beta
+    jac = jac * (1.0 - beta * beta * c * c) / beta
     s = np.sqrt(np.maximum(1.0 - c * c, 0.0))
     phis = two_pi * x[:, 6]
     jac = jac * two_pi
@@ -404,9 +426,10 @@ def _passable(p4_lab: Array) -> NDArray[np.int8]:
     lepton inside the CDC acceptance (17-150 deg) with p_T above 0.05 GeV is a track (the
     selection wants exactly two); inside the ECL (outside its gaps, above 0.1 GeV) it counts
     toward the 0.6 GeV veto sum and the 10 deg recoil cone; below
-    M_recoil^2 = 3 GeV^2 the recoil against the pair points into 31-126 deg. Region -1:
-    M_recoil^2 above 82 GeV^2 (no step of the analysis looks above 81). It only steers the
-    sampling density, never a weight.
+    M_recoil^2 = 3 GeV^2 the recoil against the pair points into 31-126 deg, above it at less
+    than 125 deg; the pair's tracks and their recoil pass the selection's p_T, angle and trigger
+    cuts with margins (constants above). Region -1: M_recoil^2 above 76 GeV^2 (beyond every
+    fit window). It only steers the sampling density, never a weight.
     """
     th = np.degrees(np.arctan2(np.hypot(p4_lab[..., 1], p4_lab[..., 2]), p4_lab[..., 3]))
     pt = np.hypot(p4_lab[..., 1], p4_lab[..., 2])
@@ -424,6 +447,16 @@ def _passable(p4_lab: Array) -> NDArray[np.int8]:
     prec = np.linalg.norm(rec[:, 1:], axis=1)
     th_rec = np.degrees(np.arctan2(np.hypot(rec[:, 1], rec[:, 2]), rec[:, 3]))
     ok &= (m2 > _M2_SPLIT_GEV2) | ((th_rec > _BARREL_DEG[0]) & (th_rec < _BARREL_DEG[1]))
+    ok &= (m2 < _M2_SPLIT_GEV2) | (th_rec < _RECOIL_THETA_MAX_DEG)
+    ok &= np.hypot(rec[:, 1], rec[:, 2]) > _RECOIL_PT_GEV  # p_T is boost invariant along z
+    ok &= np.all(pt[:, 2:] > _PAIR_PT_GEV, axis=1)
+    ok &= np.all((th[:, 2:] > _PAIR_THETA_DEG[0]) & (th[:, 2:] < _PAIR_THETA_DEG[1]), axis=1)
+    dphi = np.abs(
+        np.angle(
+            (p4_lab[:, 2, 1] + 1j * p4_lab[:, 2, 2]) * (p4_lab[:, 3, 1] - 1j * p4_lab[:, 3, 2])
+        )
+    )
+    ok &= dphi > math.radians(_PAIR_DPHI_DEG)
     pg = np.linalg.norm(p4_lab[..., 1:], axis=-1)
     cos = np.sum(p4_lab[..., 1:] * rec[:, None, 1:], axis=-1) / np.maximum(
         pg * prec[:, None], 1e-12
@@ -439,6 +472,51 @@ class _Sampled(NamedTuple):
     """f / g per point, fb"""
     passed: NDArray[np.bool_]
     region: NDArray[np.int8]
+    pdg: NDArray[np.int64]
+    """(n, k) final-state particles (0: padding): the scattered leptons, then the pair or
+    the decay products of its taus"""
+    p4: Array
+    """(n, k, 4) their lab momenta"""
+
+
+@functools.lru_cache(maxsize=1)
+def _tau_mode_table() -> tuple[NDArray[np.int64], Array, int]:
+    """Mode codes, cumulative branching fractions (PDG 2024, :mod:`tau_decays`) and the
+    largest multiplicity."""
+    brs = td.branching_fractions()
+    codes = np.array([td.MODE_CODES[m] for m in brs], dtype=np.int64)
+    cdf = np.cumsum(np.array(list(brs.values())))
+    return codes, cdf / cdf[-1], td.max_multiplicity([int(c) for c in codes])
+
+
+def _final_particles(
+    point: _Point, fs: str, rng: np.random.Generator
+) -> tuple[NDArray[np.int64], Array]:
+    """Final-state particles in the lab: the four leptons, or for tau pairs the e+e- and the
+    tau decay products (every mode by its branching fraction, unpolarised and independent:
+    the spin correlations of these taus are not modelled; neutrinos are not written)."""
+    n = point.f.shape[0]
+    pdg4 = np.broadcast_to(_pdg_codes(fs).astype(np.int64), (n, 4))
+    if me.FINAL_STATES[fs][1] != "tau":
+        return np.ascontiguousarray(pdg4), point.p4_lab
+    codes, cdf, k = _tau_mode_table()
+    cm = codes[np.minimum(np.searchsorted(cdf, rng.random(n), "right"), codes.size - 1)]
+    cp = codes[np.minimum(np.searchsorted(cdf, rng.random(n), "right"), codes.size - 1)]
+    tm, tp = point.p4_lab[:, 2], point.p4_lab[:, 3]
+    dm, dp, pm, pp, _ = td.decay_pair(
+        tm,
+        tp,
+        td.helicity_axes(tm[:, 1:]),
+        td.helicity_axes(tp[:, 1:]),
+        None,
+        cm,
+        cp,
+        rng,
+        k=k,
+    )
+    pdg = np.concatenate([pdg4[:, :2], dm.pdg, dp.pdg], axis=1)
+    pdg = np.where(np.isin(np.abs(pdg), (12, 14, 16)), 0, pdg)
+    return pdg, np.concatenate([point.p4_lab[:, :2], pm, pp], axis=1)
 
 
 def _target(
@@ -446,17 +524,26 @@ def _target(
     fs: str,
     filt: Mapping[str, Any] | None,
     r: tuple[float, float],
+    rng: np.random.Generator,
     *,
     everywhere: bool = False,
-) -> tuple[_Point, Array, Any, Any]:
+) -> tuple[_Point, Array, Any, Any, NDArray[np.int64], Array]:
     """The point with |M|^2 (where the filter passes, or ``everywhere``), the target density
-    ``f filter r``, the filter mask and the r = 1 region."""
+    ``f filter r``, the filter mask, the regions and the final-state particles.
+
+    The truth-level regions (:func:`_passable`) are those of the invisible-Z' selection: for
+    tau pairs (whose tracks are decay products) every point is in region 1.
+    """
     n = point.f.shape[0]
-    pdg = np.broadcast_to(_pdg_codes(fs), (n, 4))
-    passed = filter_mask(pdg, point.p4_lab, filt) if filt is not None else np.ones(n, bool)
-    region = _passable(point.p4_lab)
+    pdg, p4 = _final_particles(point, fs, rng)
+    passed = filter_mask(pdg, p4, filt) if filt is not None else np.ones(n, bool)
+    if me.FINAL_STATES[fs][1] == "tau":
+        region = np.ones(n, dtype=np.int8)
+    else:
+        region = _passable(point.p4_lab)
     point = _with_me(point, np.ones(n, bool) if everywhere else passed, fs)
-    return point, np.where(passed, point.f * _density_factor(region, r), 0.0), passed, region
+    t = np.where(passed, point.f * _density_factor(region, r), 0.0)
+    return point, t, passed, region, pdg, p4
 
 
 def _density_factor(region: NDArray[np.int8], r: tuple[float, float]) -> Array:
@@ -500,10 +587,10 @@ def _sample(
         ch.maps[c].invmap(x, yy, jj)
         g += ch.alpha[c] / jj
     point = _phase_space(x, rng.random((n, _N_EXTRA)), opts)
-    point, _, passed, region = _target(
-        point, str(opts["final_state"]), filt, r, everywhere=everywhere
+    point, _, passed, region, pdg, p4 = _target(
+        point, str(opts["final_state"]), filt, r, rng, everywhere=everywhere
     )
-    return _Sampled(point, point.f / g, passed, region)
+    return _Sampled(point, point.f / g, passed, region, pdg, p4)
 
 
 def _thaw(frozen: Any) -> Any:
@@ -531,7 +618,7 @@ def _trained(frozen_opts: Any, frozen_filt: Any) -> tuple[_Channels, dict[str, f
             jac = np.empty(_TRAIN_POINTS)
             amap.map(y, x, jac)
             point = _phase_space(x, rng.random((_TRAIN_POINTS, _N_EXTRA)), opts)
-            point, t, _, _ = _target(point, fs, filt, r)
+            point, t, _, _, _, _ = _target(point, fs, filt, r, rng)
             t = t * jac * (point.tag == (c == 0))
             total = float(t.mean())
             amap.add_training_data(y, t * t)
@@ -616,8 +703,9 @@ def generate(
     -------
     dict
         ``p_cm`` (n, 6, 4) c.m. momenta p1..p6, ``p4_lab`` (n, 4, 4) lab momenta of p3..p6,
-        ``pdg`` (4,), ``weight`` (fb, ``dsigma/(g n)``: the sum estimates the cross section; the
-        matrix element is evaluated at every point),
+        ``pdg`` (4,), ``particles_pdg`` (n, k) and ``particles_p4`` (n, k, 4) (the final state
+        as written: for tau pairs the decay products), ``weight`` (fb, ``dsigma/(g n)``: the
+        sum estimates the cross section; the matrix element is evaluated at every point),
         ``passed`` (filter mask), ``region`` (1: can pass the selection, 0: cannot, -1: M_recoil^2
         beyond the analysis), ``q2`` (n, 2) and ``w``.
     """
@@ -628,6 +716,8 @@ def generate(
         "p_cm": smp.point.p,
         "p4_lab": smp.point.p4_lab,
         "pdg": _pdg_codes(str(opts["final_state"])),
+        "particles_pdg": smp.pdg,
+        "particles_p4": smp.p4,
         "weight": smp.weight / n,
         "passed": smp.passed,
         "region": smp.region,
@@ -678,8 +768,6 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
         if n_total is None:
             n_total = math.ceil(info["sigma_equivalent_fb"] / w_t)
         threshold = float(w_t) * float(n_total)
-    fs = str(opts["final_state"])
-    pdg_row = _pdg_codes(fs)
     rng = np.random.default_rng(seed)
     parts: list[ak.Array] = []
     sum_w = sum_w2 = 0.0
@@ -697,9 +785,10 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
             keep &= u_keep * thr < w_pt
             w_pt = np.where(keep, np.maximum(w_pt, thr), w_pt)
         index = np.flatnonzero(keep)
-        k = index.size
+        pdg = smp.pdg[index]
+        present = pdg != 0
         particles = make_particles(
-            np.tile(pdg_row, k), smp.point.p4_lab[index].reshape(-1, 4), counts=np.full(k, 4)
+            pdg[present], smp.p4[index][present], counts=present.sum(axis=1)
         )
         parts.append(
             ak.to_packed(
