@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from _fourfermion_reference import random_event, reference_me2
 
 import zprime.backgrounds as bg
+from _fourfermion_reference import random_event, reference_me2
 from zprime.config import default_config
 from zprime.constants import ALPHA_0, SQRT_S
 from zprime.errors import ConfigError
@@ -135,7 +135,8 @@ def test_precise_kinematics_near_the_beam_axis() -> None:
         "eemumu",
         ALPHA_0,
     )
-    assert np.all(np.isfinite(m2)) and np.all(m2 > 0.0)
+    assert np.all(np.isfinite(m2))
+    assert np.all(m2 > 0.0)
     # |M|^2 Q1^2 Q2^2 stays bounded over 20 orders of magnitude of Q1^2 Q2^2
     scaled = m2 * point.q2[ok, 0] * point.q2[ok, 1]
     small = (point.q2[ok, 0] < 1e-6) & (point.q2[ok, 1] < 1e-6)
