@@ -89,9 +89,8 @@ __all__ = [
 
 Array = NDArray[np.float64]
 
-SUPPORTED: tuple[str, ...] = ("eemumu", "eeee", "eetautau")
-"""Final states this phase-space map generates (the beam leptons scatter; mu mu tau tau,
-whose graphs are all annihilation graphs, needs another map and is not generated here)."""
+SUPPORTED: tuple[str, ...] = ("eemumu", "eeee", "eetautau", "mumutautau")
+"""Final states the generator makes (:data:`fourfermion_me.FINAL_STATES`)."""
 
 _PDG = {"e": 11, "mu": 13, "tau": 15}
 
@@ -101,6 +100,12 @@ _OPTIONS: dict[str, tuple[Any, str]] = {
         0.5,
         "minimum invariant mass W of the produced pair (p5, p6), GeV; above 2 m_f, below "
         "sqrt(s) - 2 m_e",
+    ),
+    "map": (
+        None,
+        "phase-space map: 'two-photon' (the beam leptons scatter; e e mu mu, e e e e, e e tau "
+        "tau) or 'annihilation' (two pairs from the annihilation; mu mu tau tau); null: the "
+        "final state's own",
     ),
     "q2_max_gev2": (
         None,
@@ -184,6 +189,13 @@ def resolve_options(settings: Mapping[str, Any] | None = None) -> dict[str, Any]
         where = _where(settings, key)
         if key not in opts:
             raise ConfigError(f"{where}: unknown option (known: {', '.join(opts)})")
+        if key == "map":
+            if value not in (None, "two-photon", "annihilation"):
+                raise ConfigError(
+                    f"{where} = {value!r} must be 'two-photon', 'annihilation' or null"
+                )
+            opts[key] = value
+            continue
         if key == "final_state":
             if value not in SUPPORTED:
                 raise ConfigError(
@@ -207,10 +219,18 @@ def resolve_options(settings: Mapping[str, Any] | None = None) -> dict[str, Any]
     def fail(key: str, msg: str) -> None:
         raise ConfigError(f"{_where(settings, key)} = {opts[key]} {msg}")
 
-    m_f = me.MASSES[me.FINAL_STATES[opts["final_state"]][1]]
-    w_hi = SQRT_S - 2.0 * M_ELECTRON
+    f1, f2 = me.FINAL_STATES[opts["final_state"]]
+    m_f = me.MASSES[f2]
+    w_hi = SQRT_S - 2.0 * me.MASSES[f1]
+    kind = _map_of(opts)
+    if kind == "two-photon" and f1 != "e":
+        fail("map", f"'two-photon' needs scattered e+e- (final state {opts['final_state']})")
+    if kind == "annihilation" and opts["final_state"] == "eeee":
+        fail("map", "'annihilation' does not treat the identical fermions of e e e e")
+    if kind == "annihilation" and opts["q2_max_gev2"] is not None:
+        fail("q2_max_gev2", "applies to the 'two-photon' map only")
     if not 2.0 * m_f < opts["w_min_gev"] < w_hi:
-        fail("w_min_gev", f"must lie in ({2.0 * m_f:.4f}, {w_hi:.3f}) GeV (2 m_f, sqrt(s) - 2 m_e)")
+        fail("w_min_gev", f"must lie in ({2.0 * m_f:.4f}, {w_hi:.3f}) GeV (2 m_f2, E_cm - 2 m_f1)")
     q2 = opts["q2_max_gev2"]
     q2_floor = _q2_limits(np.array([0.5]))[0][0]
     if q2 is not None and not q2_floor < q2 <= _S:
@@ -269,14 +289,105 @@ class _Point(NamedTuple):
     """(n, 2) Q^2 of the e- and e+ lines"""
     w: Array
     """(n,) mass of the (p5, p6) pair"""
-    tag: NDArray[np.bool_]
-    """the e- has the larger transverse momentum (channel 0)"""
+    tag: NDArray[np.int8]
+    """the channel whose vegas map is trained on the point (:func:`_train_channel`)"""
     kin: me.Kinematics
     """the momenta in the form of the matrix element"""
+    jac_inv: Array
+    """d(phase space)/dx: the invariant measure prod d^3p/(2E) delta^4 per unit x (0 outside)"""
+    x: Array
+    """(n, 7) the map's coordinates of the point"""
 
 
 def _phase_space(x: Array, u: Array, opts: Mapping[str, Any]) -> _Point:
-    """Map ``x`` (n, 7) in [0, 1] (after vegas) and ``u`` (n, 1) to events and dsigma/dx."""
+    """Map ``x`` (n, 7) in [0, 1] (after vegas) and ``u`` (n, 1) to events and dsigma/dx,
+    through the option ``map``'s phase-space map."""
+    if _map_of(opts) == "annihilation":
+        return _phase_space_s(x, u, opts)
+    return _phase_space_t(x, u, opts)
+
+
+def _map_of(opts: Mapping[str, Any]) -> str:
+    if opts.get("map") is not None:
+        return str(opts["map"])
+    return "annihilation" if opts["final_state"] == "mumutautau" else "two-photon"
+
+
+def _two_body(w: Array, m: float, axis: Array, c: Array, phi: Array) -> tuple[Array, Array]:
+    """Momenta (n, 2, 4) of a decay of mass w into two masses m in its rest frame (first
+    particle at polar angle acos(c) about ``axis`` (n, 3), azimuth phi) and beta."""
+    beta = np.sqrt(np.maximum(1.0 - 4.0 * m * m / (w * w), 0.0))
+    e1, e2 = _basis(axis)
+    s = np.sqrt(np.maximum(1.0 - c * c, 0.0))
+    d = (s * np.cos(phi))[:, None] * e1 + (s * np.sin(phi))[:, None] * e2 + c[:, None] * axis
+    out = np.zeros((w.size, 2, 4))
+    out[:, :, 0] = 0.5 * w[:, None]
+    out[:, 0, 1:] = (0.5 * w * beta)[:, None] * d
+    out[:, 1, 1:] = -(0.5 * w * beta)[:, None] * d
+    return out, beta
+
+
+def _phase_space_s(x: Array, u: Array, opts: Mapping[str, Any]) -> _Point:
+    """The annihilation map: e+e- -> (f1 f1bar) (f2 f2bar) as two pairs of masses m34, m56
+    (each log-uniform in m^2 from threshold: the 1/m^2 of the photons that make them), the
+    direction of the first pair in the c.m. frame (cos theta, azimuth) and the two decays
+    (cos, azimuth about the pair's direction). The measure is
+    dm34^2 dm56^2 (p/(4 sqrt(s))) dOmega (beta34/8) dOmega34 (beta56/8) dOmega56."""
+    n = x.shape[0]
+    fs = str(opts["final_state"])
+    flav = me.FINAL_STATES[fs]
+    m1 = me.MASSES[flav[0]]
+    m2 = me.MASSES[flav[1]]
+    two_pi = 2.0 * math.pi
+    ok = np.ones(n, dtype=bool)
+    lo1 = 4.0 * m1 * m1 * (1.0 + 1e-9)
+    hi1 = (SQRT_S - 2.0 * m2) ** 2
+    l1 = math.log(hi1 / lo1)
+    s34 = lo1 * np.exp(l1 * x[:, 0])
+    lo2 = max(4.0 * m2 * m2 * (1.0 + 1e-9), float(opts["w_min_gev"]) ** 2)
+    hi2 = (SQRT_S - np.sqrt(s34)) ** 2
+    ok &= hi2 > lo2
+    l2 = np.log(np.maximum(hi2 / lo2, 1.0))
+    s56 = lo2 * np.exp(l2 * x[:, 1])
+    jac = s34 * l1 * s56 * l2
+    m34, m56 = np.sqrt(s34), np.sqrt(s56)
+    lam = (_S - (m34 + m56) ** 2) * (_S - (m34 - m56) ** 2)
+    ok &= lam > 0.0
+    pp = np.sqrt(np.maximum(lam, 0.0)) / (2.0 * SQRT_S)
+    c = 2.0 * x[:, 2] - 1.0
+    sn = np.sqrt(np.maximum(1.0 - c * c, 0.0))
+    phi = two_pi * u[:, 0]
+    d = np.stack([sn * np.cos(phi), sn * np.sin(phi), c], axis=-1)
+    jac = jac * 2.0 * two_pi * pp / (4.0 * SQRT_S)
+    e34 = np.sqrt(pp * pp + s34)
+    e56 = np.sqrt(pp * pp + s56)
+    dec34, b34 = _two_body(m34, m1, d, 2.0 * x[:, 3] - 1.0, two_pi * x[:, 4])
+    dec56, b56 = _two_body(m56, m2, -d, 2.0 * x[:, 5] - 1.0, two_pi * x[:, 6])
+    jac = jac * (2.0 * two_pi * b34 / 8.0) * (2.0 * two_pi * b56 / 8.0)
+    p = np.zeros((n, 6, 4))
+    pb = math.sqrt(_E_BEAM**2 - M_ELECTRON**2)
+    p[:, 0] = (_E_BEAM, 0.0, 0.0, pb)
+    p[:, 1] = (_E_BEAM, 0.0, 0.0, -pb)
+    p[:, 2:4] = _boost(dec34, (pp / e34)[:, None] * d)
+    p[:, 4:6] = _boost(dec56, -(pp / e56)[:, None] * d)
+    kin = me.kinematics_from_momenta(p, fs)
+    jac_inv = np.where(ok, jac, 0.0)
+    q2 = np.stack([-kin.t13, -kin.t24], axis=-1)
+    return _Point(
+        _COUPLING_FREE * jac_inv,
+        p,
+        cm_to_lab(p[:, 2:]),
+        q2,
+        m56,
+        _train_channel(p),
+        kin,
+        jac_inv,
+        x,
+    )
+
+
+def _phase_space_t(x: Array, u: Array, opts: Mapping[str, Any]) -> _Point:
+    """The two-photon map (module docstring)."""
     n = x.shape[0]
     fs = str(opts["final_state"])
     flav = me.FINAL_STATES[fs]
@@ -386,13 +497,150 @@ def _phase_space(x: Array, u: Array, opts: Mapping[str, Any]) -> _Point:
         q15 = 2.0 * (_E_BEAM * p[:, 4, 0] - pb * p[:, 4, 3]) - 2.0 * m * m
         q26 = 2.0 * (_E_BEAM * p[:, 5, 0] + pb * p[:, 5, 3]) - 2.0 * m * m
         ok &= (q2[:, 0] <= q15) & (q2[:, 1] <= q26)
-    flux = 4.0 * pb * SQRT_S
+    jac_inv = np.where(ok, jac * beta / (8.0 * (4.0 * pb) ** 2), 0.0)
     # everything but |M|^2 (filled by _with_me where needed)
-    f = np.where(ok, (2.0 * math.pi) ** -8 / (4.0 * pb) ** 2 * beta / 8.0 * jac / flux, 0.0)
-    f *= GEV2_TO_FB
+    return _Point(
+        _COUPLING_FREE * jac_inv,
+        p,
+        cm_to_lab(p[:, 2:]),
+        q2,
+        w,
+        _train_channel(p),
+        kin,
+        jac_inv,
+        x,
+    )
+
+
+_PB = math.sqrt(_E_BEAM**2 - M_ELECTRON**2)
+_COUPLING_FREE = (2.0 * math.pi) ** -8 / (4.0 * _PB * SQRT_S) * GEV2_TO_FB
+"""(2 pi)^-8 / flux, in fb GeV^2: dsigma = this x |M|^2 x d(invariant phase space)"""
+# a scattered lepton farther than this from its own beam (c.m.) makes the point "annihilation
+# like": the annihilation channel's map is trained on those points, the two-photon maps on the
+# rest (the weights are exact whatever the split; it only shapes the maps)
+_S_LIKE_DEG = 30.0
+# the smallest fraction of the points a channel gets (so that its map is sampled at all)
+_ALPHA_MIN = 0.02
+
+
+def _train_channel(p: Array) -> NDArray[np.int8]:
+    """0: two-photon-like, e- tagged (larger p_T); 1: two-photon-like, e+ tagged; 2 and 3: the
+    same for annihilation-like points (a scattered lepton farther than 30 deg from its beam)."""
+    cos3 = p[:, 2, 3] / np.maximum(np.linalg.norm(p[:, 2, 1:], axis=-1), 1e-300)
+    cos4 = -p[:, 3, 3] / np.maximum(np.linalg.norm(p[:, 3, 1:], axis=-1), 1e-300)
+    lim = math.cos(math.radians(_S_LIKE_DEG))
+    s_like = (cos3 < lim) | (cos4 < lim)
     pt3 = np.hypot(p[:, 2, 1], p[:, 2, 2])
     pt4 = np.hypot(p[:, 3, 1], p[:, 3, 2])
-    return _Point(f, p, cm_to_lab(p[:, 2:]), q2, w, pt3 >= pt4, kin)
+    return (np.where(pt3 >= pt4, 0, 1) + 2 * s_like).astype(np.int8)
+
+
+def _inverse_s(p: Array, opts: Mapping[str, Any]) -> tuple[Array, Array]:
+    """The annihilation map's x (n, 7) of c.m. momenta p (n, 6, 4), and d(phase space)/dx
+    there (0 where the map cannot reach the point)."""
+    n = p.shape[0]
+    flav = me.FINAL_STATES[str(opts["final_state"])]
+    m1, m2 = me.MASSES[flav[0]], me.MASSES[flav[1]]
+    two_pi = 2.0 * math.pi
+    q34 = p[:, 2] + p[:, 3]
+    q56 = p[:, 4] + p[:, 5]
+    s34 = np.maximum(_sq4(q34), 1e-300)
+    s56 = np.maximum(_sq4(q56), 1e-300)
+    lo1 = 4.0 * m1 * m1 * (1.0 + 1e-9)
+    hi1 = (SQRT_S - 2.0 * m2) ** 2
+    l1 = math.log(hi1 / lo1)
+    lo2 = max(4.0 * m2 * m2 * (1.0 + 1e-9), float(opts["w_min_gev"]) ** 2)
+    hi2 = (SQRT_S - np.sqrt(s34)) ** 2
+    l2 = np.log(np.maximum(hi2 / lo2, 1.0 + 1e-15))
+    x = np.empty((n, 7))
+    x[:, 0] = np.log(s34 / lo1) / l1
+    x[:, 1] = np.log(s56 / lo2) / l2
+    pp = np.linalg.norm(q34[:, 1:], axis=-1)
+    d = q34[:, 1:] / np.maximum(pp, 1e-300)[:, None]
+    x[:, 2] = 0.5 * (d[:, 2] + 1.0)
+    jac = s34 * l1 * s56 * l2 * 2.0 * two_pi * pp / (4.0 * SQRT_S)
+    for k, (leg, axis, m) in enumerate(((2, d, m1), (4, -d, m2))):
+        q = q34 if leg == 2 else q56
+        rest = _boost(p[:, leg][:, None, :], -q[:, 1:] / q[:, :1])[:, 0, 1:]
+        rest /= np.linalg.norm(rest, axis=-1, keepdims=True)
+        e1, e2 = _basis(axis)
+        x[:, 3 + 2 * k] = 0.5 * (np.sum(rest * axis, axis=-1) + 1.0)
+        phi = np.arctan2(np.sum(rest * e2, axis=-1), np.sum(rest * e1, axis=-1))
+        x[:, 4 + 2 * k] = np.mod(phi / two_pi, 1.0)
+        mm = s34 if leg == 2 else s56
+        beta = np.sqrt(np.maximum(1.0 - 4.0 * m * m / mm, 0.0))
+        jac = jac * 2.0 * two_pi * beta / 8.0
+    ok = np.all((x >= 0.0) & (x <= 1.0), axis=1) & (hi2 > lo2)
+    return np.clip(x, 0.0, 1.0), np.where(ok, jac, 0.0)
+
+
+def _inverse_t(p: Array, opts: Mapping[str, Any]) -> tuple[Array, Array]:
+    """The two-photon map's x (n, 7) of c.m. momenta p (n, 6, 4), and d(phase space)/dx there
+    (0 where the map cannot reach the point). Used for points of the annihilation channel,
+    whose scattered leptons are far from the beams: their Q^2 are computed from the momenta."""
+    n = p.shape[0]
+    flav = me.FINAL_STATES[str(opts["final_state"])]
+    m, mf = me.MASSES[flav[0]], me.MASSES[flav[1]]
+    w_min = float(opts["w_min_gev"])
+    q2_cap = opts["q2_max_gev2"]
+    two_pi = 2.0 * math.pi
+    x = np.empty((n, 7))
+    ok = np.ones(n, dtype=bool)
+    v_hi = 1.0 - m / _E_BEAM
+    tau_lo = w_min * w_min / _S
+    lt = math.log(v_hi * v_hi / tau_lo)
+    v3 = 1.0 - p[:, 2, 0] / _E_BEAM
+    v4 = 1.0 - p[:, 3, 0] / _E_BEAM
+    ok &= (v3 > 0.0) & (v4 > 0.0)
+    v3 = np.maximum(v3, 1e-300)
+    v4 = np.maximum(v4, 1e-300)
+    tau = v3 * v4
+    x[:, 0] = np.log(tau / tau_lo) / lt
+    eta = 0.5 * np.log(v3 / v4)
+    eta_max = 0.5 * np.log(np.maximum(v_hi * v_hi / tau, 1.0))
+    ok &= np.abs(eta) < eta_max
+    jac = tau * lt * 0.5 * (2.0 * _Y_RANGE) ** 2
+    pb = math.sqrt(_E_BEAM**2 - m * m)
+    for i, (leg, sign, col) in enumerate(((2, 1.0, 1), (3, -1.0, 3))):
+        e = p[:, leg, 0]
+        q = 2.0 * (_E_BEAM * e - sign * pb * p[:, leg, 3]) - 2.0 * m * m
+        lo, hi = _q2_limits(e, m)
+        if q2_cap is not None:
+            hi = np.minimum(hi, q2_cap)
+        lq = np.log(np.maximum(hi / lo, 1.0 + 1e-15))
+        q = np.maximum(q, lo)
+        x[:, col] = np.log(q / lo) / lq
+        jac = jac * q * lq
+        del i
+    phi3 = np.arctan2(p[:, 2, 2], p[:, 2, 1])
+    phi4 = np.arctan2(p[:, 3, 2], p[:, 3, 1])
+    x[:, 4] = np.mod((phi4 - phi3) / two_pi, 1.0)
+    jac = jac * two_pi * two_pi * _E_BEAM * _E_BEAM
+    big_q = p[:, 4] + p[:, 5]
+    w2 = _sq4(big_q)
+    ok &= w2 > max(w_min * w_min, 4.0 * mf * mf)
+    w2 = np.maximum(w2, 4.0 * mf * mf * (1.0 + 1e-9))
+    beta = np.sqrt(1.0 - 4.0 * mf * mf / w2)
+    bq = big_q[:, 1:] / big_q[:, :1]
+    axis = _boost(p[:, 0][:, None, :].copy(), -bq)[:, 0, 1:]
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    rest = _boost(p[:, 4][:, None, :], -bq)[:, 0, 1:]
+    rest /= np.linalg.norm(rest, axis=-1, keepdims=True)
+    c = np.clip(np.sum(rest * axis, axis=-1), -1.0, 1.0)
+    u_star = np.arctanh(np.clip(beta * c, -1.0 + 1e-15, 1.0 - 1e-15))
+    x[:, 2] = 0.5 * ((eta + u_star) / _Y_RANGE + 1.0)
+    x[:, 5] = 0.5 * ((eta - u_star) / _Y_RANGE + 1.0)
+    e1, e2 = _basis(axis)
+    phis = np.arctan2(np.sum(rest * e2, axis=-1), np.sum(rest * e1, axis=-1))
+    x[:, 6] = np.mod(phis / two_pi, 1.0)
+    jac = jac * (1.0 - beta * beta * c * c) / beta * two_pi
+    jac = jac * beta / (8.0 * (4.0 * pb) ** 2)
+    ok &= np.all((x >= 0.0) & (x <= 1.0), axis=1)
+    return np.clip(x, 0.0, 1.0), np.where(ok, jac, 0.0)
+
+
+def _sq4(k: Array) -> Array:
+    return k[:, 0] ** 2 - k[:, 1] ** 2 - k[:, 2] ** 2 - k[:, 3] ** 2
 
 
 def _with_me(point: _Point, need: NDArray[np.bool_], fs: str) -> _Point:
@@ -463,6 +711,8 @@ def _passable(p4_lab: Array) -> NDArray[np.int8]:
     )
     near = det & (cos > math.cos(math.radians(_VETO_CONE_DEG)))
     ok &= ~np.any(near, axis=1)
+    # beyond every fit window. (Events with a pair particle outside the tracker stay in region
+    # 0: with a scattered lepton in the tracker they feed the e mu control sample.)
     return np.where(m2 >= _M2_MAX_GEV2, -1, ok.astype(np.int8)).astype(np.int8)
 
 
@@ -552,8 +802,40 @@ def _density_factor(region: NDArray[np.int8], r: tuple[float, float]) -> Array:
 
 
 class _Channels(NamedTuple):
-    maps: tuple[vegas.AdaptiveMap, vegas.AdaptiveMap]
-    alpha: tuple[float, float]
+    maps: tuple[vegas.AdaptiveMap, ...]
+    kinds: tuple[str, ...]
+    """'two-photon' or 'annihilation': the analytic map under each vegas map"""
+    alpha: tuple[float, ...]
+    """the fraction of the points each channel generates"""
+
+
+def _channel_kinds(opts: Mapping[str, Any]) -> tuple[str, ...]:
+    """The channels of a final state: two two-photon maps (e- or e+ tagged) and, where the
+    annihilation map applies, a third for the annihilation-like points; mu mu tau tau has
+    only the annihilation map, e e e e (identical fermions) only the two-photon maps. A map
+    forced by the option ``map`` is the only one."""
+    if opts.get("map") == "two-photon" or opts["final_state"] == "eeee":
+        return ("two-photon", "two-photon")
+    if opts.get("map") == "annihilation" or opts["final_state"] == "mumutautau":
+        return ("annihilation",)
+    return ("two-photon", "two-photon", "annihilation")
+
+
+def _assigned(tag: NDArray[np.int8], kinds: tuple[str, ...]) -> NDArray[np.int8]:
+    """The channel a point trains (tags of :func:`_train_channel`): with an annihilation
+    channel, the annihilation-like points train it; without, every point trains the two-photon
+    map of its tagged lepton; a lone channel trains on everything."""
+    if len(kinds) == 1:
+        return np.zeros_like(tag)
+    if len(kinds) == 3:
+        return np.where(tag >= 2, 2, tag).astype(np.int8)
+    return (tag % 2).astype(np.int8)
+
+
+def _map_point(kind: str, x: Array, u: Array, opts: Mapping[str, Any]) -> _Point:
+    if kind == "annihilation":
+        return _phase_space_s(x, u, opts)
+    return _phase_space_t(x, u, opts)
 
 
 def _sample(
@@ -566,31 +848,97 @@ def _sample(
     *,
     everywhere: bool = False,
 ) -> _Sampled:
-    """n points from the two-channel density; weights f/g exact where the filter passes (or
-    everywhere with ``everywhere``; elsewhere 0: the matrix element is not evaluated)."""
-    which = rng.random(n) < ch.alpha[1]
-    y = rng.random((n, _DIM))
-    x = np.empty_like(y)
-    jac = np.empty(n)
-    for c in (0, 1):
-        sel = np.flatnonzero(which == bool(c))
+    """n points from the multi-channel density; weights exact where the filter passes (or
+    everywhere with ``everywhere``; elsewhere 0: the matrix element is not evaluated).
+
+    A point's weight is ``dsigma/dPhi / sum_c alpha_c rho_c(Phi)``, with ``rho_c`` the density
+    of channel c over the invariant phase space (its vegas Jacobian times its analytic map's
+    d(Phi)/dx, at that channel's coordinates of the point: :func:`_inverse_t`,
+    :func:`_inverse_s` and :meth:`vegas.AdaptiveMap.invmap`).
+    """
+    alpha = np.asarray(ch.alpha)
+    which = np.minimum(np.searchsorted(np.cumsum(alpha), rng.random(n), "right"), alpha.size - 1)
+    u = rng.random((n, _N_EXTRA))
+    parts: list[_Point] = []
+    order: list[NDArray[np.intp]] = []
+    for c, kind in enumerate(ch.kinds):
+        sel = np.flatnonzero(which == c)
+        y = rng.random((sel.size, _DIM))
+        x = np.empty_like(y)
+        jj = np.empty(sel.size)
         if sel.size:
-            xx = np.empty((sel.size, _DIM))
-            jj = np.empty(sel.size)
-            ch.maps[c].map(np.ascontiguousarray(y[sel]), xx, jj)
-            x[sel] = xx
-            jac[sel] = jj
-    g = np.zeros(n)
-    for c in (0, 1):
-        yy = np.empty_like(x)
-        jj = np.empty(n)
-        ch.maps[c].invmap(x, yy, jj)
-        g += ch.alpha[c] / jj
-    point = _phase_space(x, rng.random((n, _N_EXTRA)), opts)
+            ch.maps[c].map(y, x, jj)
+        parts.append(_map_point(kind, x, u[sel], opts))
+        order.append(sel)
+    point = _concat_points(parts, order, n)
+    # the density of every channel at every point
+    rho = np.zeros(n)
+    coords: dict[str, tuple[Array, Array]] = {}
+    for kind in set(ch.kinds):
+        x_k = _own_x(parts, order, n)
+        jac_k = point.jac_inv.copy()
+        # points made by the other kind of map: their coordinates in this one
+        other = np.concatenate(
+            [sel for c, sel in enumerate(order) if ch.kinds[c] != kind] or [np.empty(0, int)]
+        )
+        if other.size:
+            inv = _inverse_s if kind == "annihilation" else _inverse_t
+            x_k[other], jac_k[other] = inv(point.p[other], opts)
+        coords[kind] = (x_k, jac_k)
+    for c, kind in enumerate(ch.kinds):
+        x_k, jac_k = coords[kind]
+        yy = np.empty_like(x_k)
+        jv = np.empty(n)
+        ch.maps[c].invmap(np.ascontiguousarray(x_k), yy, jv)
+        good = jac_k > 0.0
+        rho[good] += alpha[c] / (jv[good] * jac_k[good])
     point, _, passed, region, pdg, p4 = _target(
         point, str(opts["final_state"]), filt, r, rng, everywhere=everywhere
     )
-    return _Sampled(point, point.f / g, passed, region, pdg, p4)
+    safe = np.where(rho > 0.0, rho, 1.0)
+    weight = np.where(point.f > 0.0, point.f / point.jac_inv.clip(1e-300) / safe, 0.0)
+    return _Sampled(point, weight, passed, region, pdg, p4)
+
+
+def _own_x(parts: list[_Point], order: list[NDArray[np.intp]], n: int) -> Array:
+    x = np.empty((n, _DIM))
+    for part, sel in zip(parts, order, strict=True):
+        x[sel] = part.x
+    return x
+
+
+def _concat_points(parts: list[_Point], order: list[NDArray[np.intp]], n: int) -> _Point:
+    """Points of several channels back in the order of the draws."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def merge(get: Any) -> Any:
+        first = get(parts[0])
+        out = np.empty((n, *first.shape[1:]), dtype=first.dtype)
+        for part, sel in zip(parts, order, strict=True):
+            out[sel] = get(part)
+        return out
+
+    k0 = parts[0].kin
+    kin = me.Kinematics(
+        merge(lambda q: q.kin.p),
+        merge(lambda q: q.kin.cos_half),
+        merge(lambda q: q.kin.sin_half),
+        merge(lambda q: q.kin.t13),
+        merge(lambda q: q.kin.t24),
+        k0.masses,
+    )
+    return _Point(
+        merge(lambda q: q.f),
+        merge(lambda q: q.p),
+        merge(lambda q: q.p4_lab),
+        merge(lambda q: q.q2),
+        merge(lambda q: q.w),
+        merge(lambda q: q.tag),
+        kin,
+        merge(lambda q: q.jac_inv),
+        merge(lambda q: q.x),
+    )
 
 
 def _thaw(frozen: Any) -> Any:
@@ -601,15 +949,17 @@ def _thaw(frozen: Any) -> Any:
 
 @functools.lru_cache(maxsize=16)
 def _trained(frozen_opts: Any, frozen_filt: Any) -> tuple[_Channels, dict[str, float]]:
-    """Two vegas maps adapted to the target density (fixed seed, cached) and the integrals."""
+    """The channels' vegas maps adapted to the target density (fixed seed, cached) and the
+    integrals of an integration pass."""
     opts = dict(frozen_opts)
     filt = _thaw(frozen_filt)
     fs = str(opts["final_state"])
     r = _suppressions(opts)
     rng = np.random.default_rng(_TRAIN_SEED)
+    kinds = _channel_kinds(opts)
     maps = []
     integrals = []
-    for c in (0, 1):
+    for c, kind in enumerate(kinds):
         amap = vegas.AdaptiveMap([[0.0, 1.0]] * _DIM, ninc=_N_INCREMENTS)
         total = 0.0
         for _ in range(_TRAIN_ITERATIONS):
@@ -617,16 +967,16 @@ def _trained(frozen_opts: Any, frozen_filt: Any) -> tuple[_Channels, dict[str, f
             x = np.empty_like(y)
             jac = np.empty(_TRAIN_POINTS)
             amap.map(y, x, jac)
-            point = _phase_space(x, rng.random((_TRAIN_POINTS, _N_EXTRA)), opts)
+            point = _map_point(kind, x, rng.random((_TRAIN_POINTS, _N_EXTRA)), opts)
             point, t, _, _, _, _ = _target(point, fs, filt, r, rng)
-            t = t * jac * (point.tag == (c == 0))
+            t = t * jac * (_assigned(point.tag, kinds) == c)
             total = float(t.mean())
             amap.add_training_data(y, t * t)
             amap.adapt(alpha=0.5)
         maps.append(amap)
         integrals.append(max(total, 1e-300))
-    a1 = integrals[1] / (integrals[0] + integrals[1])
-    channels = _Channels((maps[0], maps[1]), (1.0 - a1, a1))
+    share = np.maximum(np.array(integrals) / sum(integrals), _ALPHA_MIN)
+    channels = _Channels(tuple(maps), kinds, tuple((share / share.sum()).tolist()))
     # integration pass: the equivalent cross section and the weight distribution
     sums = dict.fromkeys(("filt", "filt2"), 0.0)
     w_keep: list[Array] = []
@@ -661,7 +1011,7 @@ def _trained(frozen_opts: Any, frozen_filt: Any) -> tuple[_Channels, dict[str, f
         "sigma_filtered_fb": sums["filt"] / n,
         "sigma_filtered_err_fb": err("filt", "filt2"),
         "sigma_passable_fb": float(w_all[escape].sum()) / n,
-        "channel_fraction_e_plus_tag": a1,
+        "channel_fractions": list(channels.alpha),
         "fraction_above_design_weight": (
             float(np.sum(ratio * r_of > 1.0)) / kept if kept > 0 else 0.0
         ),
@@ -787,9 +1137,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
         index = np.flatnonzero(keep)
         pdg = smp.pdg[index]
         present = pdg != 0
-        particles = make_particles(
-            pdg[present], smp.p4[index][present], counts=present.sum(axis=1)
-        )
+        particles = make_particles(pdg[present], smp.p4[index][present], counts=present.sum(axis=1))
         parts.append(
             ak.to_packed(
                 ak.zip(
