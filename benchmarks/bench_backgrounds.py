@@ -24,12 +24,11 @@ import awkward as ak
 LUMINOSITY_FB = 79.7  # PRL 130, 231801: 79.7 fb^-1
 
 # events per timed chunk (full run / --quick)
-SIZES = {
-    "mumu": (200_000, 50_000),
-    "tautau": (3_000, 500),
-    "eemumu": (500_000, 100_000),
-    "eemumu_q2max1": (500_000, 100_000),
-    "eeee": (500_000, 100_000),
+SIZES = {  # the Pythia 8 samples (zprime's own generators: bench_generators.py)
+    "mumu_pythia": (200_000, 50_000),
+    "tautau_pythia": (3_000, 500),
+    "eemumu_pythia": (500_000, 100_000),
+    "eeee_pythia": (500_000, 100_000),
 }
 
 

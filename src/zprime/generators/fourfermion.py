@@ -1,47 +1,50 @@
-"""e+e- -> e+e- f fbar at Belle II with the exact tree-level matrix element (``eemumu``, ``eeee``).
+"""e+e- -> four leptons at Belle II with the exact tree-level matrix element (``eemumu``, ``eeee``).
 
 This module owns the phase-space generation and the sample's chunk function of the
-four-fermion final states in which the beam electrons scatter (``eemumu``, ``eeee``,
-``eetautau``); the matrix element is :mod:`zprime.generators.fourfermion_me` (every tree-level
-QED diagram, fermion masses kept). No initial-state radiation is generated (like AAFH,
-whose samples the PRL used): the two-photon process's own photons dominate its recoil.
+four-fermion final states ``eemumu``, ``eeee``, ``eetautau`` and ``mumutautau``; the matrix
+element is :mod:`zprime.generators.fourfermion_me` (every tree-level QED graph, fermion masses
+kept). No initial-state radiation is generated (like AAFH, whose samples the PRL used): the
+two-photon process's own photons give its recoil. Tau pairs decay through
+:mod:`zprime.generators.tau_decays`, unpolarised (their spin correlations are not modelled).
 
-Phase space
------------
-The two-photon (multiperipheral) graphs peak where both beam leptons scatter at tiny angles,
-``1/Q1^2 1/Q2^2`` with ``Q^2`` down to ``m_e^2 v^2/(1 - v)`` ~ 1e-11 GeV^2, and where they lose
-little energy (``dv/v``). The analytic map follows exactly that, in the c.m. frame:
+Phase space: three channels
+---------------------------
+Each channel is an analytic map of ``x`` in [0, 1]^7 (plus a uniform global azimuth) followed
+by its own ``vegas`` map; a point's weight is ``dsigma/dPhi / sum_c alpha_c rho_c``, with
+``rho_c`` the density of channel c over the invariant phase space at that channel's coordinates
+of the point (the analytic maps are inverted exactly, :func:`_inverse_t`, :func:`_inverse_s`;
+:meth:`vegas.AdaptiveMap.invmap`), so the weights are exact whatever the maps learn.
 
-- the fractional energy losses ``v3 = 1 - E3/E_beam``, ``v4`` through ``tau = v3 v4``
-  log-uniform in ``[W_min^2/s, (1 - m/E)^2]`` (``W^2 <= s v3 v4``: the photon-photon mass) and
-  ``eta = ln(v3/v4)/2`` uniform (the pair's rapidity), on which the filter's muon acceptance
-  nearly factorises;
-- ``Q1^2 = -(p1 - p3)^2`` and ``Q2^2 = -(p2 - p4)^2`` log-uniform between their kinematic limits
-  (or ``q2_max_gev2``), ``1 - cos(theta)`` from them without rounding loss;
-- the azimuth of the scattered e- uniform, the azimuth of the e+ relative to it;
-- the f- direction in the f fbar rest frame about the direction of the photon from the e- side,
-  flat in ``atanh(beta cos)`` (the f-exchange peaks of the two-photon graphs), azimuth uniform.
+- **Two-photon** (two channels, trained where the e- resp. the e+ has the larger p_T): the
+  graphs peak where both beam leptons scatter at tiny angles, ``1/Q1^2 1/Q2^2`` with ``Q^2``
+  down to ``m_e^2 v^2/(1 - v)`` ~ 1e-11 GeV^2, and lose little energy (``dv/v``). The energy
+  losses ``v3``, ``v4`` through ``tau = v3 v4`` log-uniform in ``[W_min^2/s, (1 - m/E)^2]``
+  (``W^2 <= s v3 v4``) and the pair rapidity ``eta = ln(v3/v4)/2``; ``Q1^2``, ``Q2^2``
+  log-uniform between their exact limits (or ``q2_max_gev2``), ``1 - cos(theta)`` from them
+  without rounding loss; the azimuths; the f- direction in the pair frame about the e- beam
+  direction through its rapidity ``u`` there (flat in ``atanh(beta cos)``: the f-exchange
+  peaks), with ``ya = eta + u`` and ``yb = eta - u`` the vegas variables, so that "both
+  fermions central" is nearly a box.
+- **Annihilation** (trained where a scattered lepton is more than 30 deg from its beam): the
+  two pairs' masses, log-uniform in m^2 from threshold, the direction of the first pair and
+  the two decays. It is the only map of ``mumutautau``; ``eeee`` does not use it.
 
-On top, ``vegas`` maps (7 dimensions) adapt the density to the target ``|M|^2 x filter x r``
-(``r`` as in :mod:`zprime.generators.mumu`: 1 where the event can pass the preselection at
-truth level, ``detected_suppression`` elsewhere), in two channels: one trained where the e-
-carries the larger transverse momentum (it is "tagged"), one where the e+ does; a point's
-density is the channel-weighted sum of both maps' densities (multi-channel sampling, both
-evaluated at every point with :meth:`vegas.AdaptiveMap.invmap`), so the weights are exact.
+The target the maps adapt to is ``|M|^2 x filter x r`` with ``r`` as in
+:mod:`zprime.generators.mumu`: 1 where the event can pass the preselection at truth level
+(:func:`_passable`), ``detected_suppression`` where it cannot, ``far_suppression`` beyond every
+fit window. The matrix element is evaluated only for points that pass the filter.
 
-e e e e: the final state has two identical e- and two identical e+. The labelled phase space
-is integrated with the antisymmetrised matrix element (36 graphs) and the symmetry factor
-1/4, restricted to the *canonical* labelling: ``p3`` is the e- with the smaller momentum
-transfer from the e- beam, ``p4`` the e+ with the smaller one from the e+ beam (each
-unlabelled event has exactly one canonical labelling, so the factor 4 of the labellings
-cancels the 1/4). ``W`` is then the mass of the other pair (p5, p6).
+e e e e: the labelled phase space is integrated with the antisymmetrised matrix element (36
+graphs) and the symmetry factor 1/4, restricted to the *canonical* labelling: ``p3`` is the e-
+with the smaller momentum transfer from the e- beam, ``p4`` the e+ with the smaller one from the
+e+ beam (each unlabelled event has exactly one, so the 4 labellings cancel the 1/4). ``W`` is
+then the mass of the other pair (p5, p6).
 
 Weights and unweighting
 -----------------------
 Each point weighs ``dsigma/g`` (fb, summing to the cross section within the filter); as in
 :mod:`zprime.generators.mumu` the sample driver's target weight ``1/(luminosity_factor L)``
-sets a threshold toward which the events are partially unweighted (per region: ``w_t`` where
-the event can pass the selection, ``w_t / r`` elsewhere).
+sets a threshold toward which the events are partially unweighted (per region: ``w_t / r``).
 """
 
 from __future__ import annotations
