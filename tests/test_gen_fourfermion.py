@@ -150,9 +150,18 @@ def test_precise_kinematics_near_the_beam_axis() -> None:
 
 def test_eemumu_cross_section_against_aafh() -> None:
     """sigma(e+e- -> e+e- mu+mu-, W_mumu > 0.5 GeV) = 18.9 nb (AAFH, Belle II Physics Book,
-    arXiv:1808.10567); ours is exact tree level with alpha(0): within 3%."""
-    info = ff.cross_section({"final_state": "eemumu", "w_min_gev": 0.5})
-    sigma, err = info["sigma_filtered_fb"], info["sigma_filtered_err_fb"]
+    arXiv:1808.10567); ours is exact tree level with alpha(0): within 3%. 1.2M points in four
+    seeded batches (the bremsstrahlung-collinear corner has rare heavy weights, docs)."""
+    sums, sq = 0.0, 0.0
+    n = 0
+    for seed in range(4):
+        g = ff.generate(300_000, np.random.default_rng(seed), {"final_state": "eemumu"})
+        w = g["weight"] * 300_000
+        sums += float(w.sum())
+        sq += float(np.sum(w * w))
+        n += w.size
+    sigma = sums / n
+    err = math.sqrt(max(sq / n - sigma * sigma, 0.0) / n)
     assert err < 0.01 * sigma
     assert sigma == pytest.approx(18.9e6, rel=0.03)
 
@@ -234,8 +243,13 @@ def test_chunk_unweights_toward_the_target_weight() -> None:
     res = ff.chunk(settings, 200_000, 3)
     w = np.asarray(res.events.weight) * 200_000 / n_total  # the driver's n_chunk / N
     assert np.all(w >= w_t * (1 - 1e-9))
-    # most events carry the design weight exactly (the partial unweighting)
-    assert np.mean(np.isclose(w, w_t)) > 0.4
+    # most events carry their region's design weight exactly (the partial unweighting: w_t,
+    # w_t / detected_suppression, w_t / far_suppression)
+    at_design = np.isclose(w, w_t) | np.isclose(w, 10.0 * w_t) | np.isclose(w, 100.0 * w_t)
+    assert np.mean(at_design) > 0.4
+    assert np.mean(np.isclose(w, w_t)) > 0.3
+    # the rest weigh more (the maps are imperfect): as many as the integration pass predicts
+    assert 1.0 - np.mean(at_design) == pytest.approx(info["fraction_above_design_weight"], abs=0.05)
     # the kept weights estimate the filtered cross section
     sigma = float(np.sum(np.asarray(res.events.weight)))
     assert sigma == pytest.approx(info["sigma_filtered_fb"], rel=0.1)

@@ -884,6 +884,7 @@ def _sample(
         other = np.concatenate(
             [sel for c, sel in enumerate(order) if ch.kinds[c] != kind] or [np.empty(0, int)]
         )
+        other = other[point.jac_inv[other] > 0.0]  # a point outside its own map weighs 0
         if other.size:
             inv = _inverse_s if kind == "annihilation" else _inverse_t
             x_k[other], jac_k[other] = inv(point.p[other], opts)
