@@ -75,7 +75,9 @@ from zprime.generators.mumu import (
     _VETO_CONE_DEG,
     _basis,
     _boost,
+    _chunk_result_type,
     _freeze,
+    _thaw,
 )
 from zprime.kinematics import cm_to_lab
 
@@ -945,12 +947,6 @@ def _concat_points(parts: list[_Point], order: list[NDArray[np.intp]], n: int) -
     )
 
 
-def _thaw(frozen: Any) -> Any:
-    if frozen is None:
-        return None
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in frozen}
-
-
 @functools.lru_cache(maxsize=16)
 def _trained(frozen_opts: Any, frozen_filt: Any) -> tuple[_Channels, dict[str, float]]:
     """The channels' vegas maps adapted to the target density (fixed seed, cached) and the
@@ -1078,12 +1074,6 @@ def generate(
         "q2": smp.point.q2,
         "w": smp.point.w,
     }
-
-
-def _chunk_result_type() -> type:
-    from zprime.backgrounds import ChunkResult
-
-    return ChunkResult
 
 
 def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
