@@ -21,7 +21,7 @@ TINY = {
         "samples": {
             "mumu": {"events": 20000, "chunk_size": 20000, "luminosity_factor": None},
             "tautau": {"events": 1500, "chunk_size": 1500, "luminosity_factor": None},
-            "eemumu": {"events": 40000, "chunk_size": 40000},
+            "eemumu": {"events": 40000, "chunk_size": 40000, "luminosity_factor": None},
         },
     },
     "punzinet": {"bce_epochs": 2, "punzi_epochs": 8},
