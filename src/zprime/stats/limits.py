@@ -286,13 +286,16 @@ def _newton_roots(
             g[oi] = _g_obs(q, qa_o, level)
             hq = 1e-6 * (1.0 + q)
             ha = 1e-6 * (1.0 + qa_o)
-            dgq = (_g_obs(q + hq, qa_o, level) - _g_obs(np.maximum(q - hq, 0), qa_o, level)) / (
-                q + hq - np.maximum(q - hq, 0)
-            )
-            dga = (_g_obs(q, qa_o + ha, level) - _g_obs(q, np.maximum(qa_o - ha, 0), level)) / (
-                qa_o + ha - np.maximum(qa_o - ha, 0)
-            )
-            dg[oi] = dgq * dq + dga * dqa[oi]
+            # at a too small mu CLs is 1 and g = -inf: the difference is NaN there, and the
+            # step below falls back to bisection (``good`` needs a finite Newton step)
+            with np.errstate(invalid="ignore"):
+                dgq = (_g_obs(q + hq, qa_o, level) - _g_obs(np.maximum(q - hq, 0), qa_o, level)) / (
+                    q + hq - np.maximum(q - hq, 0)
+                )
+                dga = (_g_obs(q, qa_o + ha, level) - _g_obs(q, np.maximum(qa_o - ha, 0), level)) / (
+                    qa_o + ha - np.maximum(qa_o - ha, 0)
+                )
+                dg[oi] = dgq * dq + dga * dqa[oi]
         bad = ~conv
         if bad.any():
             ok[act[bad]] = False
