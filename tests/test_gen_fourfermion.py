@@ -166,6 +166,7 @@ def test_eemumu_cross_section_against_aafh() -> None:
     assert sigma == pytest.approx(18.9e6, rel=0.03)
 
 
+@pytest.mark.slow
 def test_filtered_cross_section_does_not_depend_on_the_sampling() -> None:
     """Exact weights: the filtered cross section from the filter-trained multi-channel sampler
     equals the filter applied to the unfiltered sampler's events."""
