@@ -1,10 +1,10 @@
 """Smoothed background templates (zprime.smoothing): closure and speed.
 
 Closure: a large selected background sample (default: a run's ``selected/presel``) is
-subsampled to a few hundred events (weights scaled up); the raw histogram and the adaptive KDE
-of the subsample are compared with the full sample's histogram in 20-bin search windows
-(integrated squared error, ISE, averaged over 10 subsamples). Speed: KDE set-up and the
-templates of ~500 windows.
+subsampled to a few hundred events (weights scaled up); the raw histogram and the KDE (kernels
+of the resolution width) of the subsample are compared with the full sample's histogram in
+20-bin search windows (integrated squared error, ISE, averaged over 10 subsamples). Speed: KDE
+set-up and the templates of ~500 windows.
 
 Usage: python benchmarks/bench_smoothing.py [RUN_DIR] (default /tmp/zfresh)
 """

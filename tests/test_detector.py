@@ -525,34 +525,37 @@ def test_simulate_file_round_trip(tmp_path: Path, rng: np.random.Generator) -> N
     assert read_metadata(none)["n_input_events"] == 3000
 
 
-def test_simulate_file_unweights_to_a_target_weight(
+def test_unweight_file_keeps_the_yield_and_the_heavy_events(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
-    """unweight_to_fb keeps the expected yield, gives every kept event at least the target
-    weight, keeps heavy events as they are and leaves the detector's random numbers alone."""
+    """zprime.events.unweight_file (the pseudo-data's samples at 1/L) keeps the expected yield,
+    gives every kept event at least the target weight and keeps heavy events as they are."""
+    from zprime.events import unweight_file
+
     ev = _dimuon(20_000, rng)
     w = np.where(np.arange(20_000) % 10 == 0, 50.0, 2.0)  # w0 = 10: light and heavy events
     ev = ak.with_field(ev, w, "weight")
     src = write_events(tmp_path / "events" / "mumu.parquet", ev, {"sample": "dimuon"})
-    full = read_events(simulate_file(src, tmp_path / "full", seed=5, batch_size=5000))
     sub = read_events(
-        simulate_file(src, tmp_path / "sub", seed=5, batch_size=5000, unweight_to_fb=10.0)
+        unweight_file(
+            src, tmp_path / "sub.parquet", 10.0, np.random.default_rng(5), batch_size=5000
+        )
     )
     ws = ak.to_numpy(sub.weight)
     assert np.all(ws >= 10.0)
-    heavy = ak.to_numpy(full.weight) == 50.0
-    kept_events = set(ak.to_numpy(sub.event))
-    assert kept_events >= set(ak.to_numpy(full.event)[heavy])  # heavy events all kept
-    n_light = int(np.sum(~heavy))
-    expected = 0.2 * n_light  # kept with probability 2 / 10
+    assert np.sum(ws == 50.0) == 2000  # heavy events all kept
+    expected = 0.2 * 18_000  # light events kept with probability 2 / 10
     assert abs(np.sum(ws == 10.0) - expected) < 5 * np.sqrt(expected)
     assert abs(ws.sum() / w.sum() - 1.0) < 5 * np.sqrt(expected) * 10.0 / w.sum()
-    # the kept events are reconstructed exactly as in the full file (same random numbers)
-    index = np.searchsorted(ak.to_numpy(full.event), ak.to_numpy(sub.event))
-    np.testing.assert_array_equal(ak.to_numpy(sub.m_recoil2), ak.to_numpy(full.m_recoil2)[index])
-    assert read_metadata(tmp_path / "sub" / "mumu.parquet")["unweight_to_fb"] == 10.0
-    with pytest.raises(ConfigError, match="unweight_to_fb must be positive"):
-        simulate_file(src, tmp_path / "bad", unweight_to_fb=0.0)
+    # the kept events are the input's (each once), with their particles unchanged
+    ids = ak.to_numpy(sub.event)
+    assert np.unique(ids).size == ids.size
+    index = np.searchsorted(ak.to_numpy(ev.event), ids)
+    assert ak.to_list(sub.particles[:5]) == ak.to_list(ev.particles[index[:5]])
+    assert read_metadata(tmp_path / "sub.parquet")["unweighted_to_fb"] == 10.0
+    with pytest.raises(ConfigError, match="target weight must be positive"):
+        unweight_file(src, tmp_path / "bad.parquet", 0.0, np.random.default_rng(1))
+    assert not (tmp_path / "bad.parquet").exists()
 
 
 def test_simulate_file_errors_leave_nothing(tmp_path: Path, rng: np.random.Generator) -> None:

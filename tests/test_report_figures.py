@@ -153,27 +153,15 @@ def test_spectra_figures_writes_every_figure(tmp_path: Path) -> None:
 
 
 def test_before_network_pseudo_data_follows_the_source(tmp_path: Path) -> None:
-    """The before-network pseudo-data are a Poisson sample of L x sum(w) events of the configured
-    source (signal hypotheses excluded), reproducible from the run's seed."""
+    """The before-network pseudo-data are L x sum(w) unit-weight events of the configured source
+    (signal hypotheses excluded), reproducible from the run's seed."""
     run, samples = _run_dir(tmp_path / "run", data_scale=2.0)
     sim_total = sum(float(np.sum(s["weight"])) for s in samples["presel"].values()) * LUMI
     backgrounds_m2 = np.concatenate([s["m_recoil2"] for s in samples["presel"].values()])
     base = {"luminosity_fb": LUMI}
     cases = [
         ({"pseudo_data.source": "simulation"}, 1.0, "simulation"),
-        (
-            {"pseudo_data.source": "data_detector", "pseudo_data.data_detector_mode": "events"},
-            2.0,
-            "data detector",
-        ),
-        (
-            {
-                "pseudo_data.source": "data_detector",
-                "pseudo_data.data_detector_mode": "reweighted",
-            },
-            2.0,
-            "simulation re-weighted to the data detector",
-        ),
+        ({"pseudo_data.source": "data_detector"}, 2.0, "data detector"),
     ]
     for overrides, scale, what in cases:
         cfg = load_config(None, **base, **overrides)

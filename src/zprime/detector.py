@@ -933,7 +933,6 @@ def simulate_file(
     config: Config | None = None,
     batch_size: int = 200_000,
     min_tracks: int = 0,
-    unweight_to_fb: float | None = None,
 ) -> Path:
     """Simulate one generator-level Parquet file into ``out_dir/<same name>`` (streamed).
 
@@ -961,15 +960,6 @@ def simulate_file(
         Drop events with fewer reconstructed tracks (0 keeps every event; the selection needs
         2). The metadata record ``n_input_events`` and ``min_tracks`` so that a cut flow can
         still start from the generated total.
-    unweight_to_fb
-        Keep only an unweighted subset at this weight w0 (fb): an event of weight w < w0 is kept
-        with probability w / w0 and given w0, heavier events are kept as they are; the weighted
-        yields stay the same in expectation. With w0 = 1 / L this turns a sample that stands
-        for several times the luminosity L into one with the statistical power of real data at
-        L (the pseudo-data of a sample generated at ``luminosity_factor`` > 1), and saves the
-        disk of the rest. The random numbers of the subset are a stream of their own, so the
-        detector's random numbers (and correlated sampling) do not change.
-
     Returns
     -------
     Path
@@ -988,8 +978,6 @@ def simulate_file(
         raise ConfigError(f"batch_size must be positive, got {batch_size}")
     if min_tracks < 0:
         raise ConfigError(f"min_tracks must be >= 0, got {min_tracks}")
-    if unweight_to_fb is not None and not unweight_to_fb > 0:
-        raise ConfigError(f"unweight_to_fb must be positive, got {unweight_to_fb}")
     src = Path(input_path)
     out = Path(out_dir) / src.name
     if out.resolve() == src.resolve():
@@ -1007,7 +995,6 @@ def simulate_file(
         "seed": master,
         "batch_size": batch_size,
         "min_tracks": min_tracks,
-        "unweight_to_fb": unweight_to_fb,
         "provenance": provenance(None),
     }
     n_input = 0
@@ -1018,22 +1005,9 @@ def simulate_file(
             n_input += len(batch)
             if min_tracks > 0:
                 reco = reco[np.asarray(ak.to_numpy(reco["n_tracks"])) >= min_tracks]
-            if unweight_to_fb is not None:
-                reco = _unweight(
-                    reco, unweight_to_fb, chunk_rng(master, _STAGE_KEY, file_key, i, 1)
-                )
             writer.write(reco)
         writer.update_metadata(n_input_events=n_input, n_events=writer.n_events)
     return out
-
-
-def _unweight(events: ak.Array, w0: float, rng: np.random.Generator) -> ak.Array:
-    """Partial unweighting to w0 (see :func:`simulate_file`)."""
-    w = np.asarray(ak.to_numpy(events["weight"]), dtype=np.float64)
-    u = rng.random(w.size)
-    keep = (w >= w0) | (u * w0 < w)
-    out = events[keep]
-    return ak.with_field(out, np.maximum(w[keep], w0), "weight")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from zprime._util import atomic_path
-from zprime.errors import InputError
+from zprime.errors import ConfigError, InputError
 
 __all__ = [
     "GENERATOR_COLUMNS",
@@ -311,3 +311,49 @@ def transform_file(
         for batch in iter_events(src, batch_size=batch_size):
             writer.write(fn(batch))
     return Path(dst)
+
+
+def unweight_file(
+    src: str | Path,
+    dst: str | Path,
+    weight_fb: float,
+    rng: np.random.Generator,
+    *,
+    batch_size: int = 200_000,
+) -> Path:
+    """Partially unweight an event file to the weight ``weight_fb`` (streamed, atomic).
+
+    An event of weight ``w < weight_fb`` is kept with probability ``w / weight_fb`` and given
+    ``weight_fb``; heavier events are kept as they are. Every weighted yield stays the same in
+    expectation. With ``weight_fb = 1 / L`` a sample generated at several times the luminosity
+    ``L`` becomes one with the statistical power of real data at ``L`` (the pseudo-data,
+    ``zprime.pseudodata``), at a fraction of the disk and of the detector simulation's time.
+
+    Parameters
+    ----------
+    src, dst
+        Input and output event files (any stage; a ``weight`` column is required).
+    weight_fb
+        The target weight, fb (> 0).
+    rng
+        Random numbers (consumed batch by batch, so the result depends on ``batch_size``).
+    batch_size
+        Events per batch.
+
+    Returns
+    -------
+    pathlib.Path
+        ``dst``; its metadata are those of ``src`` with ``unweighted_to_fb`` added.
+    """
+    if not weight_fb > 0:
+        raise ConfigError(f"unweighting: target weight must be positive, got {weight_fb}")
+
+    def keep(batch: ak.Array) -> ak.Array:
+        w = np.asarray(ak.to_numpy(batch["weight"]), dtype=np.float64)
+        kept = (w >= weight_fb) | (rng.random(w.size) * weight_fb < w)
+        out = batch[kept]
+        return ak.with_field(out, np.maximum(w[kept], weight_fb), "weight")
+
+    return transform_file(
+        src, dst, keep, metadata={"unweighted_to_fb": weight_fb}, batch_size=batch_size
+    )

@@ -1,23 +1,30 @@
-"""Pseudo-data: a Poisson sample of weighted simulated events at a given luminosity.
+"""Pseudo-data: the default run's "observed" data, made as real data are made.
 
-No Belle II data is public, so zprime makes its own "observed" data. From weighted samples
-(``weight`` in fb per event) the expected number of events is ``mu = L * sum(weight)``; the
-pseudo-data have ``N ~ Poisson(mu)`` events drawn with replacement with probability
-proportional to ``weight``. Binned in any way, the counts are then independent Poisson variables
-with the expected means (a Poisson number of multinomial draws), which is all a binned fit
-needs; an event may appear more than once when the simulated sample stands for less luminosity
-than the pseudo-data.
+No Belle II data is public, so zprime makes its own "observed" data. With
+``pseudo_data.source: data_detector`` (the default) every background sample is **generated again
+with its own seeds** (``pseudo_data.seed_offset``), passed through the "data" detector
+(``control.data_detector``, which differs from the simulation as the PRL says real data do) with
+its own random numbers, and selected like the simulation: an independent sample, as real data
+are. This module turns such weighted, selected events (``weight`` in fb per event) into a sample
+of unit-weight events at the luminosity ``L``:
+
+    k_j = floor(L w_j) + Bernoulli(L w_j - floor(L w_j))        copies of event j.
+
+For an event that stands for less than one data event (``L w < 1``: the samples are generated at
+several times the luminosity) this keeps it with probability ``L w`` (thinning); since the
+generated events form a Poisson process over phase space, the kept events do too, and binned in
+any way the counts are independent Poisson variables with the expected means: the statistical
+behaviour of real data, with no event used twice. An event heavier than ``L w = 1`` appears
+``k >= 1`` times (a "clump": the expected count is right, the fluctuation is not Poisson);
+:func:`draw` counts such events and the pipeline records the count per sample
+(``data/pseudo_data_samples.json``), so that a reader sees where the generated sample was too
+small for the luminosity.
+
+``pseudo_data.source: simulation`` applies the same thinning to the selected simulation itself
+(pseudo-data that share events with the templates: a closure test, not an independent sample).
 
 A signal can be injected with a given cross section (sigma x B in fb): the signal sample's
-weights, which sum to its generated cross section, are rescaled to it.
-
-:func:`data_detector_ratio` carries the "data" detector's differences over to the simulated
-events (``pseudo_data.data_detector_mode: reweighted``, the default): the ratio of the data
-detector's selected yield to the simulation's, per sample in coarse M_recoil^2 intervals, weights
-the simulation's events. With weighted samples that stand for a fraction of the luminosity, the
-event-level alternative (``events``: draw from the data detector's own selected events) puts
-clumps of ~L*w identical events wherever the two detectors disagree for one simulated event, and
-the fit reads each clump as a signal.
+weights, which sum to its generated cross section, are rescaled to it before the thinning.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import numpy as np
 
 from zprime.errors import ConfigError, InputError
 
-__all__ = ["COLUMNS", "data_detector_ratio", "data_detector_samples", "draw", "draw_from_files"]
+__all__ = ["COLUMNS", "draw", "draw_from_files", "event_counts"]
 
 COLUMNS: tuple[str, ...] = ("m_recoil2", "theta_recoil_cm", "theta_recoil")
 """The columns that the pseudo-data keep (the fit variables and the lab recoil angle)."""
@@ -47,6 +54,29 @@ def _columns(events: Any, where: str) -> dict[str, np.ndarray]:
     return out
 
 
+def event_counts(expected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """How many times each weighted event enters a unit-weight sample.
+
+    Parameters
+    ----------
+    expected
+        Expected number of data events per simulated event, ``L * w`` (>= 0, finite).
+    rng
+        Random numbers.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer counts ``floor(x) + Bernoulli(x - floor(x))``: mean ``x``, and for ``x <= 1`` a
+        thinning of the sample (each event at most once).
+    """
+    x = np.asarray(expected, dtype=np.float64)
+    if np.any(x < 0) or not np.all(np.isfinite(x)):
+        raise InputError("pseudo-data: expected counts must be finite and >= 0")
+    base = np.floor(x)
+    return (base + (rng.random(x.size) < (x - base))).astype(np.int64)
+
+
 def draw(
     samples: Mapping[str, Any],
     luminosity_fb: float,
@@ -54,10 +84,9 @@ def draw(
     *,
     signal: tuple[Any, float] | None = None,
     signal_xsec_fb: float = 0.0,
-    m2_bandwidth: Mapping[str, np.ndarray] | None = None,
-    m2_edges: Any = None,
+    stats: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Draw pseudo-data from weighted samples.
+    """Unit-weight pseudo-data from weighted, selected samples (see the module docstring).
 
     Parameters
     ----------
@@ -72,15 +101,10 @@ def draw(
         generated events of that sample (its cross section in fb).
     signal_xsec_fb
         Injected sigma(e+e- -> mu mu Z') x B(Z' -> invisible), fb.
-    m2_bandwidth
-        Optional sample name -> per-event kernel width in M_recoil^2 (GeV^2): a drawn event's
-        M_recoil^2 is moved by a Gaussian of that width (a smoothed bootstrap: the pseudo-data
-        follow the kernel density of the simulated sample, as the smoothed background
-        templates do, instead of repeating one simulated event ~L*w times at one point).
-    m2_edges
-        With ``m2_bandwidth``: increasing M_recoil^2 values (range ends and inner boundaries,
-        e.g. where the theta_recoil cut changes) that a moved event does not cross: it is
-        reflected at them.
+    stats
+        If given, filled with one entry per sample: ``expected`` (L sum w), ``events`` (drawn),
+        ``heavy_events`` (simulated events with L w > 1, which enter more than once) and
+        ``heavy_expected`` (their expected events).
 
     Returns
     -------
@@ -106,42 +130,26 @@ def draw(
         w = cols["weight"] * scale
         if np.any(w < 0) or not np.all(np.isfinite(w)):
             raise InputError(f"pseudo-data: sample '{name}' has negative or non-finite weights")
-        mu = float(w.sum()) * luminosity_fb
-        n = int(rng.poisson(mu)) if mu > 0 else 0
-        if n == 0:
+        expected = w * luminosity_fb
+        k = event_counts(expected, rng)
+        if stats is not None:
+            heavy = expected > 1.0
+            stats[name] = {
+                "expected": float(expected.sum()),
+                "events": int(k.sum()),
+                "heavy_events": int(heavy.sum()),
+                "heavy_expected": float(expected[heavy].sum()),
+            }
+        if not k.any():
             continue
-        pick = rng.choice(w.size, size=n, replace=True, p=w / w.sum())
+        pick = np.repeat(np.arange(w.size), k)
         for c in COLUMNS:
             chosen[c].append(cols[c][pick])
-        if m2_bandwidth is not None and name in m2_bandwidth:
-            h = np.asarray(m2_bandwidth[name], dtype=np.float64)
-            if h.shape != w.shape or np.any(~np.isfinite(h)) or np.any(h < 0):
-                raise InputError(f"pseudo-data: bad M^2 bandwidths for sample '{name}'")
-            x0 = chosen["m_recoil2"][-1]
-            chosen["m_recoil2"][-1] = _reflect(
-                x0 + h[pick] * rng.standard_normal(n), x0, m2_edges
-            )
-        source.append(np.full(n, index, dtype=np.int32))
+        source.append(np.full(pick.size, index, dtype=np.int32))
     out = {c: np.concatenate(v) if v else np.zeros(0) for c, v in chosen.items()}
     out["weight"] = np.ones(out["m_recoil2"].size)
     out["source"] = np.concatenate(source) if source else np.zeros(0, dtype=np.int32)
     return out
-
-
-def _reflect(x: np.ndarray, origin: np.ndarray, edges: Any) -> np.ndarray:
-    """Moved values ``x`` reflected back into the interval of ``edges`` that holds ``origin``."""
-    if edges is None:
-        return x
-    e = np.asarray(edges, dtype=np.float64)
-    seg = np.clip(np.searchsorted(e, origin, side="right") - 1, 0, e.size - 2)
-    lo, hi = e[seg], e[seg + 1]
-    out = x.copy()
-    for _ in range(4):  # a kernel far wider than its segment: a few reflections, then clip
-        out = np.where(out < lo, 2 * lo - out, out)
-        out = np.where(out > hi, 2 * hi - out, out)
-    out = np.clip(out, lo, hi)
-    outside = (origin < e[0]) | (origin > e[-1])  # not in the fitted range: left where it was
-    return np.where(outside, origin, out)
 
 
 def draw_from_files(
@@ -161,121 +169,3 @@ def draw_from_files(
     if signal_path is not None:
         signal = (read_events(signal_path, cols), float(read_metadata(signal_path)["sigma_fb"]))
     return draw(samples, luminosity_fb, rng, signal=signal, signal_xsec_fb=signal_xsec_fb)
-
-
-def data_detector_ratio(
-    sim_m2: np.ndarray,
-    sim_weight: np.ndarray,
-    data_m2: np.ndarray,
-    data_weight: np.ndarray,
-    edges: np.ndarray,
-    *,
-    min_events: int = 10,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Yield ratio data detector / simulation of one sample in coarse M_recoil^2 intervals.
-
-    Parameters
-    ----------
-    sim_m2, sim_weight
-        M_recoil^2 (GeV^2) and weights of the sample selected with the simulation.
-    data_m2, data_weight
-        The same for the sample selected with the data detector (correlated sampling: the same
-        generated events, so that the ratio is precise even for small samples).
-    edges
-        Interval edges in M_recoil^2 (GeV^2), increasing; events outside take the nearest interval.
-    min_events
-        Intervals where either sample has fewer simulated events take the ratio of the whole
-        sample (or 1 when that too is below ``min_events``).
-
-    Returns
-    -------
-    ratio, per_event
-        The ratio per interval, and the ratio for each simulation event (its new weight is
-        ``sim_weight * per_event``).
-    """
-    edges = np.asarray(edges, dtype=np.float64)
-    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
-        raise ConfigError(
-            "pseudo_data.ratio_edges_gev2: interval edges must be increasing (>= 2 values)"
-        )
-    n = edges.size - 1
-
-    def index(m2: np.ndarray) -> np.ndarray:
-        return np.clip(np.searchsorted(edges, m2, side="right") - 1, 0, n - 1)
-
-    i_sim, i_data = index(np.asarray(sim_m2)), index(np.asarray(data_m2))
-    y_sim = np.bincount(i_sim, weights=sim_weight, minlength=n)
-    y_data = np.bincount(i_data, weights=data_weight, minlength=n)
-    c_sim = np.bincount(i_sim, minlength=n)
-    c_data = np.bincount(i_data, minlength=n)
-    total_ok = len(sim_m2) >= min_events and len(data_m2) >= min_events and y_sim.sum() > 0
-    overall = float(y_data.sum() / y_sim.sum()) if total_ok else 1.0
-    ok = (c_sim >= min_events) & (c_data >= min_events) & (y_sim > 0)
-    ratio = np.full(n, overall)
-    ratio[ok] = y_data[ok] / y_sim[ok]
-    return ratio, ratio[i_sim]
-
-
-def data_detector_samples(
-    simulation: Mapping[str, Mapping[str, np.ndarray]],
-    data: Mapping[str, Mapping[str, np.ndarray]],
-    luminosity_fb: float,
-    *,
-    mode: str = "auto",
-    max_events_per_simulated_event: float = 20.0,
-    ratio_edges_gev2: Any = (-2.0, 100.0),
-    ratio_min_events: int = 10,
-) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
-    """The samples the pseudo-data are drawn from when they come from the data detector.
-
-    Parameters
-    ----------
-    simulation, data
-        Sample name -> columns (:data:`COLUMNS` and ``weight``) of the same selection applied to
-        the simulation and to the data detector's events.
-    luminosity_fb
-        Luminosity of the pseudo-data, fb^-1.
-    mode
-        ``events``: the data detector's events; ``reweighted``: the simulation's events weighted
-        by :func:`data_detector_ratio`; ``auto``: ``events`` for a sample whose mean
-        ``L * weight`` is at most ``max_events_per_simulated_event`` (each simulated event then
-        appears a few times in the pseudo-data), ``reweighted`` for the others.
-    ratio_edges_gev2, ratio_min_events
-        Passed to :func:`data_detector_ratio`.
-
-    Returns
-    -------
-    samples, notes
-        Name -> columns to pass to :func:`draw`, and one line per sample saying what was used.
-    """
-    if mode not in ("auto", "events", "reweighted"):
-        raise ConfigError(f"pseudo_data.data_detector_mode: unknown mode '{mode}'")
-    samples: dict[str, dict[str, np.ndarray]] = {}
-    notes: list[str] = []
-    edges = np.asarray(ratio_edges_gev2, dtype=np.float64)
-    for name, sim in simulation.items():
-        dat = data.get(name)
-        if dat is None:
-            samples[name] = dict(sim)
-            notes.append(f"{name}: simulation (no data-detector sample)")
-            continue
-        w = np.asarray(dat["weight"], dtype=np.float64)
-        mean_lw = luminosity_fb * float(w.mean()) if w.size else 0.0
-        if mode == "events" or (mode == "auto" and mean_lw <= max_events_per_simulated_event):
-            samples[name] = dict(dat)
-            notes.append(f"{name}: data-detector events (mean L*w = {mean_lw:.3g})")
-            continue
-        ratio, per_event = data_detector_ratio(
-            np.asarray(sim["m_recoil2"]),
-            np.asarray(sim["weight"]),
-            np.asarray(dat["m_recoil2"]),
-            w,
-            edges,
-            min_events=ratio_min_events,
-        )
-        samples[name] = {**sim, "weight": np.asarray(sim["weight"]) * per_event}
-        notes.append(
-            f"{name}: simulation x data/simulation ratio (mean L*w = {mean_lw:.3g}): "
-            + " ".join(f"{r:.3f}" for r in ratio)
-        )
-    return samples, notes

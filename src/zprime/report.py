@@ -93,23 +93,14 @@ def before_network_pseudo_data(
 ) -> tuple[dict[str, np.ndarray], str]:
     """A pseudo-data sample before the Punzi-net cut, comparable with the run's pseudo-data.
 
-    The run's pseudo-data (``data/pseudo_data.parquet``) are drawn after the full selection
-    (:func:`zprime.pipeline`'s fit stage). For the before-network spectrum this draws, with
-    :func:`zprime.pseudodata.draw`, a Poisson sample at ``config.luminosity_fb`` in the same way
-    from the samples before the network:
-
-    - ``pseudo_data.source: simulation`` (or no ``selected/data_presel``): from the simulation,
-      ``selected/presel``;
-    - ``data_detector`` with ``data_detector_mode: events``: from the data detector's samples,
-      ``selected/data_presel``;
-    - ``data_detector`` with ``reweighted``: from the simulation with each sample's weights
-      multiplied by the data-detector / simulation yield ratio in the intervals
-      ``ratio_edges_gev2`` (:func:`zprime.pseudodata.data_detector_ratio`, here measured before
-      the network).
-
-    An injected signal is added as in the run. The random stream is
-    ``SeedSequence([seed, pseudo_data.seed_offset, 1])`` (the run's pseudo-data use the first two
-    keys), so the sample is reproducible; it is an independent draw, not the run's events.
+    The run's pseudo-data (``data/pseudo_data.parquet``) exist after the full selection. For the
+    before-network spectrum this thins, with :func:`zprime.pseudodata.draw`, the same samples
+    before the network to unit-weight events at ``config.luminosity_fb``: the independently
+    generated data-detector samples ``selected/data_presel`` (``pseudo_data.source:
+    data_detector``), or the simulation ``selected/presel`` (``simulation``). An injected signal
+    is added as in the run. The random stream is
+    ``SeedSequence([seed, pseudo_data.seed_offset, 1])``, so the sample is reproducible; the
+    events of one sample are the run's events before the network cut, thinned independently.
 
     Returns
     -------
@@ -144,19 +135,7 @@ def before_network_pseudo_data(
         signal = (read_events(signal_path, cols), float(read_metadata(signal_path)["sigma_fb"]))
     samples, what = read_backgrounds(sim_dir), "simulation"
     if use_data:
-        samples, _ = pseudodata.data_detector_samples(
-            samples,
-            read_backgrounds(data_dir),
-            config.luminosity_fb,
-            mode=pcfg.data_detector_mode,
-            max_events_per_simulated_event=pcfg.max_events_per_simulated_event,
-            ratio_edges_gev2=pcfg.ratio_edges_gev2,
-            ratio_min_events=pcfg.ratio_min_events,
-        )
-        what = {
-            "events": "data detector",
-            "reweighted": "simulation re-weighted to the data detector",
-        }.get(pcfg.data_detector_mode, "data detector")
+        samples, what = read_backgrounds(data_dir), "data detector"
     drawn = pseudodata.draw(
         samples, config.luminosity_fb, rng, signal=signal, signal_xsec_fb=pcfg.inject_xsec_fb
     )

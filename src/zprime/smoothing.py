@@ -1,27 +1,22 @@
-"""Smoothed background templates: an adaptive Gaussian kernel density in M_recoil^2 times
-theta_recoil^CM fractions taken from a wider M^2 interval.
+"""Smoothed background templates (an option, off by default): a Gaussian kernel density in
+M_recoil^2 with kernels of the signal resolution, times theta_recoil^CM fractions taken from a
+wider M^2 interval.
 
-Why: the default background samples stand for a small fraction of the 79.7 fb^-1 (one simulated
-mu mu event carries ~90 expected events, one e e mu mu event ~180-400), so after the Punzi-net
-a few hundred simulated events remain and most bins of a 20-bin search window are empty while
-their neighbours hold one heavy event. The PRL (PRL 130, 231801 (2023)) fits templates "obtained
-from simulation" of a sample much larger than the data; with a small simulation the standard
-remedy is a smoothed template (kernel density estimate; e.g. K. Cranmer, "Kernel estimation in
-high-energy physics", Comput. Phys. Commun. 136 (2001) 198, hep-ex/0011057).
+The default run fits histogram templates (``templates.background_smoothing: none``): its
+background samples stand for ten times the luminosity (``docs/generators.md``). This option is
+for a simulation that is small against the data, where most bins of a search window would be
+empty (the standard remedy is a kernel estimate: K. Cranmer, "Kernel estimation in high-energy
+physics", Comput. Phys. Commun. 136 (2001) 198, hep-ex/0011057). Its kernels are **never wider
+than the signal resolution**: a wider kernel erases structure that the fit resolves (an earlier
+adaptive version with kernels up to 30 resolution units wide flattened the M^2 ~ 0 peak and made
+goodness-of-fit p-values of 1e-11; issue 14).
 
 Method, per background sample (:func:`smooth_background`):
 
 - **M_recoil^2 density**: a weighted Gaussian kernel estimate of *all* the sample's selected
-  events (not per window). Event ``i`` at ``x_i`` with weight ``w_i`` gets the bandwidth
-  ``h_i = k * max(sigma(x_i), a_i)``: ``sigma`` is the signal M^2 resolution of the
-  :class:`~zprime.binning.ResolutionModel` (the bin width of the search windows), ``k`` the
-  configured ``smoothing_bandwidth`` and ``a_i`` Abramson's adaptive bandwidth (I. S. Abramson,
-  "On bandwidth variation in kernel estimates - a square root law", Ann. Statist. 10 (1982)
-  1217): ``a_i = h_S sqrt(g / f(x_i))`` with ``f`` a fixed-bandwidth pilot estimate with
-  Silverman's rule of thumb ``h_S = 0.9 min(std, IQR/1.349) n_eff^(-1/5)`` (B. W. Silverman,
-  "Density Estimation for Statistics and Data Analysis" (1986), eq. 3.31; ``n_eff = (sum w)^2 /
-  sum w^2``) and ``g`` the weighted geometric mean of ``f`` at the events. Where events are
-  dense the kernel is the resolution; where they are sparse it grows like ``f^(-1/2)``.
+  events (not per window). Event ``i`` at ``x_i`` gets the width ``h_i = k sigma(x_i)``:
+  ``sigma`` is the signal M^2 resolution of the :class:`~zprime.binning.ResolutionModel` (the
+  bin width of the search windows) and ``k <= 1`` the configured ``smoothing_bandwidth``.
 - **edges and discontinuities**: the M^2 axis is cut into *segments* at the ends of the
   binning's M^2 range and at the M^2 where the selection's theta_recoil requirement changes
   (PRL: "M_recoil^2 < 4 GeV^2" barrel-only vs "< 123 deg" above; the acceptance, hence the
@@ -70,8 +65,8 @@ __all__ = [
     "MC_VARIANCE_MODES",
     "SMOOTHING_METHODS",
     "KdeBackground",
-    "adaptive_bandwidths",
     "kde_bin_integrals",
+    "kernel_widths",
     "smooth_background",
     "smoothing_from_config",
 ]
@@ -93,83 +88,33 @@ _WIDEN_MAX = 40
 
 
 # --------------------------------------------------------------------------- bandwidths
-def _weighted_quantile(x: NDArray[np.float64], q: NDArray[np.float64], p: float) -> float:
-    """Quantile ``p`` of sorted ``x`` with normalised weights ``q`` (midpoint CDF)."""
-    cdf = np.cumsum(q) - 0.5 * q
-    return float(np.interp(p, cdf, x))
-
-
-def _pilot_density(x: NDArray[np.float64], q: NDArray[np.float64], h: float) -> NDArray[np.float64]:
-    """Fixed-bandwidth Gaussian KDE (normalised weights ``q``) at the points ``x``, evaluated
-    by binning on a grid of spacing ``h / 8`` and a Gaussian filter (scipy.ndimage)."""
-    from scipy.ndimage import gaussian_filter1d
-
-    lo, hi = float(x.min()) - 7.0 * h, float(x.max()) + 7.0 * h
-    n = min(max(math.ceil((hi - lo) / (h / 8.0)), 16), _MAX_CELLS)
-    edges = np.linspace(lo, hi, n + 1)
-    d = edges[1] - edges[0]
-    counts, _ = np.histogram(x, bins=edges, weights=q)
-    dens = gaussian_filter1d(counts, sigma=h / d, mode="constant", truncate=7.0) / d
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    return np.maximum(np.interp(x, centres, dens), 1e-300)
-
-
-def adaptive_bandwidths(
-    m2: ArrayLike,
-    weight: ArrayLike,
-    sigma: ArrayLike,
-    factor: float = 1.0,
-) -> tuple[NDArray[np.float64], float]:
-    """Per-event kernel widths ``h_i = factor * max(sigma_i, a_i)``, GeV^2, and the pilot
-    bandwidth ``h_S``.
-
-    ``a_i = h_S sqrt(g / f(x_i))`` is Abramson's square-root law (Ann. Statist. 10 (1982)
-    1217) on a pilot estimate ``f`` with Silverman's rule-of-thumb bandwidth ``h_S = 0.9
-    min(std, IQR/1.349) n_eff^(-1/5)`` (Silverman 1986, eq. 3.31), weighted; ``g`` is the
-    weighted geometric mean of ``f`` at the events. With fewer than two distinct positions
-    (``h_S = 0``) the kernels are the resolution alone.
+def kernel_widths(sigma: ArrayLike, factor: float = 1.0) -> NDArray[np.float64]:
+    """Per-event kernel widths ``h_i = factor * sigma_i``, GeV^2.
 
     Parameters
     ----------
-    m2
-        Event positions (M_recoil^2, GeV^2), sorted or not.
-    weight
-        Event weights (non-negative, not all zero).
     sigma
-        The resolution sigma(M^2) at each event, GeV^2.
+        The signal resolution sigma(M^2) at each event, GeV^2 (> 0).
     factor
-        Overall bandwidth factor ``k`` (``templates.smoothing_bandwidth``).
+        ``templates.smoothing_bandwidth``, in (0, 1]: a kernel is never wider than the
+        resolution.
+
+    Raises
+    ------
+    ConfigError
+        ``factor`` outside (0, 1].
+    InputError
+        A non-positive resolution.
     """
-    x = np.asarray(m2, dtype=float).ravel()
-    w = np.asarray(weight, dtype=float).ravel()
-    s = np.asarray(sigma, dtype=float).ravel()
-    if not (x.size == w.size == s.size):
-        raise InputError("kde: m2, weight and sigma lengths differ")
-    if not (math.isfinite(factor) and factor > 0):
+    if not (math.isfinite(factor) and 0 < factor <= 1.0):
         raise ConfigError(
-            f"config field 'templates.smoothing_bandwidth': must be > 0, got {factor}"
+            "config field 'templates.smoothing_bandwidth': must be in (0, 1] (kernels never "
+            f"wider than the signal resolution), got {factor}"
         )
-    if x.size == 0:
-        return np.empty(0), 0.0
-    if np.any(w < 0) or not np.any(w > 0):
-        raise InputError("kde: event weights must be non-negative and not all zero")
+    s = np.asarray(sigma, dtype=float).ravel()
     if np.any(~(s > 0)):
         raise InputError("kde: the resolution must be positive at every event")
-    order = np.argsort(x, kind="stable")
-    xs, q = x[order], w[order] / w.sum()
-    n_eff = 1.0 / float(np.sum(q * q))
-    mean = float(np.sum(q * xs))
-    std = math.sqrt(max(float(np.sum(q * (xs - mean) ** 2)), 0.0))
-    iqr = _weighted_quantile(xs, q, 0.75) - _weighted_quantile(xs, q, 0.25)
-    spread = min(std, iqr / 1.349) if iqr > 0 else std
-    h_s = 0.9 * spread * n_eff ** (-0.2)
-    if not h_s > 1e-12 * max(1.0, abs(mean)):
-        return factor * s, 0.0
-    f = np.empty_like(x)
-    f[order] = _pilot_density(xs, q, h_s)
-    log_g = float(np.sum(w * np.log(f)) / w.sum())
-    a = h_s * np.sqrt(np.exp(log_g) / f)
-    return factor * np.maximum(s, a), float(h_s)
+    return factor * s
 
 
 # --------------------------------------------------------------------------- bin integrals
@@ -267,8 +212,6 @@ class KdeBackground:
     theta_min_events: int
     mc_variance: str
     """``"full"`` or ``"shape"`` (:meth:`arrays`)."""
-    pilot_bandwidth: float
-    """Silverman's h_S of the pilot estimate, GeV^2 (0: none)."""
     bandwidth: NDArray[np.float64]
     """h_i of every event inside the range (sorted by M^2), GeV^2."""
     total_weight: float
@@ -399,7 +342,6 @@ class KdeBackground:
             "outside_weight_fb": self.outside_weight,
             "boundaries_gev2": list(self.boundaries),
             "bandwidth_factor": self.bandwidth_factor,
-            "pilot_bandwidth_gev2": self.pilot_bandwidth,
             "bandwidth_gev2": {
                 "min": float(h.min()) if h.size else None,
                 "median": float(np.median(h)) if h.size else None,
@@ -436,7 +378,7 @@ def smooth_background(
     theta_min_events: int = 50,
     mc_variance: str = "full",
 ) -> KdeBackground:
-    """The adaptive kernel density of one background sample (see the module docstring).
+    """The kernel density of one background sample (see the module docstring).
 
     Parameters
     ----------
@@ -450,7 +392,7 @@ def smooth_background(
         M^2 values inside the range that no kernel and no theta interval crosses (the
         theta_recoil requirement's split, PRL: 4 GeV^2).
     bandwidth
-        The factor ``k`` in ``h_i = k max(sigma(x_i), a_i)``.
+        The factor ``k <= 1`` in ``h_i = k sigma(x_i)``.
     theta_min_events
         Fewest simulated events behind a window's theta fractions (per segment).
     mc_variance
@@ -486,9 +428,10 @@ def smooth_background(
     keep = w > 0  # zero-weight events carry nothing
     x, th, w = x[keep], th[keep], w[keep]
     if x.size:
-        h, h_s = adaptive_bandwidths(x, w, np.asarray(resolution.sigma(x)), bandwidth)
+        h = kernel_widths(np.asarray(resolution.sigma(x)), bandwidth)
     else:
-        h, h_s = np.empty(0), 0.0
+        kernel_widths(np.ones(1), bandwidth)  # the factor is checked even without events
+        h = np.empty(0)
     seg_of = np.searchsorted(np.asarray(bounds[1:-1]), x, side="right")
     segments: list[_Segment] = []
     for k in range(len(bounds) - 1):
@@ -509,7 +452,6 @@ def smooth_background(
         bandwidth_factor=float(bandwidth),
         theta_min_events=int(theta_min_events),
         mc_variance=mc_variance,
-        pilot_bandwidth=h_s,
         bandwidth=h,
         total_weight=float(w.sum()),
         outside_weight=float(sample.weight[~inside].sum()),
