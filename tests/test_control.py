@@ -793,7 +793,8 @@ def test_equal_detectors_give_corrections_compatible_with_one(tmp_path: Path) ->
 def _trigger_truth(paths: dict[str, Path], cfg, detector: str) -> tuple[np.ndarray, np.ndarray]:
     """Per M^2 bin of the trigger study: the two-track efficiency the detector configuration
     was built with, averaged over the study's events (e mu before the trigger, photon veto,
-    ECL-triggered, tracks in the line's acceptance), and their weights."""
+    ECL-triggered, tracks in the line's acceptance, no recoil that could fire the Bhabha veto),
+    and their weights."""
     from zprime.detector import trigger_variable, two_track_efficiency
     from zprime.events import iter_events
 
@@ -806,6 +807,7 @@ def _trigger_truth(paths: dict[str, Path], cfg, detector: str) -> tuple[np.ndarr
         for ev in iter_events(path, batch_size=300_000):
             keep = np.logical_and.reduce(list(step_masks(ev, sel, "emu").values()))
             keep &= np.asarray(ev["trg_ecl"]) & trigger_acceptance(ev, trig)
+            keep &= ~recoil_bhabha_veto(ev, trig)  # control.trigger.exclude_recoil_bhabha
             ev = ev[keep]
             eff = two_track_efficiency(trigger_variable(ev["tracks"], trig), trig)
             eff = eff * ~np.asarray(ev["trg_bhabha_veto"])

@@ -30,7 +30,12 @@ on 4 GeV e+; :func:`zprime.kinematics.cm_to_lab`).
 
 Generator options (``settings["options"]``, defaults in :data:`DEFAULT_SETTINGS`, documented in
 :data:`OPTION_DOCS` and ``docs/qed.md``) are the generation cuts and the coupling; unknown
-options raise :class:`~zprime.errors.ConfigError`.
+options raise :class:`~zprime.errors.ConfigError`. ``eegamma`` can also be generated as a
+stratified sample (``enhance_fraction`` and the ``enhance_*`` ranges): a fixed fraction of each
+chunk's points inside a stratum of the cuts (by default the radiative Bhabhas of the PRL's
+photon-veto measurement, a hard photon in the backward barrel and both electrons in the
+two-track trigger's acceptance), the others outside it; the cross section and every
+distribution are unchanged, the weights inside the stratum lighter (``docs/control.md``).
 
 What is left out (see ``docs/qed.md``): Z exchange (a (s/m_Z^2)-suppressed effect, below 1%
 at 10.58 GeV), vacuum polarisation (alpha does not run), virtual corrections, final-state
@@ -122,6 +127,35 @@ _OPTIONS: dict[str, dict[str, tuple[Any, str]]] = {
             "to a collinear e+e- pair, where the massless matrix element fails)",
         ),
         "alpha_inverse": (_ALPHA_INV_0, "1/alpha (Thomson limit, no running)"),
+        "enhance_fraction": (
+            0.0,
+            "fraction of the phase-space points generated inside the enhanced stratum (the "
+            "enhance_* ranges below), the rest outside it: a stratified sample with the same "
+            "cross section and lighter weights in the stratum (0: no stratum, plain sampling)",
+        ),
+        "enhance_theta_gamma_min_deg": (
+            100.0,
+            "enhanced stratum: minimum c.m. photon polar angle, deg (the photon-veto "
+            "measurement's backward barrel, lab 90-128.7 deg, is c.m. 105.8-140.1 deg)",
+        ),
+        "enhance_theta_gamma_max_deg": (
+            145.0,
+            "enhanced stratum: maximum c.m. photon polar angle, deg",
+        ),
+        "enhance_theta_min_deg": (
+            44.0,
+            "enhanced stratum: minimum c.m. polar angle of both leptons, deg (the two-track "
+            "trigger's lab 37-120 deg is c.m. 47.8-132.8 deg)",
+        ),
+        "enhance_theta_max_deg": (
+            136.0,
+            "enhanced stratum: maximum c.m. polar angle of both leptons, deg",
+        ),
+        "enhance_e_gamma_min_gev": (
+            1.0,
+            "enhanced stratum: minimum c.m. photon energy, GeV (softer photons leave the two "
+            "electrons back to back, where the two-track line's Bhabha veto rejects the event)",
+        ),
     },
     "pipi": {
         "theta_min_deg": (20.0, "minimum c.m. polar angle of both pions, deg (as ee)"),
@@ -230,6 +264,27 @@ def _check_options(name: str, o: Mapping[str, Any]) -> None:
             fail(f"option 'e_gamma_min_gev' must be below {e_max:.3f} GeV (set by m_ee_min_gev)")
     if name == "eegamma" and not 0.0 < o["angle_gamma_lepton_min_deg"] < 90.0:
         fail("option 'angle_gamma_lepton_min_deg' must be in (0, 90)")
+    if name == "eegamma" and not 0.0 <= o["enhance_fraction"] < 1.0:
+        fail("option 'enhance_fraction' must be in [0, 1)")
+    if name == "eegamma" and o["enhance_fraction"] > 0.0:
+        # the stratum must lie inside the generation cuts: it and the rest then tile them
+        for lo, hi, outer_lo, outer_hi in (
+            (
+                "enhance_theta_gamma_min_deg",
+                "enhance_theta_gamma_max_deg",
+                "theta_gamma_min_deg",
+                "theta_gamma_max_deg",
+            ),
+            ("enhance_theta_min_deg", "enhance_theta_max_deg", "theta_min_deg", "theta_max_deg"),
+        ):
+            if not o[outer_lo] <= o[lo] < o[hi] <= o[outer_hi]:
+                fail(f"options '{lo}'/'{hi}' must satisfy {outer_lo} <= {lo} < {hi} <= {outer_hi}")
+        e_max = (SQRT_S**2 - o["m_ee_min_gev"] ** 2) / (2.0 * SQRT_S)
+        if not o["e_gamma_min_gev"] <= o["enhance_e_gamma_min_gev"] < e_max:
+            fail(
+                "option 'enhance_e_gamma_min_gev' must satisfy e_gamma_min_gev <= "
+                f"enhance_e_gamma_min_gev < {e_max:.3f} GeV"
+            )
     if name == "pipi":
         q2_max = SQRT_S**2 - 2.0 * SQRT_S * o["e_gamma_min_gev"]
         if not 2.0 * M_PION <= o["m_pipi_min_gev"] < math.sqrt(q2_max):
@@ -717,8 +772,27 @@ def _eegamma_kernel(x: Array, u: Array, o: Mapping[str, Any]) -> _Point:
         & (_opening(qm, k) >= sep)
         & (_opening(qp, k) >= sep)
     )
+    if o.get(_EXCLUDE_STRATUM):
+        # the rest of a stratified sample: the enhanced stratum is generated separately
+        ok &= ~_in_enhanced_stratum(omega, k, qm, qp, o)
     f = np.where(ok, me2 * dphi3 / (2.0 * s), 0.0) * GEV2_TO_FB
     return _Point(f, np.stack([qm, qp, k], axis=1), {})
+
+
+_EXCLUDE_STRATUM = "_exclude_enhanced_stratum"
+"""Internal option key: the kernel leaves out the enhanced stratum (set by :func:`_strata`)."""
+
+
+def _in_enhanced_stratum(omega: Array, k: Array, qm: Array, qp: Array, o: Mapping[str, Any]) -> Any:
+    """True where an e+e- gamma point (c.m. momenta) lies in the ``enhance_*`` stratum: the
+    kernel with the stratum's options as generation cuts covers exactly these points."""
+    lo, hi = o["enhance_theta_min_deg"], o["enhance_theta_max_deg"]
+    return (
+        (omega >= o["enhance_e_gamma_min_gev"])
+        & _in_range(_polar(k), o["enhance_theta_gamma_min_deg"], o["enhance_theta_gamma_max_deg"])
+        & _in_range(_polar(qm), lo, hi)
+        & _in_range(_polar(qp), lo, hi)
+    )
 
 
 def _opening(a: Array, b: Array) -> Array:
@@ -834,6 +908,36 @@ class _ChunkResult(NamedTuple):  # pragma: no cover - fallback, same fields as b
     sigma_err_fb: float
 
 
+def _strata(
+    name: str, opts: Mapping[str, Any], n_generate: int, label: str
+) -> list[tuple[dict[str, Any], int]]:
+    """(kernel options, phase-space points) of each stratum of a chunk.
+
+    One stratum (the generation cuts) unless ``eegamma``'s ``enhance_fraction`` is set; then
+    the enhanced stratum (the kernel with the ``enhance_*`` ranges as its cuts) gets that
+    fraction of the points and the rest of the cuts (the kernel with the stratum left out) the
+    others. The two tile the generation cuts, and each stratum's weights are normalised to its
+    own points, so the sum of the weights is the cross section inside the cuts whatever the
+    fraction (stratified sampling), with weights lighter by the ratio of point densities inside
+    the stratum.
+    """
+    fraction = float(opts.get("enhance_fraction", 0.0)) if name == "eegamma" else 0.0
+    if fraction <= 0.0:
+        return [(dict(opts), n_generate)]
+    if n_generate < 2:
+        raise InputError(f"qed sample '{label}': a stratified chunk needs at least 2 points")
+    n_stratum = min(max(round(fraction * n_generate), 1), n_generate - 1)
+    stratum = {
+        **opts,
+        "theta_gamma_min_deg": opts["enhance_theta_gamma_min_deg"],
+        "theta_gamma_max_deg": opts["enhance_theta_gamma_max_deg"],
+        "theta_min_deg": opts["enhance_theta_min_deg"],
+        "theta_max_deg": opts["enhance_theta_max_deg"],
+        "e_gamma_min_gev": opts["enhance_e_gamma_min_gev"],
+    }
+    return [({**opts, _EXCLUDE_STRATUM: True}, n_generate - n_stratum), (stratum, n_stratum)]
+
+
 def _generate(name: str, settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> Any:
     settings = dict(settings or {})
     label = settings.get("name", name)
@@ -841,46 +945,52 @@ def _generate(name: str, settings: Mapping[str, Any] | None, n_generate: int, se
         raise InputError(f"qed sample '{label}': n_generate must be positive, got {n_generate}")
     opts = resolve_options(name, settings)
     kernel, dim, n_extra, pdg = _KERNELS[name]
-    amap = _trained_map(name, tuple(sorted(opts.items())))
     rng = np.random.default_rng(seed)
     filt = settings.get("filter")
-    sum_w = 0.0
-    sum_w2 = 0.0
+    sigma = 0.0
+    var = 0.0
     parts: list[ak.Array] = []
-    done = 0
-    while done < n_generate:
-        m = min(_BATCH, n_generate - done)
-        y = rng.random((m, dim))
-        extra = rng.random((m, n_extra))
-        xs = np.empty_like(y)
-        jac = np.empty(m)
-        amap.map(y, xs, jac)
-        point = kernel(xs, extra, opts)
-        w = point.f * jac / n_generate
-        sum_w += float(w.sum())
-        sum_w2 += float(np.sum(w * w))
-        index = np.flatnonzero(w > 0.0)
-        p4_lab = cm_to_lab(point.p4[index])
-        pdg_arr = np.broadcast_to(np.asarray(pdg, dtype=np.int32), (len(index), len(pdg)))
-        particles = make_particles(pdg_arr, p4_lab)
-        if filt is not None:
-            from zprime.backgrounds import track_filter
+    first = 0  # event index of the stratum's first point: indices stay in [0, n_generate)
+    for s_opts, n in _strata(name, opts, n_generate, label):
+        amap = _trained_map(name, tuple(sorted(s_opts.items())))
+        sum_w = 0.0
+        sum_w2 = 0.0
+        done = 0
+        while done < n:
+            m = min(_BATCH, n - done)
+            y = rng.random((m, dim))
+            extra = rng.random((m, n_extra))
+            xs = np.empty_like(y)
+            jac = np.empty(m)
+            amap.map(y, xs, jac)
+            point = kernel(xs, extra, s_opts)
+            w = point.f * jac / n
+            sum_w += float(w.sum())
+            sum_w2 += float(np.sum(w * w))
+            index = np.flatnonzero(w > 0.0)
+            p4_lab = cm_to_lab(point.p4[index])
+            pdg_arr = np.broadcast_to(np.asarray(pdg, dtype=np.int32), (len(index), len(pdg)))
+            particles = make_particles(pdg_arr, p4_lab)
+            if filt is not None:
+                from zprime.backgrounds import track_filter
 
-            mask = track_filter(particles, filt)
-            index, particles = index[mask], particles[mask]
-        columns: dict[str, Any] = {
-            "event": (done + index).astype(np.int64),
-            "weight": w[index],
-            "particles": particles,
-        }
-        for key, value in point.truth.items():
-            columns[key] = value[index]
-        parts.append(ak.zip(columns, depth_limit=1))
-        done += m
+                mask = track_filter(particles, filt)
+                index, particles = index[mask], particles[mask]
+            columns: dict[str, Any] = {
+                "event": (first + done + index).astype(np.int64),
+                "weight": w[index],
+                "particles": particles,
+            }
+            for key, value in point.truth.items():
+                columns[key] = value[index]
+            parts.append(ak.zip(columns, depth_limit=1))
+            done += m
+        first += n
+        sigma += sum_w
+        # the strata are independent: their variances add
+        var += max(n * sum_w2 - sum_w * sum_w, 0.0) / (n - 1) if n > 1 else sum_w * sum_w
     events = ak.concatenate(parts) if len(parts) > 1 else parts[0]
-    n = n_generate
-    sigma = sum_w
-    err = math.sqrt(max(n * sum_w2 - sum_w * sum_w, 0.0) / (n - 1)) if n > 1 else abs(sum_w)
+    err = math.sqrt(var)
     if settings.get("normalisation", "generator") == "reference":
         ref = settings.get("xsec_ref_fb")
         if ref is None:
