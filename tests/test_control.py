@@ -807,7 +807,7 @@ def _trigger_truth(paths: dict[str, Path], cfg, detector: str) -> tuple[np.ndarr
         for ev in iter_events(path, batch_size=300_000):
             keep = np.logical_and.reduce(list(step_masks(ev, sel, "emu").values()))
             keep &= np.asarray(ev["trg_ecl"]) & trigger_acceptance(ev, trig)
-            keep &= ~recoil_bhabha_veto(ev, trig)  # control.trigger.exclude_recoil_bhabha
+            keep &= ~recoil_bhabha_veto(ev, trig, track_pair=True)  # exclude_recoil_bhabha
             ev = ev[keep]
             eff = two_track_efficiency(trigger_variable(ev["tracks"], trig), trig)
             eff = eff * ~np.asarray(ev["trg_bhabha_veto"])

@@ -2003,9 +2003,11 @@ def recoil_bhabha_veto(
     *,
     energy_margin: float = 0.05,
     angle_margin_deg: float = 2.0,
+    track_pair: bool = False,
 ) -> NDArray[np.bool_]:
     """True where the recoil, taken as a photon, could fire the two-track line's 3D Bhabha veto
-    together with one of the two tracks taken as electron showers.
+    together with one of the two tracks taken as electron showers (with ``track_pair``: or the
+    two tracks together).
 
     The veto (basf2 TrgEclBhabha, :func:`zprime.detector.simulate`; settings ``trigger.bhabha_*``
     of the detector configuration) fires on two ECL clusters with c.m. energies above
@@ -2019,22 +2021,32 @@ def recoil_bhabha_veto(
     energy ``|p|``; the thresholds are lowered by ``energy_margin`` (relative) and the angular
     windows widened by ``angle_margin_deg`` to cover the cluster resolutions (ECL ~2% at a few
     GeV; the recoil direction from the tracks), so that the flag errs on the side of "could".
+
+    ``track_pair`` is for the e mu sample of the trigger study: a radiative Bhabha in which one
+    electron is taken for a muon and the photon is missed has two electron showers nearly back
+    to back, which fire the veto whether or not the photon is seen, so that such events (more
+    frequent in data, which lose more photons) would lower the measured efficiency; a true
+    muon leaves a minimum-ionising deposit and cannot fire it.
     """
     p = [_first_two(events, c) for c in ("px", "py", "pz")]
     rec = [P_BEAMS_LAB[1 + k] - (p[k][0] + p[k][1]) for k in range(3)]
     e_rec = np.sqrt(rec[0] ** 2 + rec[1] ** 2 + rec[2] ** 2)
-    ec_r, th_r, ph_r = _cm_cluster(e_rec, *rec)
+    clusters = [_cm_cluster(e_rec, *rec)]
+    for k in range(2):
+        e_k = np.sqrt(p[0][k] ** 2 + p[1][k] ** 2 + p[2][k] ** 2)
+        clusters.append(_cm_cluster(e_k, p[0][k], p[1][k], p[2][k]))
     e_min = trigger.bhabha_e_min_cm_gev * (1.0 - energy_margin)
     e_max = trigger.bhabha_e_max_cm_gev * (1.0 - energy_margin)
     lo_d, hi_d = trigger.bhabha_dphi_cm_deg
     lo_t, hi_t = trigger.bhabha_theta_sum_cm_deg
     m = angle_margin_deg
     out = np.zeros(e_rec.size, dtype=bool)
-    for k in range(2):
-        e_k = np.sqrt(p[0][k] ** 2 + p[1][k] ** 2 + p[2][k] ** 2)
-        ec_k, th_k, ph_k = _cm_cluster(e_k, p[0][k], p[1][k], p[2][k])
-        d = np.mod(ph_k - ph_r, 2.0 * np.pi) / _DEG  # [0, 360), as the detector's veto
-        tsum = (th_k + th_r) / _DEG
+    pairs = [(1, 0), (2, 0)] + ([(1, 2)] if track_pair else [])
+    for a, b in pairs:
+        ec_a, th_a, ph_a = clusters[a]
+        ec_b, th_b, ph_b = clusters[b]
+        d = np.mod(ph_a - ph_b, 2.0 * np.pi) / _DEG  # [0, 360), as the detector's veto
+        tsum = (th_a + th_b) / _DEG
         with np.errstate(invalid="ignore"):
             phi_ok = ((d > lo_d - m) & (d < hi_d + m)) | (
                 (360.0 - d > lo_d - m) & (360.0 - d < hi_d + m)
@@ -2043,9 +2055,9 @@ def recoil_bhabha_veto(
                 phi_ok
                 & (tsum > lo_t - m)
                 & (tsum < hi_t + m)
-                & (ec_k > e_min)
-                & (ec_r > e_min)
-                & (np.maximum(ec_k, ec_r) > e_max)
+                & (ec_a > e_min)
+                & (ec_b > e_min)
+                & (np.maximum(ec_a, ec_b) > e_max)
             )
     return out
 
@@ -2096,7 +2108,7 @@ def _extract_channel(
         rec = photon_veto_recoverable(kept, selection, recoverable_theta)
     acc = trigger_acceptance(kept, trigger) if trigger is not None else None
     rb = (
-        recoil_bhabha_veto(kept, trigger)
+        recoil_bhabha_veto(kept, trigger, track_pair=channel == "emu")
         if trigger is not None and channel in ("ee", "emu")
         else None
     )
