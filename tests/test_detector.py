@@ -553,6 +553,23 @@ def test_unweight_file_keeps_the_yield_and_the_heavy_events(
     index = np.searchsorted(ak.to_numpy(ev.event), ids)
     assert ak.to_list(sub.particles[:5]) == ak.to_list(ev.particles[index[:5]])
     assert read_metadata(tmp_path / "sub.parquet")["unweighted_to_fb"] == 10.0
+    # with copies: an event of weight 50 = 5 x the target becomes 5 events of the target
+    # weight (simulated independently downstream); one above max_copies stays whole
+    w2 = np.where(np.arange(20_000) == 0, 1000.0, w)
+    src2 = write_events(tmp_path / "events2" / "mumu.parquet", ak.with_field(ev, w2, "weight"))
+    rep = read_events(
+        unweight_file(src2, tmp_path / "rep.parquet", 10.0, np.random.default_rng(6), max_copies=20)
+    )
+    wr, ids = ak.to_numpy(rep.weight), ak.to_numpy(rep.event)
+    first = ak.to_numpy(ev.event)[0]
+    assert np.sum(ids == first) == 1
+    assert wr[ids == first][0] == 1000.0
+    assert np.all(wr[ids != first] == 10.0)
+    heavy_ids = ak.to_numpy(ev.event)[(w2 == 50.0)]
+    assert np.sum(np.isin(ids, heavy_ids)) == 5 * heavy_ids.size
+    assert abs(wr.sum() / w2.sum() - 1.0) < 0.02
+    with pytest.raises(ConfigError, match="max_copies"):
+        unweight_file(src2, tmp_path / "bad2.parquet", 10.0, np.random.default_rng(1), max_copies=0)
     with pytest.raises(ConfigError, match="target weight must be positive"):
         unweight_file(src, tmp_path / "bad.parquet", 0.0, np.random.default_rng(1))
     assert not (tmp_path / "bad.parquet").exists()

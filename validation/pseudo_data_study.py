@@ -460,15 +460,21 @@ def unit_weight(luminosity_fb: float) -> float:
 
 
 def thin_file(
-    src: Path, dst: Path, luminosity_fb: float, weight_fb: float, rng: np.random.Generator
+    src: Path,
+    dst: Path,
+    luminosity_fb: float,
+    weight_fb: float,
+    rng: np.random.Generator,
+    max_copies: int = 100,
 ) -> tuple[Path, int]:
     """Take every event of ``src`` ``event_counts(luminosity_fb * w)`` times into ``dst``.
 
     Each copy gets the weight ``weight_fb`` (one data event) and the column ``pool_row`` (its
     row in ``src``), which the detector simulation and the selection carry through. The counts
     are drawn for the whole file at once, so they do not depend on the batch size. A pool event
-    with ``L w > 1`` gives several copies that the detector sees independently (real data's
-    events are independent; the run's own pseudo-data instead repeat the one simulated event).
+    with ``L w > 1`` gives several copies that the detector sees independently, as the run's
+    pseudo-data do (``pipeline._stage_simulate``, ``events.unweight_file``), up to
+    ``max_copies``; a heavier event is one copy of weight ``k * weight_fb``.
 
     Parameters
     ----------
@@ -495,9 +501,15 @@ def thin_file(
     def keep(batch: ak.Array) -> ak.Array:
         start = offset[0]
         offset[0] += len(batch)
-        local = np.repeat(np.arange(len(batch)), counts[start : start + len(batch)])
+        k = counts[start : start + len(batch)].copy()
+        # as the run's pseudo-data (pipeline._stage_simulate, events.unweight_file): up to
+        # max_copies copies simulated independently, a heavier event once with its multiplicity
+        heavy = k > max_copies
+        mult = np.where(heavy, k, 1)
+        k[heavy] = 1
+        local = np.repeat(np.arange(len(batch)), k)
         out = batch[local]
-        out = ak.with_field(out, np.full(local.size, weight_fb), "weight")
+        out = ak.with_field(out, mult[local] * weight_fb, "weight")
         return ak.with_field(out, (start + local).astype(np.int64), "pool_row")
 
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -782,7 +794,12 @@ def run_set(
         rng = np.random.default_rng(set_seed(data_seed, k, THIN, zlib.crc32(name.encode())))
         t = time.time()
         thin, kept[name] = thin_file(
-            src, set_dir / "events" / src.name, params.set_luminosity_fb, w_unit, rng
+            src,
+            set_dir / "events" / src.name,
+            params.set_luminosity_fb,
+            w_unit,
+            rng,
+            max_copies=cfg.pseudo_data.max_copies,
         )
         seconds["thin"] += time.time() - t
         t = time.time()

@@ -632,21 +632,23 @@ class DetectorSection(_Strict):
 
 
 class PunziNetConfig(_Strict):
-    """Network, loss and training schedule of the Punzi-net."""
+    """Network, loss, data split and training schedule of the Punzi-net.
+
+    The defaults follow the public code of [PL] (``examples/punzi_training.ipynb``,
+    ``src/punzinet/train.py``) where it gives a value; docs/punzinet.md lists each choice.
+    """
 
     hidden_layers: list[int] = Field(
-        default_factory=lambda: [32, 32],
+        default_factory=lambda: [8, 4],
         min_length=1,
         max_length=6,
-        description="units per hidden layer (small feed-forward net; [PL] uses 8-4)",
+        description="units per hidden layer ([PL] notebook: 4-8-4-1)",
     )
     activation: str = Field(
         "tanh", pattern=r"^(tanh|relu|silu)$", description="hidden activation ([PL]: tanh)"
     )
     a: float = Field(3.0, gt=0.0, description="Punzi a: discovery significance, sigma ([PL] code)")
-    b: float = Field(
-        1.28155, gt=0.0, description="Punzi b: 90% power, Phi^-1(0.9) ([PL] code)"
-    )
+    b: float = Field(1.28155, gt=0.0, description="Punzi b: 90% power, Phi^-1(0.9) ([PL] code)")
     refined_constant: bool = Field(
         False,
         description="constant term a^2/8 + 9 b^2/13 (Punzi's fit to the Poisson case, [PL] code) "
@@ -655,22 +657,72 @@ class PunziNetConfig(_Strict):
     window_sigmas: float = Field(
         2.0, gt=0.0, le=10.0, description="window half-width in signal resolutions ([PL] code: 2)"
     )
-    bce_epochs: int = Field(20, ge=0, description="epochs of weighted-BCE pre-training")
-    bce_batch_size: int = Field(4096, gt=0, description="mini-batch size of the pre-training")
-    bce_learning_rate: float = Field(3e-3, gt=0.0, description="Adam learning rate, pre-training")
-    bce_patience: int = Field(4, gt=0, description="early-stopping patience of the pre-training")
-    punzi_epochs: int = Field(300, ge=0, description="full-batch epochs on the Punzi loss")
-    punzi_learning_rate: float = Field(1e-2, gt=0.0, description="Adam learning rate, Punzi loss")
+    bce_epochs: int = Field(
+        150, ge=0, description="epochs of weighted-BCE pre-training ([PL]: 150)"
+    )
+    bce_batch_size: int = Field(
+        4096, gt=0, description="mini-batch size of the pre-training ([PL]: 2^12)"
+    )
+    bce_learning_rate: float = Field(
+        1.0, gt=0.0, description="SGD learning rate of the pre-training ([PL]: 1)"
+    )
+    bce_lr_patience: int = Field(
+        10,
+        gt=0,
+        description="epochs without improvement before the pre-training lr is halved "
+        "([PL]: ReduceLROnPlateau patience 10)",
+    )
+    bce_patience: int = Field(
+        30, gt=0, description="early-stopping patience of the pre-training (epochs)"
+    )
+    punzi_epochs: int = Field(
+        500, ge=0, description="full-batch epochs on the Punzi loss ([PL]: 500)"
+    )
+    punzi_learning_rate: float = Field(
+        0.05, gt=0.0, description="SGD learning rate, Punzi loss ([PL]: 0.05)"
+    )
+    punzi_lr_patience: int = Field(
+        20,
+        gt=0,
+        description="epochs without improvement before the Punzi-phase lr is halved "
+        "([PL]: ReduceLROnPlateau patience 20)",
+    )
+    lr_factor: float = Field(
+        0.5, gt=0.0, lt=1.0, description="factor of each plateau lr reduction ([PL]: 0.5)"
+    )
     patience: int = Field(
-        30, gt=0, description="epochs without validation improvement before stopping"
+        60, gt=0, description="Punzi phase: epochs without validation improvement before stopping"
     )
     min_delta: float = Field(
-        1e-4, ge=0.0, lt=1.0, description="relative improvement that counts for early stopping"
+        1e-4,
+        ge=0.0,
+        lt=1.0,
+        description="relative improvement that counts (early stopping and plateau schedule)",
+    )
+    background_floor: float = Field(
+        1.0,
+        ge=0.0,
+        description="in the loss, B of each window + this many mean background event weights "
+        "of the window (a simulated sample cannot resolve less than about one event); 0: the "
+        "bare [PL] loss",
+    )
+    training_fraction: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="fraction of the background events for training + validation; the rest is "
+        "the test sample of the figure of merit",
     )
     validation_fraction: float = Field(
-        0.3, gt=0.0, lt=1.0, description="fraction of events held out for validation"
+        0.3,
+        gt=0.0,
+        lt=1.0,
+        description="fraction of the training part (background, training-mass signal) held out "
+        "for validation: early stopping and the plateau schedule",
     )
-    seed: int = Field(1, ge=0, lt=2**63, description="seed of initialisation, split and batches")
+    seed: int = Field(
+        1, ge=0, lt=2**63, description="seed of the splits, initialisation and batches"
+    )
     ensemble: int = Field(
         1,
         ge=1,
@@ -678,7 +730,13 @@ class PunziNetConfig(_Strict):
         description="networks trained on the same split from initialisations seed + 1000 k; "
         "their mean output is the Punzi-net output",
     )
-    threads: int = Field(2, gt=0, le=256, description="torch CPU threads (fixed: determinism)")
+    threads: int = Field(
+        1,
+        gt=0,
+        le=256,
+        description="torch CPU threads (fixed: determinism); the network is too small to gain "
+        "from more, and on a busy machine extra threads spin (docs/punzinet.md)",
+    )
 
 
 # --- binning and templates section (issue 6: zprime.binning, zprime.templates) ---
@@ -906,16 +964,18 @@ class TemplatesConfig(_Strict):
     )
     # --- background smoothing (H9: zprime.smoothing) ---
     background_smoothing: Literal["none", "kde"] = Field(
-        "kde",
-        description="'kde': background templates from an adaptive Gaussian kernel density in "
-        "M_recoil^2 times theta fractions (zprime.smoothing; for a simulation much smaller than "
-        "the data); 'none': histograms of the simulated events",
+        "none",
+        description="'none': histograms of the simulated events (the default: the background "
+        "samples stand for ten times the luminosity); 'kde': a Gaussian kernel density in "
+        "M_recoil^2 with kernels of the signal resolution, times theta fractions "
+        "(zprime.smoothing; for a simulation much smaller than the data)",
     )
     smoothing_bandwidth: float = Field(
         1.0,
         gt=0.0,
-        description="kernel width factor k: h_i = k max(sigma(M^2_i), Abramson adaptive width), "
-        "sigma = the signal M_recoil^2 resolution",
+        le=1.0,
+        description="kernel width factor k in (0, 1]: h_i = k sigma(M^2_i), sigma = the signal "
+        "M_recoil^2 resolution (a kernel is never wider than the resolution)",
     )
     smoothing_theta_min_events: int = Field(
         50,
@@ -957,6 +1017,14 @@ class TriggerControlConfig(_Strict):
         description="count only events whose two tracks meet the two-track line's conditions "
         "offline (polar angle, azimuthal opening: detector trigger settings), so that the "
         "efficiency is the line's (PRL: 89-93%); false: all e mu events",
+    )
+    exclude_recoil_bhabha: bool = Field(
+        True,
+        description="leave out events whose recoil, taken as a photon, could fire the line's "
+        "Bhabha veto with one of the tracks (zprime.control.recoil_bhabha_veto): radiative "
+        "Bhabhas with an electron taken for a muon, whose trigger decision depends on whether "
+        "the photon is seen, so that a data-simulation difference in photon loss would enter "
+        "the trigger efficiency",
     )
     fallback_coefficients: list[float] = Field(
         default_factory=lambda: [1.0],
@@ -1162,53 +1230,28 @@ class FitConfig(_Strict):
 
 
 class PseudoDataConfig(_Strict):
-    """The "observed" data of the default run: a Poisson sample of the simulation."""
+    """The "observed" data of the default run: an independently generated sample seen by the
+    data detector (``zprime.pseudodata``)."""
 
     seed_offset: int = Field(
         7, ge=0, description="pseudo-data random stream: SeedSequence(seed, seed_offset)"
     )
     source: Literal["simulation", "data_detector"] = Field(
         "data_detector",
-        description="'data_detector': a Poisson sample of the events simulated with the data "
-        "detector (control.data_detector), the default; 'simulation': of the selected "
-        "simulation itself (data and simulation then agree by construction). With weighted "
-        "samples each simulated event appears ~L*w times in the pseudo-data: keep "
-        "detector_random_numbers 'common' unless the samples stand for much more than L",
+        description="'data_detector': every background sample generated again with its own "
+        "seeds, simulated with the data detector (control.data_detector) and selected like the "
+        "simulation, then thinned to unit-weight events at the luminosity (zprime.pseudodata): "
+        "an independent sample, as real data are (the default); 'simulation': the same thinning "
+        "applied to the selected simulation itself (a closure test: the pseudo-data then share "
+        "events with the templates)",
     )
-    data_detector_mode: Literal["auto", "reweighted", "events"] = Field(
-        "auto",
-        description="with source 'data_detector': 'events' draws the data detector's own "
-        "selected events (each appears ~L*w times); 'reweighted' weights the simulation's "
-        "selected events by the data/simulation yield ratio of each sample in coarse "
-        "M_recoil^2 intervals (ratio_edges_gev2); 'auto': 'events' for samples whose mean L*w "
-        "is at most max_events_per_simulated_event, 'reweighted' for the others",
-    )
-    max_events_per_simulated_event: float = Field(
-        20.0, gt=0.0, description="'auto' mode: largest mean L*w of a sample drawn event by event"
-    )
-    ratio_edges_gev2: list[float] = Field(
-        default_factory=lambda: [-2.0, -0.5, 2.0, 5.0, 9.0, 16.0, 25.0, 36.0, 49.0, 64.0, 81.0,
-                                 100.0],
-        description="M_recoil^2 intervals of the data/simulation ratio (control.trigger's)",
-    )
-    ratio_min_events: int = Field(
-        10, ge=1, description="simulated events per interval below which the sample's overall "
-        "ratio is used",
-    )
-    independent_generation: bool = Field(
-        False,
-        description="true: generate the pseudo-data's events again with independent seeds; "
-        "false: pass the simulation's generated events through the data detector (with its own "
-        "random numbers). Independent generation is only meaningful when the simulated samples "
-        "stand for much more than the data luminosity: otherwise data and simulation are two "
-        "sparse samples that disagree wherever few simulated events fall",
-    )
-    detector_random_numbers: Literal["common", "independent"] = Field(
-        "common",
-        description="'common': the data detector uses the simulation's random numbers for the "
-        "same generated events (correlated sampling: data and simulation then differ by what "
-        "their configurations change, not by the statistical noise of two sparse samples); "
-        "'independent': its own random numbers",
+    max_copies: int = Field(
+        100,
+        ge=1,
+        description="a pseudo-data event that stands for k > 1 data events (a corner of phase "
+        "space generated at less than the luminosity) is simulated as k copies, each with its "
+        "own detector random numbers, as real data's k events would be, up to this many copies "
+        "(heavier events, e.g. of the Bhabha samples, enter as one event counted k times)",
     )
     inject_mass_gev: float | None = Field(
         None, gt=0.0, lt=10.3, description="inject a signal of this Z' mass (GeV)"

@@ -319,15 +319,22 @@ def unweight_file(
     weight_fb: float,
     rng: np.random.Generator,
     *,
+    max_copies: int = 1,
     batch_size: int = 200_000,
 ) -> Path:
-    """Partially unweight an event file to the weight ``weight_fb`` (streamed, atomic).
+    """Unweight an event file to the weight ``weight_fb`` (streamed, atomic).
 
     An event of weight ``w < weight_fb`` is kept with probability ``w / weight_fb`` and given
-    ``weight_fb``; heavier events are kept as they are. Every weighted yield stays the same in
-    expectation. With ``weight_fb = 1 / L`` a sample generated at several times the luminosity
-    ``L`` becomes one with the statistical power of real data at ``L`` (the pseudo-data,
-    ``zprime.pseudodata``), at a fraction of the disk and of the detector simulation's time.
+    ``weight_fb``. A heavier event becomes ``k = floor(w / weight_fb) + Bernoulli(frac)`` copies
+    of weight ``weight_fb`` when ``k`` can reach at most ``max_copies`` (``w <= max_copies *
+    weight_fb``), and is kept once with its weight otherwise (``max_copies = 1``: every heavier
+    event as it is). Every weighted yield stays the same in expectation. With ``weight_fb = 1 /
+    L`` a sample generated at several times the luminosity ``L`` becomes one with the statistical
+    power of real data at ``L`` (the pseudo-data, ``zprime.pseudodata``); the copies of a heavy
+    event, passed through the detector each with its own random numbers, behave as the ``k``
+    independent events that real data would hold (an event that passes the selection only
+    through a rare detector failure then passes with that failure's probability per copy,
+    instead of as a clump of ``k`` identical events).
 
     Parameters
     ----------
@@ -337,23 +344,37 @@ def unweight_file(
         The target weight, fb (> 0).
     rng
         Random numbers (consumed batch by batch, so the result depends on ``batch_size``).
+    max_copies
+        Most copies of one event (>= 1).
     batch_size
         Events per batch.
 
     Returns
     -------
     pathlib.Path
-        ``dst``; its metadata are those of ``src`` with ``unweighted_to_fb`` added.
+        ``dst``; its metadata are those of ``src`` with ``unweighted_to_fb`` and
+        ``unweighted_max_copies`` added.
     """
     if not weight_fb > 0:
         raise ConfigError(f"unweighting: target weight must be positive, got {weight_fb}")
+    if max_copies < 1:
+        raise ConfigError(f"unweighting: max_copies must be >= 1, got {max_copies}")
 
     def keep(batch: ak.Array) -> ak.Array:
         w = np.asarray(ak.to_numpy(batch["weight"]), dtype=np.float64)
-        kept = (w >= weight_fb) | (rng.random(w.size) * weight_fb < w)
-        out = batch[kept]
-        return ak.with_field(out, np.maximum(w[kept], weight_fb), "weight")
+        x = w / weight_fb
+        base = np.floor(x)
+        k = (base + (rng.random(w.size) < (x - base))).astype(np.int64)
+        heavy = x > max_copies  # kept once, with their weight
+        k[heavy] = 1
+        out = batch[np.repeat(np.arange(w.size), k)]
+        new_w = np.repeat(np.where(heavy, w, weight_fb), k)
+        return ak.with_field(out, new_w, "weight")
 
     return transform_file(
-        src, dst, keep, metadata={"unweighted_to_fb": weight_fb}, batch_size=batch_size
+        src,
+        dst,
+        keep,
+        metadata={"unweighted_to_fb": weight_fb, "unweighted_max_copies": max_copies},
+        batch_size=batch_size,
     )

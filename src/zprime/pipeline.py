@@ -197,9 +197,12 @@ def _signal_masses(config: Config) -> list[float]:
 
 
 def _data_seed(config: Config) -> int:
-    """Master seed of the pseudo-data samples, independent of the simulation's."""
+    """Master seed of the pseudo-data samples (generation and detector), independent of the
+    simulation's: ``SeedSequence([seed, pseudo_data.seed_offset, 0])``."""
     return int(
-        np.random.SeedSequence([config.seed, config.control.seed_offset]).generate_state(1)[0]
+        np.random.SeedSequence([config.seed, config.pseudo_data.seed_offset, 0]).generate_state(
+            1
+        )[0]
     )
 
 
@@ -208,14 +211,24 @@ def _signal_seed(config: Config, index: int) -> int:
 
 
 def _generate_backgrounds(
-    ctx: RunContext, out_dir: Path, label: str, master_seed: int | None, hashes: dict[str, str]
+    ctx: RunContext,
+    out_dir: Path,
+    label: str,
+    master_seed: int | None,
+    hashes: dict[str, str],
+    *,
+    unweight_fb: float | None = None,
 ) -> dict[str, str]:
     """Generate (or reuse) every sample of ``backgrounds.default_run`` into ``out_dir``.
 
     ``master_seed`` ``None``: each sample's seed derives from the configuration's seed;
     otherwise from this master seed (independent samples for the pseudo-data).
+    ``unweight_fb``: keep only a subset unweighted to this weight
+    (:func:`zprime.events.unweight_file`; the pseudo-data at ``1 / L``): the full sample is
+    written to ``out_dir/full/`` first and removed once the subset is written.
     """
     from zprime.backgrounds import generate_sample, sample_seed
+    from zprime.events import unweight_file
 
     cfg = ctx.config
     paths: dict[str, str] = {}
@@ -226,18 +239,28 @@ def _generate_backgrounds(
             "seed": cfg.seed if seed is None else seed,
             "sample": cfg.backgrounds.samples[name].model_dump(mode="json"),
         }
+        if unweight_fb is not None:
+            params["unweight_fb"] = unweight_fb
 
         def make(name: str = name, seed: int | None = seed) -> Path:
-            return generate_sample(
+            target = generate_sample(
                 name,
                 None,
-                out_dir,
+                out_dir if unweight_fb is None else out_dir / "full",
                 config=cfg,
                 seed=seed,
                 executor=ctx.executor,
                 workers=ctx.workers,
                 progress=ctx.progress,
             )
+            if unweight_fb is None:
+                return target
+            stream = np.random.SeedSequence([cfg.seed if seed is None else seed, 5])
+            rng = np.random.default_rng(stream)
+            try:
+                return unweight_file(target, out_dir / target.name, unweight_fb, rng)
+            finally:
+                target.unlink(missing_ok=True)
 
         path, digest = _cached_file(ctx, f"{label}_{name}", params, make)
         paths[name] = str(path)
@@ -277,9 +300,8 @@ def _stage_generate(ctx: RunContext) -> dict[str, Any]:
         result["signal"][f"{mass:g}"] = str(path)
         result["hashes"][str(path)] = digest
     result["backgrounds"] = _generate_backgrounds(ctx, out_dir, "events", None, result["hashes"])
-    # the pseudo-data: with pseudo_data.independent_generation the same processes generated
-    # again with independent seeds, else the simulation's events; both are simulated with the
-    # "data" detector; an injected signal is always an independent sample
+    # the pseudo-data (pseudo_data.source: data_detector): the same processes generated again
+    # with their own seeds, simulated with the "data" detector in the simulate stage
     data_dir = ctx.out / "events_data"
     data_seed = _data_seed(cfg)
     if cfg.observed_data.file is not None:
@@ -291,14 +313,23 @@ def _stage_generate(ctx: RunContext) -> dict[str, Any]:
             )
         result["data"] = {}
         return result
-    if cfg.pseudo_data.independent_generation:
+    if cfg.pseudo_data.source == "data_detector":
+        # the pseudo-data: every sample generated again with its own seeds, unweighted to
+        # 1 / L (real data's statistical power; a sample at 10x the luminosity keeps a tenth)
         result["data"] = _generate_backgrounds(
-            ctx, data_dir, "events_data", data_seed, result["hashes"]
+            ctx,
+            data_dir,
+            "events_data",
+            data_seed,
+            result["hashes"],
+            unweight_fb=1.0 / cfg.luminosity_fb,
         )
-    else:  # the simulation's events, passed through the data detector in the simulate stage
-        result["data"] = dict(result["backgrounds"])
+    else:  # pseudo_data.source: simulation (the selected simulation is thinned in _pseudo_data)
+        result["data"] = {}
     inject = cfg.pseudo_data.inject_mass_gev
-    if inject is not None and cfg.pseudo_data.inject_xsec_fb > 0:
+    # an injected signal is an independent sample of its own (with pseudo_data.source:
+    # simulation the simulation's sample of that mass is thinned instead)
+    if inject is not None and cfg.pseudo_data.inject_xsec_fb > 0 and result["data"]:
         params = {
             "mass": inject,
             "n": cfg.signal.events_per_mass,
@@ -328,6 +359,7 @@ def _stage_generate(ctx: RunContext) -> dict[str, Any]:
 
 def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
     from zprime.detector import simulate_file
+    from zprime.events import unweight_file
 
     gen = ctx.outputs["generate"]
     detector = ctx.config.detector.use
@@ -351,39 +383,42 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
     if obs.file is not None:
         result["data"]["observed"] = str(_convert_observed(ctx))
         return result
-    pcfg = ctx.config.pseudo_data
-    # correlated sampling: the same generated events through the data detector with the
-    # simulation's random numbers, so that data and simulation differ by what the two
-    # configurations change and not by the noise of two sparse weighted samples (an injected
-    # signal and independently generated samples keep their own random numbers)
-    common = pcfg.detector_random_numbers == "common" and not pcfg.independent_generation
-    samples = ctx.config.backgrounds.samples
-    for key, path in gen.get("data", {}).items():
-        data_seed = ctx.config.seed if common and key != "signal" else _data_seed(ctx.config)
-        # a sample at several times the luminosity: the data detector sees an unweighted subset
-        # at the data luminosity (real data's statistical power, and a tenth of the disk)
-        factor = samples[key].luminosity_factor if key in samples else None
-        unweight = 1.0 / ctx.config.luminosity_fb if factor is not None and factor > 1 else None
+    if not gen.get("data"):
+        # pseudo_data.source: simulation: the control samples compare the simulation with
+        # itself (no data-detector sample exists)
+        result["data"] = dict(result["backgrounds"])
+        return result
+    # the pseudo-data samples: generated with their own seeds (generate stage), simulated with
+    # the data detector and its own random numbers
+    data_seed = _data_seed(ctx.config)
+    lumi = ctx.config.luminosity_fb
+    max_copies = ctx.config.pseudo_data.max_copies
+    for key, path in gen["data"].items():
         params = {
             "input": gen["hashes"][path],
             "detector": data_cfg,
             "data_seed": data_seed,
-            "common_random_numbers": common and key != "signal",
-            "unweight_to_fb": unweight,
+            "max_copies": max_copies,
         }
 
-        def make_data(
-            path: str = path, data_seed: int = data_seed, unweight: float | None = unweight
-        ) -> Path:
+        def make_data(path: str = path) -> Path:
+            # an event that stands for k data events is simulated k times, each copy with its
+            # own detector random numbers (zprime.events.unweight_file): real data hold k
+            # independent events, not a clump of k identical ones
             ctx.console.print(f"simulate {Path(path).name} ({data_det}, pseudo-data)")
-            return simulate_file(
-                path,
-                ctx.out / "reco" / data_det,
-                detector=data_det,
-                config=ctx.config,
-                seed=data_seed,
-                unweight_to_fb=unweight,
-            )
+            copies = ctx.out / "reco" / data_det / "copies" / Path(path).name
+            rng = np.random.default_rng(np.random.SeedSequence([data_seed, 6]))
+            unweight_file(path, copies, 1.0 / lumi, rng, max_copies=max_copies)
+            try:
+                return simulate_file(
+                    copies,
+                    ctx.out / "reco" / data_det,
+                    detector=data_det,
+                    config=ctx.config,
+                    seed=data_seed,
+                )
+            finally:
+                copies.unlink(missing_ok=True)
 
         target, _ = _cached_file(ctx, f"reco_{data_det}_{Path(path).stem}", params, make_data)
         result["data"][key] = str(target)
@@ -467,14 +502,26 @@ def _stage_select(ctx: RunContext) -> dict[str, Any]:
 
 def _stage_train(ctx: RunContext) -> dict[str, Any]:
     from zprime import punzinet
+    from zprime.binning import resolution_model_from_config
     from zprime.events import transform_file
     from zprime.selection import select_file
+    from zprime.templates import SimulatedSignal
 
     cfg = ctx.config
     presel = ctx.outputs["select"]
+    # the M_recoil^2 resolution is a property of the detector: measured on the signal before
+    # the network cut (and before the M^2-dependent theta_recoil cut), where the samples are
+    # largest. The network's windows and the fit's use this one model (resolution.json).
+    notheta = [SimulatedSignal.read(p) for p in presel["signal_notheta"].values()]
+    resolution = resolution_model_from_config(
+        cfg.binning, {s.mass: s.residuals for s in notheta}
+    )
+    resolution_path = resolution.save(ctx.path("resolution.json"))
     # no network (``punzinet`` in selection.disabled, e.g. the pilot2018 preset): nothing is
     # trained; the final selection is the preselection (every enabled step but the network)
-    # and the outputs carry ``model: None``
+    # and the outputs carry ``model: None``. Otherwise the network is applied below to every
+    # event of every sample with its original weight: the training/test split only serves the
+    # training and its figure of merit.
     model: Any = None
     model_path: Path | None = None
     if "punzinet" not in cfg.selection.disabled:
@@ -486,8 +533,11 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
             background,
             config=cfg.punzinet,
             luminosity_fb=cfg.luminosity_fb,
+            resolution=resolution,
             progress=ctx.progress,
+            cut=cfg.selection.punzinet_min,
         )
+        del signals, background  # the training copies (GBs at 10x the luminosity)
         model_path = punzinet.save(model, ctx.path("punzinet.pt"))
     else:
         ctx.console.print("train: 'punzinet' is disabled; final selection = preselection")
@@ -516,6 +566,7 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
     final_dir = ctx.out / "selected" / "final"
     result: dict[str, Any] = {
         "model": None if model_path is None else str(model_path),
+        "resolution": str(resolution_path),
         "signal": {},
         "backgrounds": {},
     }
@@ -646,6 +697,8 @@ def _selection_diagnostics(
             )
     if model is None:
         return written
+    # the network's figure of merit on the test part of the training (test masses never
+    # trained on; test background events): an unbiased measure of what the network does
     table = model.fom_table()
     with atomic_path(out_dir / "punzi_fom.md") as tmp:
         tmp.write_text(table.to_markdown())
@@ -658,7 +711,59 @@ def _selection_diagnostics(
         out_dir / "punzi_gain",
     )
     written["punzi_fom"] = str(out_dir / "punzi_fom.md")
+    written.update(_punzi_cut_scan(model.cut_scan(), out_dir, lumi, cfg.selection.punzinet_min))
     return written
+
+
+def _punzi_cut_scan(
+    scan: dict[str, Any], out_dir: Path, luminosity_fb: float, cut: float
+) -> dict[str, str]:
+    """Per test mass, Punzi's sigma_min versus the network output cut (measured on the test
+    part at training time): ``punzi_cut_scan.csv`` (one line per mass and cut) and a figure
+    with the applied cut marked. A flat minimum around the applied cut means the efficiency
+    after the network does not hinge on the exact cut value."""
+    import matplotlib.pyplot as plt
+
+    from zprime import plots
+
+    rows = [
+        {
+            "mass_gev": r["mass_gev"],
+            "cut": c,
+            "efficiency": e,
+            "background": b,
+            "sigma_min_fb": s,
+        }
+        for r in scan.get("rows", [])
+        for c, e, b, s in zip(
+            scan["cuts"], r["efficiency"], r["background"], r["sigma_min_fb"], strict=True
+        )
+    ]
+    if not rows:  # no test mass (a single simulated mass)
+        return {}
+    _write_csv(out_dir / "punzi_cut_scan.csv", rows)
+    plots._style()  # the package's one plot style (zprime.plots)
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    cmap = plt.get_cmap("viridis")
+    n = len(scan["rows"])
+    for k, r in enumerate(scan["rows"]):
+        y = np.asarray(r["sigma_min_fb"], dtype=float)
+        ax.plot(
+            scan["cuts"],
+            np.where(np.isfinite(y), y, np.nan),
+            "o-",
+            markersize=3,
+            color=cmap(k / max(1, n - 1)),
+            label=f"{r['mass_gev']:g} GeV",
+        )
+    ax.axvline(cut, color="0.4", linestyle="--", label=f"applied cut {cut:g}")
+    ax.set_xlabel("Punzi-net output cut")
+    ax.set_ylabel(r"$\sigma_{\min}$ [fb] (test events)")
+    ax.set_yscale("log")
+    ax.legend(fontsize="x-small", ncol=2, title="test masses", title_fontsize="x-small")
+    plots.label(ax, luminosity_fb)
+    plots.save(fig, out_dir / "punzi_cut_scan")
+    return {"punzi_cut_scan": str(out_dir / "punzi_cut_scan.csv")}
 
 
 def _stage_control(ctx: RunContext) -> dict[str, Any]:
@@ -685,14 +790,13 @@ def _stage_control(ctx: RunContext) -> dict[str, Any]:
     return {k: str(v) for k, v in result.files.items()}
 
 
-def _pseudo_data(
-    ctx: RunContext, final: dict[str, Any], resolution: Any = None
-) -> dict[str, np.ndarray]:
-    """The observed data of the templates: the user's data (``observed_data.file``), or a
-    Poisson sample at the luminosity of the selected samples made with the data detector
-    (:func:`zprime.pseudodata.data_detector_samples`) or of the simulation, with an injected
-    signal if asked. With smoothed background templates (``templates.background_smoothing:
-    kde``) the drawn events follow the same kernel density (a smoothed bootstrap)."""
+def _pseudo_data(ctx: RunContext, final: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The observed data of the templates: the user's data (``observed_data.file``), or the
+    pseudo-data (:func:`zprime.pseudodata.draw`): the independently generated data-detector
+    samples after the full selection, thinned to unit-weight events at the luminosity (or, with
+    ``pseudo_data.source: simulation``, the selected simulation thinned the same way), with an
+    injected signal if asked. What each sample contributed is written to
+    ``data/pseudo_data_samples.json``."""
     from zprime import pseudodata
     from zprime.events import read_events, read_metadata
 
@@ -703,66 +807,38 @@ def _pseudo_data(
         cols = {c: np.asarray(events[c], dtype=float) for c in pseudodata.COLUMNS}
         cols["weight"] = np.ones(len(events))
         return cols
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pcfg.seed_offset]))
-    use_data = cfg.pseudo_data.source == "data_detector" and bool(final.get("data"))
-    data_files = dict(final.get("data") or {})
-    signal_path = data_files.pop("signal", None) if use_data else None
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, pcfg.seed_offset, 2]))
+    use_data = pcfg.source == "data_detector"
+    files = dict(final["data"] if use_data else final["backgrounds"])
+    signal_path = files.pop("signal", None)
     if signal_path is None and pcfg.inject_mass_gev is not None and pcfg.inject_xsec_fb > 0:
         signal_path = final["signal"][f"{pcfg.inject_mass_gev:g}"]
     cols = [*pseudodata.COLUMNS, "weight"]
-
-    def columns(path: str) -> dict[str, np.ndarray]:
-        events = read_events(path, cols)
-        return {c: np.asarray(events[c], dtype=float) for c in cols}
-
-    samples = {name: columns(path) for name, path in final["backgrounds"].items()}
-    if use_data:
-        samples, lines = pseudodata.data_detector_samples(
-            samples,
-            {name: columns(path) for name, path in data_files.items()},
-            cfg.luminosity_fb,
-            mode=pcfg.data_detector_mode,
-            max_events_per_simulated_event=pcfg.max_events_per_simulated_event,
-            ratio_edges_gev2=pcfg.ratio_edges_gev2,
-            ratio_min_events=pcfg.ratio_min_events,
-        )
-        write_json_atomic(
-            ctx.path("data", "data_detector_samples.json"),
-            {"edges_gev2": list(pcfg.ratio_edges_gev2), "samples": lines},
-        )
-    bandwidth = None
-    edges = None
-    if cfg.templates.background_smoothing == "kde" and resolution is not None:
-        from zprime.smoothing import adaptive_bandwidths
-
-        bandwidth = {}
-        for name, smp in samples.items():
-            if smp["weight"].size and smp["weight"].sum() > 0:
-                bandwidth[name] = adaptive_bandwidths(
-                    smp["m_recoil2"],
-                    smp["weight"],
-                    resolution.sigma(smp["m_recoil2"]),
-                    factor=cfg.templates.smoothing_bandwidth,
-                )[0]
-        lo, hi = cfg.binning.m2_range_gev2
-        inner = (
-            []
-            if "theta_recoil" in cfg.selection.disabled
-            else [cfg.selection.theta_recoil_split_m2_gev2]
-        )
-        edges = sorted({lo, hi, *inner})
+    samples = {name: read_events(path, cols) for name, path in files.items()}
     signal = None
     if signal_path is not None:
         signal = (read_events(signal_path, cols), float(read_metadata(signal_path)["sigma_fb"]))
-    return pseudodata.draw(
+    stats: dict[str, dict[str, float]] = {}
+    drawn = pseudodata.draw(
         samples,
         cfg.luminosity_fb,
         rng,
         signal=signal,
         signal_xsec_fb=pcfg.inject_xsec_fb,
-        m2_bandwidth=bandwidth,
-        m2_edges=edges,
+        stats=stats,
     )
+    for name, row in stats.items():
+        if row["heavy_events"]:
+            ctx.console.print(
+                f"[yellow]pseudo-data:[/] {name}: {row['heavy_events']} selected events weigh "
+                f"more than one data event ({row['heavy_expected']:.1f} of "
+                f"{row['expected']:.1f} expected) and enter more than once"
+            )
+    write_json_atomic(
+        ctx.path("data", "pseudo_data_samples.json"),
+        {"source": pcfg.source, "luminosity_fb": cfg.luminosity_fb, "samples": stats},
+    )
+    return drawn
 
 
 def _photon_veto_reweighted(
@@ -871,7 +947,7 @@ def _apply_corrections(
 def _stage_template(ctx: RunContext) -> dict[str, Any]:
     import awkward as ak
 
-    from zprime.binning import resolution_model_from_config
+    from zprime.binning import ResolutionModel
     from zprime.events import write_events
     from zprime.templates import (
         EventSample,
@@ -882,12 +958,11 @@ def _stage_template(ctx: RunContext) -> dict[str, Any]:
 
     cfg = ctx.config
     final = ctx.outputs["train"]
-    # the M_recoil^2 resolution is a property of the detector: it is measured on the signal
-    # before the network cut, where the samples are largest
-    presel = [SimulatedSignal.read(p) for p in ctx.outputs["select"]["signal_notheta"].values()]
-    resolution = resolution_model_from_config(cfg.binning, {s.mass: s.residuals for s in presel})
-    resolution.save(ctx.path("resolution.json"))
-    data = _pseudo_data(ctx, final, resolution)
+    # the M_recoil^2 resolution is a property of the detector: the train stage measures it on
+    # the signal before the network cut, where the samples are largest, and trains the network
+    # in windows of it; the fit uses the same one
+    resolution = ResolutionModel.load(final["resolution"])
+    data = _pseudo_data(ctx, final)
     data_path = ctx.path("data", "pseudo_data.parquet")
     write_events(
         data_path,
@@ -923,7 +998,7 @@ def _stage_template(ctx: RunContext) -> dict[str, Any]:
         )
     result: dict[str, Any] = {
         "data": str(data_path),
-        "resolution": str(ctx.out / "resolution.json"),
+        "resolution": str(final["resolution"]),
     }
     for label, wide in (("narrow", False), ("wide", True)):
         if wide and not cfg.fit.wide:
@@ -1288,16 +1363,26 @@ STAGES: tuple[Stage, ...] = (
         "generate",
         _stage_generate,
         (),
-        ("seed", "signal", "backgrounds", "pseudo_data", "control.seed_offset", "observed_data"),
+        ("seed", "signal", "backgrounds", "pseudo_data", "luminosity_fb", "observed_data"),
     ),
     Stage(
         "simulate",
         _stage_simulate,
         ("generate",),
-        ("seed", "detector", "control.data_detector", "observed_data"),
+        (
+            "seed",
+            "detector",
+            "control.data_detector",
+            "observed_data",
+            "pseudo_data.seed_offset",
+            "pseudo_data.max_copies",
+            "luminosity_fb",
+        ),
     ),
     Stage("select", _stage_select, ("simulate",), ("selection", "luminosity_fb")),
-    Stage("train", _stage_train, ("select",), ("punzinet", "selection", "luminosity_fb")),
+    Stage(
+        "train", _stage_train, ("select",), ("punzinet", "selection", "luminosity_fb", "binning")
+    ),
     Stage("control", _stage_control, ("train",), ("control", "selection", "luminosity_fb")),
     Stage(
         "template",

@@ -15,10 +15,13 @@ several times the luminosity) this keeps it with probability ``L w`` (thinning);
 generated events form a Poisson process over phase space, the kept events do too, and binned in
 any way the counts are independent Poisson variables with the expected means: the statistical
 behaviour of real data, with no event used twice. An event heavier than ``L w = 1`` appears
-``k >= 1`` times (a "clump": the expected count is right, the fluctuation is not Poisson);
-:func:`draw` counts such events and the pipeline records the count per sample
-(``data/pseudo_data_samples.json``), so that a reader sees where the generated sample was too
-small for the luminosity.
+``k >= 1`` times (a "clump": the expected count is right, the fluctuation is not Poisson). The
+pipeline avoids clumps before the detector: a data-detector event that stands for ``k`` data
+events is simulated as ``k`` copies with their own random numbers
+(:func:`zprime.events.unweight_file`, up to ``pseudo_data.max_copies``), so only heavier events
+reach :func:`draw` with ``L w > 1``; it counts them and the pipeline records the count per
+sample (``data/pseudo_data_samples.json``), so that a reader sees where the generated sample
+was too small for the luminosity.
 
 ``pseudo_data.source: simulation`` applies the same thinning to the selected simulation itself
 (pseudo-data that share events with the templates: a closure test, not an independent sample).

@@ -30,18 +30,29 @@ over the hypotheses, as in the reference code (``torch.mean`` of the per-mass va
 the hard cut by the output makes eps and B differentiable ("non-differentiable metric
 approximation").
 
-Training (the reference code's schedule, with Adam for both phases):
+In the loss (not in the reported figures of merit) B_i gets ``background_floor`` mean background
+event weights of window i added: the simulated sample cannot resolve less than about one event,
+and without it the loss pays without bound for removing the last simulated events of a window.
 
-1. pre-training with a weighted binary cross-entropy (signal and background classes with equal
+Training, as the reference code (``train.py``, ``examples/punzi_training.ipynb``) does it:
+
+1. a 4-8-4-1 tanh network with a sigmoid output, Kaiming-normal weights and normal biases;
+2. pre-training with a weighted binary cross-entropy (signal and background classes with equal
    total weight, background events with their luminosity weights, signal events with ``w/W_i``),
-   mini-batches;
-2. training on the Punzi loss, full batch (the loss needs whole-window sums),
-   each phase with early stopping on the validation loss (the best epoch is kept).
+   plain SGD (lr 1) on shuffled mini-batches of 4096;
+3. training on the Punzi loss, full batch (the loss needs whole-window sums), plain SGD
+   (lr 0.05);
 
-Only events inside at least one window enter either phase (as in the reference code). Inputs are
-standardised with the mean and standard deviation of the training events, stored with the
-network. Everything is seeded and runs with ``torch.use_deterministic_algorithms(True)`` and a
-fixed number of threads, so a seed gives bitwise the same network on the same machine.
+each phase with ``ReduceLROnPlateau`` (factor 0.5, patience 10 and 20 epochs). Unlike the
+reference code we step the schedule on the validation loss and stop early, keeping the best
+epoch. The signal masses alternate between training and test hypotheses (every other one, the
+highest always trains); the background splits at random into training (+ validation) and test
+events; the record's figure of merit is measured on the test part.
+
+Only events inside at least one training window enter either phase (as in the reference code).
+Inputs are standardised with the mean and standard deviation of the training events, stored with
+the network. Everything is seeded and runs with ``torch.use_deterministic_algorithms(True)`` and
+a fixed number of threads, so a seed gives bitwise the same network on the same machine.
 
 The four inputs are the c.m.-frame variables of the PRL (columns of the reconstructed schema,
 ``docs/event-schema.md``): ``pt_thrust_cm``, ``pt_hi_lo_cm``, ``pl_hi_lo_cm``, ``pt_mumu_cm``;
@@ -53,6 +64,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -69,12 +81,16 @@ from zprime._util import atomic_path, package_versions
 from zprime.config import PunziNetConfig
 from zprime.errors import ConfigError, InputError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "FEATURES",
     "MASS2_COLUMN",
     "OUTPUT_COLUMN",
+    "SCAN_CUTS",
     "FomRow",
     "FomTable",
+    "PunziEnsemble",
     "PunziNetwork",
     "SignalSample",
     "TrainedPunziNet",
@@ -285,6 +301,17 @@ class Windows:
         """Number of mass hypotheses."""
         return len(self.masses_gev)
 
+    def mean_background_weight(self) -> torch.Tensor:
+        """Per window, the mean weight (events) of its background rows; 0 without any."""
+        k = self.n_windows
+        total = torch.zeros(k, dtype=torch.float64).index_add(
+            0, self.background_window, self.background_weight
+        )
+        count = torch.zeros(k, dtype=torch.float64).index_add(
+            0, self.background_window, torch.ones_like(self.background_weight)
+        )
+        return total / count.clamp_min(1.0)
+
     def sums(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-window efficiency and expected background for per-row weights ``output``."""
         out = output.to(torch.float64)
@@ -380,8 +407,22 @@ def punzi_loss(
     a: float = 3.0,
     b: float = 1.28155,
     refined_constant: bool = False,
+    background_floor: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Punzi loss: mean over the hypotheses of sigma_min with output-weighted eps and B.
+
+    Parameters
+    ----------
+    output
+        Network output per row of ``windows``.
+    windows
+        Window membership and weights (:func:`make_windows`).
+    luminosity_fb, a, b, refined_constant
+        As for :func:`sigma_min`.
+    background_floor
+        ``B`` of window i gets ``background_floor`` times the mean weight (events) of its
+        background rows added: a simulated sample cannot tell a background below about one of
+        its events from zero. 0 (the default) is the bare loss of [PL].
 
     Returns
     -------
@@ -390,6 +431,8 @@ def punzi_loss(
         ``output``).
     """
     eps, bkg = windows.sums(output)
+    if background_floor > 0.0:
+        bkg = bkg + background_floor * windows.mean_background_weight()
     # A window without background has B = 0 and an infinite derivative of sqrt(B) times a zero
     # derivative of B: the floor keeps the product 0 instead of NaN; it changes no value above
     # 1e-12 events.
@@ -429,6 +472,11 @@ class PunziNetwork(nn.Module):
             width = int(h)
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)
+        for layer in self.body:
+            if isinstance(layer, nn.Linear):
+                # [PL] train.weights_init: Kaiming-normal weights, standard-normal biases
+                nn.init.kaiming_normal_(layer.weight)
+                nn.init.normal_(layer.bias)
         m = np.zeros(n_inputs) if mean is None else np.asarray(mean)
         s = np.ones(n_inputs) if std is None else np.asarray(std)
         self.register_buffer("mean", torch.as_tensor(m, dtype=torch.float32).clone())
@@ -492,12 +540,23 @@ class TrainedPunziNet:
         return predict(self, events)
 
     def fom_table(self) -> FomTable:
-        """The figure of merit measured at the end of training (on the validation split)."""
+        """The figure of merit measured at the end of training (on the test part: see
+        :func:`train`), with the cut it was measured at."""
         names = list(FomRow.__dataclass_fields__)
-        rows = [FomRow(**{k: r[k] for k in names}) for r in self.record.get("fom", [])]
+        rows = [FomRow(**{k: r[k] for k in names if k in r}) for r in self.record.get("fom", [])]
+        split = self.record.get("fom_split", "test")
         return FomTable(
-            rows, PRL_OUTPUT_CUT, float(self.record.get("luminosity_fb", math.nan))
+            rows,
+            float(self.record.get("fom_cut", PRL_OUTPUT_CUT)),
+            float(self.record.get("luminosity_fb", math.nan)),
+            note=TEST_NOTE if split == "test" else "",
         )
+
+    def cut_scan(self) -> dict[str, Any]:
+        """The per-test-mass scan of the figure of merit versus the output cut (on the test
+        part): ``{"cuts": [...], "rows": [{"mass_gev", "efficiency", "background",
+        "sigma_min_fb"}, ...]}``, one list entry per cut in each row."""
+        return dict(self.record.get("cut_scan", {"cuts": list(SCAN_CUTS), "rows": []}))
 
 
 @contextlib.contextmanager
@@ -553,6 +612,30 @@ def apply(model: TrainedPunziNet, events: Any, *, column: str = OUTPUT_COLUMN) -
 
 
 @dataclass
+class _Part:
+    """Events of one role as numpy arrays: inputs, M_recoil^2 and weight.
+
+    For signal the weight is the efficiency weight ``w / W_i`` (times the split's scale); for
+    background the cross section per event in fb (times the split's scale).
+    """
+
+    x: np.ndarray
+    m2: np.ndarray
+    w: np.ndarray
+
+    def take(self, idx: np.ndarray, scale: float = 1.0) -> _Part:
+        """The rows ``idx`` with weights multiplied by ``scale``."""
+        return _Part(self.x[idx], self.m2[idx], self.w[idx] * scale)
+
+    def inside(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Mask of the rows inside at least one of the windows ``(low, high)``."""
+        m = np.zeros(len(self.m2), dtype=bool)
+        for lo, hi in zip(low, high, strict=True):
+            m |= (self.m2 > lo) & (self.m2 < hi)
+        return m
+
+
+@dataclass
 class _Split:
     """One split (training or validation) of the in-window events, ready for torch."""
 
@@ -562,51 +645,65 @@ class _Split:
     windows: Windows
     n_signal: list[int]
     n_background: int
-    # numpy copies for the hard-cut figure of merit
-    signal_m2: list[np.ndarray]
-    signal_eff_weight: list[np.ndarray]
-    background_m2: np.ndarray
-    background_weight: np.ndarray
+
+
+@dataclass
+class _Prepared:
+    """Everything :func:`train` needs: the torch splits and the numpy parts for the reports."""
+
+    train: _Split
+    val: _Split
+    masses: np.ndarray  # every hypothesis, sorted
+    low: np.ndarray
+    high: np.ndarray
+    is_train_mass: np.ndarray  # bool per hypothesis
+    signal_all: list[_Part]  # per hypothesis: every selected event (weight w / W_i)
+    background_train: _Part  # the training split (weights scaled to the full sample)
+    background_test: _Part  # the test split (weights / test fraction)
+    info: dict[str, Any]
 
 
 def _split_indices(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """(rest, held) sorted index arrays; ``held`` has ``round(fraction n)`` random rows."""
     perm = rng.permutation(n)
-    n_val = round(fraction * n)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    n_held = round(fraction * n)
+    return np.sort(perm[n_held:]), np.sort(perm[:n_held])
 
 
 def _build_split(
     masses: np.ndarray,
-    sig: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    bkg: tuple[np.ndarray, np.ndarray, np.ndarray],
+    sig: list[_Part],
+    bkg: _Part,
     *,
     luminosity_fb: float,
     resolution: Resolution,
     window_sigmas: float,
 ) -> _Split:
-    xs = [s[0] for s in sig] + [bkg[0]]
-    x = np.concatenate(xs, axis=0)
-    n_sig = [len(s[0]) for s in sig]
-    n_bkg = len(bkg[0])
+    x = np.concatenate([s.x for s in sig] + [bkg.x], axis=0)
+    n_sig = [len(s.m2) for s in sig]
+    n_bkg = len(bkg.m2)
     windows = make_windows(
         masses,
-        [s[1] for s in sig],
-        [s[2] for s in sig],
-        bkg[1],
-        bkg[2],
+        [s.m2 for s in sig],
+        [s.w for s in sig],
+        bkg.m2,
+        bkg.w,
         luminosity_fb=luminosity_fb,
         resolution=resolution,
         window_sigmas=window_sigmas,
     )
     label = np.concatenate([np.ones(sum(n_sig)), np.zeros(n_bkg)])
-    # BCE weights (reference code, prepare.set_weights): signal and background classes with the
-    # same total; background by luminosity weight, signal by efficiency weight w/W_i.
-    w_sig = np.concatenate([s[2] for s in sig]) if sig else np.zeros(0)
-    w_bkg = bkg[2]
-    tot_s, tot_b = float(w_sig.sum()), float(w_bkg.sum())
-    if tot_s <= 0 or tot_b <= 0:
+    # BCE weights ([PL] prepare.set_weights): signal and background classes with the same
+    # total; background by luminosity weight, signal by efficiency weight w/W_i (in [PL] every
+    # signal mass has the same number of generated events, so its unit weights are w/W_i too).
+    w_sig = np.concatenate([s.w for s in sig])
+    tot_s, tot_b = float(w_sig.sum()), float(bkg.w.sum())
+    if tot_s <= 0 or (n_bkg > 0 and tot_b <= 0):
         raise InputError("punzinet: signal and background need positive total weight")
-    bce = np.concatenate([w_sig / tot_s, w_bkg / tot_b]) * 0.5 * len(label)
+    # a split may lack background in the training windows (tiny samples; a warning names the
+    # windows): its BCE is then the signal term alone
+    parts = [w_sig / tot_s] + ([bkg.w / tot_b] if n_bkg > 0 else [])
+    bce = np.concatenate(parts) * len(label) / len(parts)
     return _Split(
         torch.from_numpy(x.astype(np.float32)),
         torch.from_numpy(label.astype(np.float32)),
@@ -614,11 +711,24 @@ def _build_split(
         windows,
         n_sig,
         n_bkg,
-        [s[1] for s in sig],
-        [s[2] for s in sig],
-        bkg[1],
-        bkg[2],
     )
+
+
+def _mass_split(n: int) -> np.ndarray:
+    """Training hypotheses among ``n`` sorted masses: the even indices (0, 2, 4, ...) and the
+    last one.
+
+    The other (odd) indices are the test masses, never seen in training ([PL] notebook: trained
+    on every other simulated mass, ``mass_range = np.arange(100, 8800, 200)`` of samples in
+    100 MeV steps). The highest mass always trains so that every test mass lies between two
+    training masses: the network interpolates in mass, it is not asked to extrapolate (with the
+    22 default masses the 8.5 GeV sample would otherwise be a test mass beyond the last
+    training window, where the network removed nearly all of its signal). A single mass is a
+    training mass (no test mass).
+    """
+    train = np.arange(n) % 2 == 0
+    train[n - 1 :] = True
+    return train
 
 
 def _prepare(
@@ -629,60 +739,97 @@ def _prepare(
     config: PunziNetConfig,
     luminosity_fb: float,
     resolution: Resolution,
-) -> tuple[_Split, _Split | None, dict[str, Any]]:
+) -> _Prepared:
     masses = np.array([s.mass_gev for s in samples])
     low, high = _window_bounds(masses, resolution, config.window_sigmas)
+    is_train = _mass_split(len(masses))
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
-    frac = config.validation_fraction
-    train_sig, val_sig = [], []
-    for s, lo, hi in zip(samples, low, high, strict=True):
+    vfrac = config.validation_fraction
+    signal_all: list[_Part] = []
+    train_sig: list[_Part] = []
+    val_sig: list[_Part] = []
+    for i, s in enumerate(samples):
         where = f"punzinet signal M = {s.mass_gev:g} GeV"
         x, m2, w = _extract(s.events, features, where)
-        keep = (m2 > lo) & (m2 < hi)
-        x, m2, w = x[keep], m2[keep], w[keep] / s.total_weight
-        n = len(m2)
-        tr, va = _split_indices(n, frac, rng)
-        if len(tr) == 0 or (frac > 0 and len(va) == 0):
+        part = _Part(x, m2, w / s.total_weight)
+        signal_all.append(part)
+        if not is_train[i]:
+            continue
+        keep = np.flatnonzero((m2 > low[i]) & (m2 < high[i]))
+        n = len(keep)
+        tr, va = _split_indices(n, vfrac, rng)
+        if len(tr) == 0 or len(va) == 0:
             raise InputError(
-                f"{where}: only {n} events in its M_recoil^2 window [{lo:.4g}, {hi:.4g}] GeV^2, "
-                "too few to train and validate"
+                f"{where}: only {n} events in its M_recoil^2 window [{low[i]:.4g}, "
+                f"{high[i]:.4g}] GeV^2, too few to train and validate"
             )
-        # each split estimates the full-sample efficiency: scale by n / n_split
-        train_sig.append((x[tr], m2[tr], w[tr] * n / len(tr)))
-        if frac > 0:
-            val_sig.append((x[va], m2[va], w[va] * n / len(va)))
+        # each split estimates the full-sample efficiency: weights scaled by n / n_split
+        train_sig.append(part.take(keep[tr], n / len(tr)))
+        val_sig.append(part.take(keep[va], n / len(va)))
     xb, m2b, wb = _extract(background, features, "punzinet background")
-    in_any = np.zeros(len(m2b), dtype=bool)
-    for lo, hi in zip(low, high, strict=True):
-        in_any |= (m2b > lo) & (m2b < hi)
-    xb, m2b, wb = xb[in_any], m2b[in_any], wb[in_any]
-    nb = len(m2b)
-    trb, vab = _split_indices(nb, frac, rng)
-    if len(trb) == 0 or (frac > 0 and len(vab) == 0):
-        raise InputError(f"punzinet background: only {nb} events inside the mass windows")
+    bkg = _Part(xb, m2b, wb)
+    # only events inside some window (training or test) matter; the split is event by event,
+    # so splitting the in-window events is a random split of the whole sample restricted to them
+    bkg = bkg.take(np.flatnonzero(bkg.inside(low, high)))
+    nb = len(bkg.m2)
+    rest, test = _split_indices(nb, 1.0 - config.training_fraction, rng)
+    tr, va = _split_indices(len(rest), vfrac, rng)
+    tr, va = rest[tr], rest[va]
+    if nb == 0:
+        raise InputError("punzinet background: no events inside the mass windows")
+    # each split estimates the full sample: weights scaled by n / n_split (for the test split
+    # that is 1 / test fraction: an honest estimate of an independent sample of its size)
+    bkg_train = bkg.take(tr, nb / max(1, len(tr)))
+    bkg_val = bkg.take(va, nb / max(1, len(va)))
+    bkg_test = bkg.take(test, nb / max(1, len(test)))
+    tm = masses[is_train]
+    in_train = [
+        p.take(np.flatnonzero(p.inside(low[is_train], high[is_train])))
+        for p in (bkg_train, bkg_val)
+    ]
     kw: dict[str, Any] = {
         "luminosity_fb": luminosity_fb,
         "resolution": resolution,
         "window_sigmas": config.window_sigmas,
     }
-    train_split = _build_split(
-        masses, train_sig, (xb[trb], m2b[trb], wb[trb] * nb / len(trb)), **kw
-    )
-    val_split = None
-    if frac > 0:
-        val_split = _build_split(
-            masses, val_sig, (xb[vab], m2b[vab], wb[vab] * nb / len(vab)), **kw
+    train_split = _build_split(tm, train_sig, in_train[0], **kw)
+    val_split = _build_split(tm, val_sig, in_train[1], **kw)
+    empty = [
+        f"{m:g}"
+        for k, m in enumerate(tm)
+        if not np.any(train_split.windows.background_window.numpy() == k)
+    ]
+    if empty:
+        # sigma_min there depends on the efficiency only: the loss pushes those windows'
+        # signal to output 1 whatever the background would do
+        log.warning(
+            "punzinet: no training background in the window(s) of M = %s GeV", ", ".join(empty)
         )
     info = {
         "masses_gev": masses.tolist(),
+        "train_masses_gev": tm.tolist(),
+        "test_masses_gev": masses[~is_train].tolist(),
         "window_low_gev2": low.tolist(),
         "window_high_gev2": high.tolist(),
         "n_train_signal": train_split.n_signal,
         "n_train_background": train_split.n_background,
-        "n_val_signal": val_split.n_signal if val_split else [],
-        "n_val_background": val_split.n_background if val_split else 0,
+        "n_val_signal": val_split.n_signal,
+        "n_val_background": val_split.n_background,
+        "n_test_background": len(test),
+        "windows_without_training_background": empty,
     }
-    return train_split, val_split, info
+    return _Prepared(
+        train_split,
+        val_split,
+        masses,
+        low,
+        high,
+        is_train,
+        signal_all,
+        bkg_train,
+        bkg_test,
+        info,
+    )
 
 
 def _progress_bar(enabled: bool) -> Any:
@@ -728,19 +875,32 @@ class _EarlyStop:
         self.network.load_state_dict(self.state)
 
 
+def _plateau(opt: torch.optim.Optimizer, patience: int, cfg: PunziNetConfig) -> Any:
+    """[PL] train.py: ``ReduceLROnPlateau(mode='min', factor=0.5, patience=...)``, relative
+    threshold 1e-4 (torch's default, = ``min_delta``)."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=cfg.lr_factor, patience=patience, threshold=cfg.min_delta
+    )
+
+
 def _bce_phase(
     net: PunziNetwork,
     train_s: _Split,
-    val_s: _Split | None,
+    val_s: _Split,
     cfg: PunziNetConfig,
     gen: torch.Generator,
     bar: Any,
 ) -> dict[str, Any]:
     losses: list[float] = []
     val_losses: list[float] = []
+    lrs: list[float] = []
     if cfg.bce_epochs == 0:
-        return {"bce_train": losses, "bce_val": val_losses, "bce_best_epoch": -1}
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.bce_learning_rate)
+        return {"bce_train": losses, "bce_val": val_losses, "bce_lr": lrs, "bce_best_epoch": -1}
+    # [PL] train.bce_training: plain SGD (lr 1) on shuffled mini-batches, the rate halved when
+    # the loss stalls; we monitor the validation loss instead of the training loss and keep the
+    # best epoch
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.bce_learning_rate)
+    sched = _plateau(opt, cfg.bce_lr_patience, cfg)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     stop = _EarlyStop(net, cfg.bce_patience, cfg.min_delta)
     task = bar.add_task("BCE pre-training", total=cfg.bce_epochs, loss="-", val="-")
@@ -759,56 +919,65 @@ def _bce_phase(
             total += float(loss.detach()) * float(w.sum())
             wsum += float(w.sum())
         losses.append(total / wsum)
-        monitor = losses[-1]
-        if val_s is not None:
-            net.eval()
-            with torch.no_grad():
-                vl = loss_fn(net.logits(val_s.x), val_s.label) * val_s.bce_weight
-                monitor = float(vl.sum() / val_s.bce_weight.sum())
-            val_losses.append(monitor)
+        net.eval()
+        with torch.no_grad():
+            vl = loss_fn(net.logits(val_s.x), val_s.label) * val_s.bce_weight
+            monitor = float(vl.sum() / val_s.bce_weight.sum())
+        val_losses.append(monitor)
+        lrs.append(float(opt.param_groups[0]["lr"]))
         bar.update(task, advance=1, loss=_fmt(losses[-1]), val=_fmt(monitor))
+        sched.step(monitor)
         if stop.update(monitor, epoch):
             break
     stop.restore()
-    return {"bce_train": losses, "bce_val": val_losses, "bce_best_epoch": stop.best_epoch}
+    return {
+        "bce_train": losses,
+        "bce_val": val_losses,
+        "bce_lr": lrs,
+        "bce_best_epoch": stop.best_epoch,
+    }
 
 
 def _punzi_phase(
     net: PunziNetwork,
     train_s: _Split,
-    val_s: _Split | None,
+    val_s: _Split,
     cfg: PunziNetConfig,
     luminosity_fb: float,
     bar: Any,
 ) -> dict[str, Any]:
     losses: list[float] = []
     val_losses: list[float] = []
+    lrs: list[float] = []
     if cfg.punzi_epochs == 0:
-        return {"punzi_train": losses, "punzi_val": val_losses, "punzi_best_epoch": -1}
+        return {
+            "punzi_train": losses,
+            "punzi_val": val_losses,
+            "punzi_lr": lrs,
+            "punzi_best_epoch": -1,
+        }
     kw: dict[str, Any] = {
         "luminosity_fb": luminosity_fb,
         "a": cfg.a,
         "b": cfg.b,
         "refined_constant": cfg.refined_constant,
+        "background_floor": cfg.background_floor,
     }
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.punzi_learning_rate)
-    # halve the step when the validation loss stalls (the reference code's ReduceLROnPlateau)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, factor=0.5, patience=max(1, cfg.patience // 3), threshold=cfg.min_delta
-    )
+    # [PL] train.punzi_training: full batch (the loss needs whole-window sums), plain SGD
+    # (notebook: lr 0.05, 500 epochs), ReduceLROnPlateau(factor 0.5, patience 20); we step the
+    # schedule on the validation loss and keep the best epoch (early stopping)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.punzi_learning_rate)
+    sched = _plateau(opt, cfg.punzi_lr_patience, cfg)
     stop = _EarlyStop(net, cfg.patience, cfg.min_delta)
     task = bar.add_task("Punzi-loss training", total=cfg.punzi_epochs, loss="-", val="-")
 
     def _val() -> float:
-        if val_s is None:
-            return math.nan
         net.eval()
         with torch.no_grad():
             return float(punzi_loss(net(val_s.x), val_s.windows, **kw)[0])
 
     # epoch -1: the network after pre-training
-    stop.update(_val() if val_s is not None else math.inf, -1)
-    net.train()
+    stop.update(_val(), -1)
     for epoch in range(cfg.punzi_epochs):
         net.train()
         loss, _ = punzi_loss(net(train_s.x), train_s.windows, **kw)
@@ -820,15 +989,34 @@ def _punzi_phase(
         losses.append(float(loss.detach()))
         # the validation loss of the updated weights (the training loss is that of the weights
         # before the step)
-        monitor = _val() if val_s is not None else losses[-1]
-        if val_s is not None:
-            val_losses.append(monitor)
+        monitor = _val()
+        val_losses.append(monitor)
+        lrs.append(float(opt.param_groups[0]["lr"]))
         bar.update(task, advance=1, loss=_fmt(losses[-1]), val=_fmt(monitor))
         sched.step(monitor)
         if stop.update(monitor, epoch):
             break
     stop.restore()
-    return {"punzi_train": losses, "punzi_val": val_losses, "punzi_best_epoch": stop.best_epoch}
+    return {
+        "punzi_train": losses,
+        "punzi_val": val_losses,
+        "punzi_lr": lrs,
+        "punzi_best_epoch": stop.best_epoch,
+    }
+
+
+def _resolution_callable(resolution: Any) -> Resolution:
+    """``resolution`` as a function of M^2: a callable, or an object with a ``sigma`` method
+    (:class:`zprime.binning.ResolutionModel`)."""
+    if hasattr(resolution, "sigma") and callable(resolution.sigma):
+        return resolution.sigma  # type: ignore[no-any-return]
+    if callable(resolution):
+        return resolution  # type: ignore[no-any-return]
+    raise ConfigError(f"punzinet: resolution must be callable, got {type(resolution).__name__}")
+
+
+SCAN_CUTS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
+"""Network output cuts of the per-mass scan of the figure of merit (0.05 ... 0.95)."""
 
 
 def train(
@@ -837,11 +1025,17 @@ def train(
     *,
     config: PunziNetConfig | None = None,
     luminosity_fb: float,
-    resolution: Resolution = default_resolution,
+    resolution: Resolution | Any = default_resolution,
     features: Sequence[str] = FEATURES,
     progress: bool = True,
+    cut: float = PRL_OUTPUT_CUT,
 ) -> TrainedPunziNet:
-    """Train the Punzi-net: weighted-BCE pre-training, then the Punzi loss of all hypotheses.
+    """Train the Punzi-net: weighted-BCE pre-training, then the Punzi loss of the training masses.
+
+    The signal masses, sorted, alternate between training (even indices) and test (odd
+    indices) hypotheses; the background events are split at random (seeded) into a training
+    part (``training_fraction``, of which ``validation_fraction`` validates) and a test part.
+    The figure of merit of the record is measured on the test part.
 
     Parameters
     ----------
@@ -857,11 +1051,16 @@ def train(
     luminosity_fb
         Integrated luminosity at which the figure of merit is optimised, fb^-1.
     resolution
-        Signal M_recoil^2 resolution sigma(M^2), GeV^2 (default :func:`default_resolution`).
+        Signal M_recoil^2 resolution sigma(M^2), GeV^2: a callable or an object with a
+        ``sigma`` method such as :class:`zprime.binning.ResolutionModel` (the measured one the
+        fit uses; default :func:`default_resolution`).
     features
         Input columns (default: the PRL's four).
     progress
         Show a rich progress bar with epoch and loss (on stderr).
+    cut
+        Network output cut of the figure-of-merit report (the pipeline passes
+        ``selection.punzinet_min``).
 
     Returns
     -------
@@ -876,12 +1075,14 @@ def train(
     cfg = config or PunziNetConfig()
     if luminosity_fb <= 0:
         raise ConfigError(f"punzinet: luminosity must be positive, got {luminosity_fb}")
+    res = _resolution_callable(resolution)
     samples = _as_signal_samples(signals)
     feats = tuple(features)
     t0 = time.perf_counter()
-    train_s, val_s, info = _prepare(
-        samples, background, feats, config=cfg, luminosity_fb=luminosity_fb, resolution=resolution
+    prep = _prepare(
+        samples, background, feats, config=cfg, luminosity_fb=luminosity_fb, resolution=res
     )
+    train_s, val_s = prep.train, prep.val
     x = train_s.x.to(torch.float64).numpy()
     mean = x.mean(axis=0)
     std = x.std(axis=0)
@@ -889,6 +1090,7 @@ def train(
     t_prep = time.perf_counter() - t0
     members: list[PunziNetwork] = []
     member_records: list[dict[str, Any]] = []
+    first: tuple[Any, ...] = ()
     with _deterministic(cfg.threads), _progress_bar(progress) as bar:
         for k in range(cfg.ensemble):
             # the split is fixed by cfg.seed (in _prepare); member k starts from seed + 1000 k
@@ -918,9 +1120,9 @@ def train(
     net.eval()
     model = TrainedPunziNet(net, feats, cfg.model_copy(deep=True), versions=package_versions())
     record: dict[str, Any] = {
-        **info,
+        **prep.info,
         "luminosity_fb": float(luminosity_fb),
-        "resolution_gev2": np.asarray(resolution(np.asarray(info["masses_gev"]) ** 2)).tolist(),
+        "resolution_gev2": np.asarray(res(prep.masses**2), dtype=np.float64).tolist(),
         **rec_bce,
         **rec_punzi,
         "seconds_prepare": t_prep,
@@ -929,13 +1131,103 @@ def train(
         "seconds_per_punzi_epoch": (t3 - t2) / max(1, len(rec_punzi["punzi_train"])),
         "ensemble": member_records,
     }
-    split = val_s if val_s is not None else train_s
-    out = _outputs(net, split.x).numpy().astype(np.float64)
-    table = _fom_from_split(split, out, cfg, luminosity_fb)
-    record["fom_split"] = "validation" if val_s is not None else "training"
-    record["fom"] = [r.to_dict() for r in table.rows]
+    t4 = time.perf_counter()
+    report = _test_report(prep, net, cfg, luminosity_fb, cut)
+    record.update(report)
+    record["seconds_report"] = time.perf_counter() - t4
     model.record = record
     return model
+
+
+def _test_report(
+    prep: _Prepared,
+    net: PunziNetwork | PunziEnsemble,
+    cfg: PunziNetConfig,
+    luminosity_fb: float,
+    cut: float,
+) -> dict[str, Any]:
+    """Figure of merit with the hard cut on the independent test events, and the cut scan.
+
+    Test masses: their whole signal samples (never used in training) with the test background.
+    Training masses: their whole signal samples (partly trained on; labelled) with the same
+    test background. Each row also carries the training split's background in its window, for
+    the over-training ratio (fraction of background kept, training / test).
+    """
+
+    def out(part: _Part) -> np.ndarray:
+        return _outputs(net, torch.from_numpy(part.x.astype(np.float32))).numpy().astype(np.float64)
+
+    sig = [(p.m2, p.w, out(p)) for p in prep.signal_all]
+    bt, btr = prep.background_test, prep.background_train
+    kw: dict[str, Any] = {
+        "luminosity_fb": luminosity_fb,
+        "a": cfg.a,
+        "b": cfg.b,
+        "refined_constant": cfg.refined_constant,
+    }
+    rows = _fom_rows(
+        prep.masses,
+        prep.low,
+        prep.high,
+        sig,
+        (bt.m2, bt.w, out(bt)),
+        cut=cut,
+        training_background=(btr.m2, btr.w, out(btr)),
+        samples=["train mass" if t else "test mass" for t in prep.is_train_mass],
+        **kw,
+    )
+    test = np.flatnonzero(~prep.is_train_mass)
+    scan = _cut_scan(
+        prep.masses[test],
+        prep.low[test],
+        prep.high[test],
+        [sig[i] for i in test],
+        (bt.m2, bt.w, out(bt)),
+        SCAN_CUTS,
+        **kw,
+    )
+    return {
+        "fom_cut": float(cut),
+        "fom_split": "test",
+        "fom": [r.to_dict() for r in rows],
+        "cut_scan": scan,
+    }
+
+
+def _cut_scan(
+    masses: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    signal: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    background: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cuts: Sequence[float],
+    *,
+    luminosity_fb: float,
+    a: float,
+    b: float,
+    refined_constant: bool,
+) -> dict[str, Any]:
+    """Per window: efficiency, background and sigma_min for each hard output cut."""
+    bm2, bw, bout = background
+    rows = []
+    for i, (m2, w, y) in enumerate(signal):
+        sin = (m2 > low[i]) & (m2 < high[i])
+        bin_ = (bm2 > low[i]) & (bm2 < high[i])
+        eps = np.array([float(w[sin & (y > c)].sum()) for c in cuts])
+        bkg = np.array([float(bw[bin_ & (bout > c)].sum()) * luminosity_fb for c in cuts])
+        with np.errstate(divide="ignore"):
+            smin = sigma_min(
+                eps, bkg, luminosity_fb=luminosity_fb, a=a, b=b, refined_constant=refined_constant
+            )
+        rows.append(
+            {
+                "mass_gev": float(masses[i]),
+                "efficiency": eps.tolist(),
+                "background": bkg.tolist(),
+                "sigma_min_fb": np.asarray(smin, dtype=np.float64).tolist(),
+            }
+        )
+    return {"cuts": [float(c) for c in cuts], "rows": rows}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -947,7 +1239,10 @@ class FomRow:
     """Punzi figure of merit in one mass window, without and with the network cut.
 
     Efficiencies are relative to all generated signal events of the mass; backgrounds are
-    expected events at the luminosity; sigma_min in fb.
+    expected events at the luminosity; sigma_min in fb. ``background_train`` and
+    ``background_train_cut`` are the same window's background estimated from the training
+    split (``nan`` where not measured), for the over-training ratio; ``sample`` says whether
+    the mass was a training or a test hypothesis ("" where not applicable).
     """
 
     mass_gev: float
@@ -959,6 +1254,9 @@ class FomRow:
     efficiency_cut: float
     background_cut: float
     sigma_min_cut_fb: float
+    background_train: float = math.nan
+    background_train_cut: float = math.nan
+    sample: str = ""
 
     @property
     def network_efficiency(self) -> float:
@@ -970,11 +1268,27 @@ class FomRow:
         """Sensitivity gain of the cut: sigma_min without / with it."""
         return self.sigma_min_fb / self.sigma_min_cut_fb if self.sigma_min_cut_fb > 0 else 0.0
 
-    def to_dict(self) -> dict[str, float]:
-        """The row as plain floats (with network efficiency and gain)."""
-        d = {k: float(getattr(self, k)) for k in self.__dataclass_fields__}
+    @property
+    def overtraining_ratio(self) -> float:
+        """Fraction of the window's background kept by the cut, training split / test split.
+
+        A network that generalises gives 1 within the statistical error; well below 1 it
+        rejects the events it was trained on better than independent ones (over-training).
+        """
+        if not (self.background_train > 0 and self.background > 0 and self.background_cut > 0):
+            return math.nan
+        kept_train = self.background_train_cut / self.background_train
+        return kept_train / (self.background_cut / self.background)
+
+    def to_dict(self) -> dict[str, float | str]:
+        """The row as plain values (with network efficiency, gain and over-training ratio)."""
+        d: dict[str, float | str] = {}
+        for k in self.__dataclass_fields__:
+            v = getattr(self, k)
+            d[k] = v if isinstance(v, str) else float(v)
         d["network_efficiency"] = float(self.network_efficiency)
         d["gain"] = float(self.gain)
+        d["overtraining_ratio"] = float(self.overtraining_ratio)
         return d
 
 
@@ -985,6 +1299,7 @@ class FomTable:
     rows: list[FomRow]
     cut: float
     luminosity_fb: float
+    note: str = ""
 
     def to_csv(self) -> str:
         """CSV text, one line per mass window."""
@@ -1001,18 +1316,37 @@ class FomTable:
             f"Punzi figure of merit at L = {self.luminosity_fb:g} fb^-1, "
             f"network cut > {self.cut:g}",
             "",
-            "| M (GeV) | window M^2 (GeV^2) | eps | B | sigma_min (fb) | eps cut | B cut "
-            "| sigma_min cut (fb) | net eff. | gain |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        if self.note:
+            lines += [self.note, ""]
+        lines += [
+            "| M (GeV) | mass | window M^2 (GeV^2) | eps | B | sigma_min (fb) | eps cut | B cut "
+            "| sigma_min cut (fb) | net eff. | gain | B kept train/test |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in self.rows:
             lines.append(
-                f"| {r.mass_gev:.4g} | [{r.window_low_gev2:.3f}, {r.window_high_gev2:.3f}] "
+                f"| {r.mass_gev:.4g} | {r.sample or '-'} "
+                f"| [{r.window_low_gev2:.3f}, {r.window_high_gev2:.3f}] "
                 f"| {r.efficiency:.4g} | {r.background:.4g} | {r.sigma_min_fb:.4g} "
                 f"| {r.efficiency_cut:.4g} | {r.background_cut:.4g} | {r.sigma_min_cut_fb:.4g} "
-                f"| {r.network_efficiency:.3f} | {r.gain:.3g} |"
+                f"| {r.network_efficiency:.3f} | {r.gain:.3g} "
+                f"| {_fmt_ratio(r.overtraining_ratio)} |"
             )
         return "\n".join(lines) + "\n"
+
+
+def _fmt_ratio(x: float) -> str:
+    return f"{x:.2f}" if math.isfinite(x) else "-"
+
+
+TEST_NOTE = (
+    "Measured on the test part: test masses (every other simulated mass) with their whole "
+    "signal samples, never used in training; training masses (labelled) with theirs, partly "
+    "trained on. Background: the test events, weights divided by the test fraction (an honest "
+    "estimate of an independent sample of that size). Last column: fraction of background "
+    "kept, training split / test split (over-training if well below 1)."
+)
 
 
 def _fom_rows(
@@ -1027,50 +1361,44 @@ def _fom_rows(
     a: float,
     b: float,
     refined_constant: bool,
+    training_background: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    samples: Sequence[str] | None = None,
 ) -> list[FomRow]:
     """signal[i] = (m2, eff_weight = w/W_i, output); background = (m2, weight fb, output)."""
     kw = {"luminosity_fb": luminosity_fb, "a": a, "b": b, "refined_constant": refined_constant}
-    bm2, bw, bout = background
+
+    def window_sum(part: tuple[np.ndarray, ...], i: int) -> tuple[float, float]:
+        m2, w, y = part
+        inside = (m2 > low[i]) & (m2 < high[i])
+        return float(w[inside].sum()), float(w[inside & (y > cut)].sum())
+
     rows = []
-    for i, (m2, w, out) in enumerate(signal):
-        sin = (m2 > low[i]) & (m2 < high[i])
-        bin_ = (bm2 > low[i]) & (bm2 < high[i])
-        eps0 = float(w[sin].sum())
-        eps1 = float(w[sin & (out > cut)].sum())
-        b0 = float(bw[bin_].sum()) * luminosity_fb
-        b1 = float(bw[bin_ & (bout > cut)].sum()) * luminosity_fb
+    for i, sig in enumerate(signal):
+        eps0, eps1 = window_sum(sig, i)
+        b0, b1 = (v * luminosity_fb for v in window_sum(background, i))
+        t0, t1 = math.nan, math.nan
+        if training_background is not None:
+            t0, t1 = (v * luminosity_fb for v in window_sum(training_background, i))
         with np.errstate(divide="ignore"):
             s0 = float(sigma_min(np.float64(eps0), np.float64(b0), **kw))
             s1 = float(sigma_min(np.float64(eps1), np.float64(b1), **kw))
         rows.append(
-            FomRow(float(masses[i]), float(low[i]), float(high[i]), eps0, b0, s0, eps1, b1, s1)
+            FomRow(
+                float(masses[i]),
+                float(low[i]),
+                float(high[i]),
+                eps0,
+                b0,
+                s0,
+                eps1,
+                b1,
+                s1,
+                t0,
+                t1,
+                "" if samples is None else samples[i],
+            )
         )
     return rows
-
-
-def _fom_from_split(
-    split: _Split, out: np.ndarray, cfg: PunziNetConfig, luminosity_fb: float
-) -> FomTable:
-    sig = []
-    row = 0
-    for m2, w in zip(split.signal_m2, split.signal_eff_weight, strict=True):
-        sig.append((m2, w, out[row : row + len(m2)]))
-        row += len(m2)
-    bkg = (split.background_m2, split.background_weight, out[row:])
-    w = split.windows
-    rows = _fom_rows(
-        w.masses_gev,
-        w.low,
-        w.high,
-        sig,
-        bkg,
-        cut=PRL_OUTPUT_CUT,
-        luminosity_fb=luminosity_fb,
-        a=cfg.a,
-        b=cfg.b,
-        refined_constant=cfg.refined_constant,
-    )
-    return FomTable(rows, PRL_OUTPUT_CUT, luminosity_fb)
 
 
 def punzi_fom(
@@ -1080,7 +1408,7 @@ def punzi_fom(
     luminosity_fb: float,
     model: TrainedPunziNet | None = None,
     config: PunziNetConfig | None = None,
-    resolution: Resolution = default_resolution,
+    resolution: Resolution | Any = default_resolution,
     cut: float | None = None,
 ) -> FomTable:
     """Per mass window, the Punzi figure of merit with a hard network cut and without it.
@@ -1095,7 +1423,7 @@ def punzi_fom(
     Parameters
     ----------
     signals, background
-        As for :func:`train` (held-out events for an unbiased figure).
+        As for :func:`train` (independent events for an unbiased figure).
     luminosity_fb
         Luminosity, fb^-1.
     model
@@ -1105,7 +1433,7 @@ def punzi_fom(
         Supplies a, b, the window half-width and the default cut (default: the model's
         configuration, else :class:`~zprime.config.PunziNetConfig`).
     resolution
-        sigma(M^2), GeV^2.
+        sigma(M^2), GeV^2 (callable or object with ``sigma``).
     cut
         Network output cut (default :data:`PRL_OUTPUT_CUT`, 0.5 as in the PRL; the pipeline passes
         ``selection.punzinet_min``).
@@ -1114,7 +1442,7 @@ def punzi_fom(
     c = PRL_OUTPUT_CUT if cut is None else float(cut)
     samples = _as_signal_samples(signals)
     masses = np.array([s.mass_gev for s in samples])
-    low, high = _window_bounds(masses, resolution, cfg.window_sigmas)
+    low, high = _window_bounds(masses, _resolution_callable(resolution), cfg.window_sigmas)
 
     def _output(events: Any, where: str) -> np.ndarray:
         if model is not None:
