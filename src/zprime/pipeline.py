@@ -399,6 +399,7 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
             "detector": data_cfg,
             "data_seed": data_seed,
             "max_copies": max_copies,
+            "min_tracks": 2,
         }
 
         def make_data(path: str = path) -> Path:
@@ -410,12 +411,17 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
             rng = np.random.default_rng(np.random.SeedSequence([data_seed, 6]))
             unweight_file(path, copies, 1.0 / lumi, rng, max_copies=max_copies)
             try:
+                # events with fewer than two tracks can enter no selection (the signal region
+                # and every control sample have two tracks): like a two-track trigger's data,
+                # the pseudo-data keep none of them (the copies of the Bhabha samples would
+                # otherwise take gigabytes)
                 return simulate_file(
                     copies,
                     ctx.out / "reco" / data_det,
                     detector=data_det,
                     config=ctx.config,
                     seed=data_seed,
+                    min_tracks=2,
                 )
             finally:
                 copies.unlink(missing_ok=True)

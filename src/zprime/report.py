@@ -219,7 +219,11 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
     def stack(samples: Mapping[str, Mapping[str, np.ndarray]]) -> dict:
         return {n: (samples[n]["m_recoil2"], samples[n]["weight"]) for n in _stack_order(samples)}
 
-    origin = f"Poisson sample of the {source}"
+    origin = (
+        "independent samples, data detector"
+        if source == "data detector"
+        else f"thinned {source} (closure)"
+    )
     observed_m2 = None if observed is None else observed["m_recoil2"]
     after = "after Punzi-net\n" + (
         f"pseudo-data: {origin}" if observed is not None else "no data/pseudo_data.parquet"
