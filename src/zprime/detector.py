@@ -137,6 +137,8 @@ _CHARGE_TABLE = np.zeros(max(_CHARGE_OF_POSITIVE_PDG) + 2, dtype=np.int64)
 for _code, _q in _CHARGE_OF_POSITIVE_PDG.items():
     _CHARGE_TABLE[_code] = _q
 
+_MIN_DEPOSIT_GEV = 1e-6
+"""Smallest ECL deposit that is simulated as a cluster, GeV (1 keV)."""
 _DEG = np.pi / 180.0
 
 
@@ -483,7 +485,10 @@ def _clusters(
     src = np.concatenate([ig, ic])
     true_e = np.concatenate([parts.e[ig], dep_c])
     seen = np.concatenate([seen_g, np.ones(ic.size, dtype=bool)])
-    nonzero = true_e > 0.0
+    # deposits below 1 keV form no cluster (the ECL's thresholds are MeV-scale; the photon
+    # threshold is 100 MeV); keeping them let a/E overflow for ~1e-160 GeV deposits and gave
+    # clusters of infinite energy
+    nonzero = true_e > _MIN_DEPOSIT_GEV
     src, true_e, seen = src[nonzero], true_e[nonzero], seen[nonzero]
     # sigma_E/E = a/E (+) b/sqrt(E) (+) c [PB/TDR]; angles 4 mrad/sqrt(E) [PB]
     rel = np.sqrt(
