@@ -5,15 +5,19 @@ Stages, in order (``../shared/DESIGN.md``):
 ``xsec``      sigma(e+e- -> mu+ mu- Z') at g' = 1, B(invisible) and the (g-2)_mu band at the
               configured masses (``xsec.csv``)
 ``generate``  signal samples at ``signal.masses_gev`` and the background samples of
-              ``backgrounds.default_run`` (``events/``)
-``simulate``  the fast detector simulation of every sample (``reco/<detector>/``)
+              ``backgrounds.default_run`` (``events/``); the pseudo-data's samples, generated
+              again with their own seeds and thinned to 1/L (``events_data/``)
+``simulate``  the fast detector simulation of every sample (``reco/<detector>/``); the
+              pseudo-data's with the data detector, an event standing for k data events as k
+              copies (``reco/data/``)
 ``select``    the selection without the Punzi-net (``selected/presel/``, cut flows)
-``train``     the Punzi-net trained on the preselected samples (``punzinet.pt``), applied to
-              them, and the final selection (``selected/final/``)
+``train``     the measured M_recoil^2 resolution (``resolution.json``), the Punzi-net trained
+              in windows of it (``punzinet.pt``), applied to every sample, the final selection
+              (``selected/final/``) and its diagnostics (``selection/``)
 ``control``   the control samples: data/simulation corrections and derived systematics
               (``control/corrections.json``)
-``template``  pseudo-data (or the user's data), the resolution model and the fit templates
-              (``templates_narrow/``, ``templates_wide/``)
+``template``  pseudo-data (or the user's data) and the fit templates (``templates_narrow/``,
+              ``templates_wide/``)
 ``fit``       limits, significances and pyhf workspaces per hypothesis (``limits_*.csv``)
 ``report``    results tables (``limits.csv``, ``limits.parquet``, ``summary.md``), figures
               (``figures/``), projections (``projections/``) and HEPData (``hepdata/``)
