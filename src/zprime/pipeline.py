@@ -39,6 +39,7 @@ import hashlib
 import io
 import json
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -412,13 +413,12 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
             # independent events, not a clump of k identical ones
             ctx.console.print(f"simulate {Path(path).name} ({data_det}, pseudo-data)")
             copies = ctx.out / "reco" / data_det / "copies" / Path(path).name
-            rng = np.random.default_rng(np.random.SeedSequence([data_seed, 6]))
+            stream = np.random.SeedSequence([data_seed, 6, zlib.crc32(Path(path).name.encode())])
+            rng = np.random.default_rng(stream)
             unweight_file(path, copies, 1.0 / lumi, rng, max_copies=max_copies)
             try:
                 # events with fewer than two tracks can enter no selection (the signal region
-                # and every control sample have two tracks): like a two-track trigger's data,
-                # the pseudo-data keep none of them (the copies of the Bhabha samples would
-                # otherwise take gigabytes)
+                # and every control sample have two tracks): the pseudo-data keep none of them
                 return simulate_file(
                     copies,
                     ctx.out / "reco" / data_det,
