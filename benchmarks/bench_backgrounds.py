@@ -33,7 +33,7 @@ SIZES = {  # the Pythia 8 samples (zprime's own generators: bench_generators.py)
 
 
 def bench_rates(quick: bool) -> None:
-    from zprime.backgrounds import chunk, describe, sample_settings
+    from zprime.generators.backgrounds import chunk, describe, sample_settings
 
     print(
         f"{'sample':<14} {'events':>8} {'ev/s/core':>10} {'kept':>7} {'sigma_gen [nb]':>16} "
@@ -63,7 +63,7 @@ def bench_rates(quick: bool) -> None:
 
 def stream(n_events: int, chunk_size: int) -> None:
     """Child mode: write a streamed mumu sample serially, print peak memory as JSON."""
-    from zprime.backgrounds import generate_sample
+    from zprime.generators.backgrounds import generate_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -4,7 +4,8 @@ Run: ``.venv/bin/python benchmarks/bench_control.py [--quick]``
 
 Generates radiative Bhabha (eegamma), mu mu and tau tau (tau -> e, mu only) events, simulates
 them with the ``simulation`` and the ``data`` detector (the same events and random numbers: the
-pipeline's default pseudo-data) and runs ``zprime.control.run_control`` with ``data_mode:
+pipeline's default pseudo-data) and runs ``zprime.analyses.invisible_zprime.control.run_control``
+with ``data_mode:
 weighted``. Prints, next to the truth the data detector was built with:
 
 - the photon-veto inefficiency of the backward barrel (per photon) with the estimator variants:
@@ -57,15 +58,15 @@ def main() -> None:
 
 
 def _run(cfg: Any, tmp: Path, idx: int) -> None:
-    from zprime.backgrounds import generate_sample
-    from zprime.control import (
+    from zprime.analyses.invisible_zprime.control import (
         ControlSample,
         measure_photon_veto,
         measure_resolution,
         read_channels,
         run_control,
     )
-    from zprime.detector import simulate_file
+    from zprime.detector.simulation import simulate_file
+    from zprime.generators.backgrounds import generate_sample
 
     sim_det = cfg.detector.get("simulation")
     data_det = cfg.detector.get("data")

@@ -1,4 +1,4 @@
-"""Benchmark of the fast detector simulation (zprime.detector).
+"""Benchmark of the fast detector simulation (zprime.detector.simulation).
 
 Prints
 1. the in-memory rate of ``simulate`` (simulation + reconstruction + analysis variables) on one
@@ -30,9 +30,9 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from zprime.constants import M_MUON, SQRT_S
-from zprime.events import make_particles, write_events
-from zprime.kinematics import cm_to_lab, four_momentum
+from zprime.io.events import make_particles, write_events
+from zprime.physics.constants import M_MUON, SQRT_S
+from zprime.physics.kinematics import cm_to_lab, four_momentum
 
 
 def synthetic_chunk(rng: np.random.Generator, n: int, first: int = 0) -> ak.Array:
@@ -114,7 +114,7 @@ def in_memory_rate(n: int = 1_000_000, batch: int = 200_000) -> tuple[float, flo
     The CPU-time rate is the per-core figure on a shared machine, where other processes take
     part of the core (both are equal on an idle one).
     """
-    from zprime.detector import simulate
+    from zprime.detector.simulation import simulate
 
     rng = np.random.default_rng(3)
     batches = [synthetic_chunk(rng, batch, i * batch) for i in range(max(n // batch, 1))]
@@ -131,7 +131,7 @@ def in_memory_rate(n: int = 1_000_000, batch: int = 200_000) -> tuple[float, flo
 
 def _child(path: str, out_dir: str, batch: int) -> None:
     """Run in a fresh process: stream one file and report time and peak memory as JSON."""
-    from zprime.detector import simulate_file
+    from zprime.detector.simulation import simulate_file
 
     t = time.perf_counter()
     c = time.process_time()
@@ -195,11 +195,11 @@ def main() -> None:
                 out.unlink()
 
     if not args.no_resolution:
-        from zprime.detector import signal_resolution
+        from zprime.detector.simulation import signal_resolution
 
         prl = {9.0: 0.23, 80.0: 0.06}
         masses = [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, np.sqrt(80.0)]
-        print("\nsignal M_recoil^2 resolution (zprime.signal + ISR, then simulation):")
+        print("\nsignal M_recoil^2 resolution (zprime.generators.signal + ISR, then simulation):")
         print("| M_Z' [GeV] | M^2 [GeV^2] | sigma68 [GeV^2] | FWHM/2.355 [GeV^2] | PRL [GeV^2] |")
         print("|---|---|---|---|---|")
         for r in signal_resolution(masses, 60_000):

@@ -1,4 +1,4 @@
-"""How the "data" detector configuration differs from "simulation" (zprime.detector).
+"""How the "data" detector configuration differs from "simulation" (zprime.detector.simulation).
 
 The pseudo-data are simulated with the ``data`` configuration; the analysis must find the
 differences in its control samples, as the PRL does. This script measures them, with the same
@@ -27,17 +27,17 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from zprime.analyses.invisible_zprime.selection import apply_selection
 from zprime.config import default_config
-from zprime.detector import (
+from zprime.detector.simulation import (
     configuration_differences,
     get_detector,
     m_recoil2_resolution,
     resolution_preselection,
     simulate,
 )
-from zprime.events import iter_events, read_metadata
-from zprime.selection import apply_selection
-from zprime.signal import generate
+from zprime.generators.signal import generate
+from zprime.io.events import iter_events, read_metadata
 
 CONFIGS = ("simulation", "data")
 LUMINOSITY_FB = 79.7  # [PRL]
@@ -52,7 +52,10 @@ def _sigma68(x: np.ndarray) -> float:
 def signal_part(n: int) -> None:
     cfg = default_config()
     masses = (0.5, 1.0, 3.0, 5.0, 7.0, 8.0, float(np.sqrt(80.0)))
-    print("\n1-3. signal (zprime.signal + zprime.detector), same events and random numbers")
+    print(
+        "\n1-3. signal (zprime.generators.signal + zprime.detector.simulation), same events and "
+        "random numbers"
+    )
     print(
         f"{'M [GeV]':>8} {'M^2':>6} {'sigma68 sim':>11} {'data/sim':>8} {'trg sim':>8} "
         f"{'trg data':>8} {'sel. eff sim':>12} {'data/sim':>8}"

@@ -8,7 +8,8 @@ chunk is generated in this process, simulated with the fast detector (``simulati
 through the preselection (the PRL selection without the Punzi-net), all timed by CPU time (the
 per-core figure on a shared machine). The equivalent luminosity of the chunk is
 ``n_generated / sigma_equivalent_fb`` (the generator's cross section per generated event at unit
-density, ``zprime.backgrounds.sample_size``), so the figure is fb^-1 per core-minute. Also printed:
+density, ``zprime.generators.backgrounds.sample_size``), so the figure is fb^-1 per core-minute.
+Also printed:
 the events written per generated one, the preselected yield at 79.7 fb^-1 and its statistical
 error, and the mean expected events per simulated event after the preselection,
 sum(w^2)/sum(w) at the data luminosity (goal: 0.1 with a luminosity factor of 10). The ratio to
@@ -32,10 +33,10 @@ import time
 import awkward as ak
 import numpy as np
 
-from zprime import backgrounds as bg
+from zprime.analyses.invisible_zprime.selection import apply_selection
 from zprime.config import default_config
-from zprime.detector import simulate
-from zprime.selection import apply_selection
+from zprime.detector.simulation import simulate
+from zprime.generators import backgrounds as bg
 
 SIZES = {  # generated events (phase-space points) per sample at --scale 1
     "tautau": 4_000_000,

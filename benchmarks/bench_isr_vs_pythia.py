@@ -8,7 +8,8 @@ measured 31% of the events below mHat = 10 GeV and 16% below 5 GeV.
 
 zprime side: the Born cross section of e+e- -> gamma* -> mu+ mu- with the muon mass,
 sigma(s') = 4 pi alpha^2 / (3 s') * b (3 - b^2) / 2 with b = sqrt(1 - 4 m_mu^2 / s'), convolved
-with the two-leg Kuraev-Fadin structure function of :mod:`zprime.isr`, sampled exactly as the
+with the two-leg Kuraev-Fadin structure function of :mod:`zprime.generators.isr`, sampled exactly as
+the
 signal generator samples it (``sample_energy_loss``). Pythia runs alpha_EM with the scale
 (its ``coupSM.alphaEM(sHat)``); to compare the ISR alone, the zprime Born is shown both with a
 fixed alpha and with Pythia's running alpha(s').
@@ -28,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from zprime.backgrounds import PYTHIA_BEAM_SETTINGS
-from zprime.constants import ALPHA_0, GEV2_TO_FB, M_MUON, S
-from zprime.isr import sample_energy_loss
+from zprime.generators.backgrounds import PYTHIA_BEAM_SETTINGS
+from zprime.generators.isr import sample_energy_loss
+from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, M_MUON, S
 
 MHAT_MIN = 0.3
 EDGES = np.array([0.3, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 10.3, 10.5, 10.5831])
@@ -121,7 +122,7 @@ def structure_function_spectrum(
     alpha: float = ALPHA_0,
     label: str = "zprime structure function",
 ) -> Spectrum:
-    """mHat spectrum of the Born convolved with zprime.isr (n weighted points).
+    """mHat spectrum of the Born convolved with zprime.generators.isr (n weighted points).
 
     ``alpha_of_s``: a callable alpha(s') (e.g. Pythia's running alphaEM); default fixed ``alpha``.
     """
@@ -153,20 +154,21 @@ def structure_function_spectrum(
 
 
 def _radiator(v: float, b: float) -> float:
-    """Combined two-leg O(beta) radiator W(v) (zprime.isr.radiator with a given beta)."""
+    """Combined two-leg O(beta) radiator W(v) (zprime.generators.isr.radiator with a given beta)."""
     return b * v ** (b - 1.0) * (1.0 + 0.75 * b) - b * (1.0 - 0.5 * v)
 
 
 def radiator_spectrum(alpha_of_s: object, scale: str = "s", label: str | None = None) -> Spectrum:
     """mHat spectrum from the one-dimensional radiator convolution (quadrature, no MC).
 
-    ``scale="s"``: the structure-function logarithm at the nominal s, as zprime.isr uses it.
+    ``scale="s"``: the structure-function logarithm at the nominal s, as zprime.generators.isr uses
+    it.
     ``scale="shat"``: at Q^2 = s', Pythia's default factorisation scale of a 2 -> 1 process
     (``SigmaProcess:factorScale1 = 1``, the squared resonance mass).
     """
     from scipy.integrate import quad
 
-    from zprime.isr import beta_isr
+    from zprime.generators.isr import beta_isr
 
     b_s = beta_isr(S)
     v_max = 1.0 - MHAT_MIN**2 / S

@@ -1,4 +1,5 @@
-"""Benchmark of the luminosity projections (zprime.projections). Prints, never asserts.
+"""Benchmark of the luminosity projections (zprime.analyses.invisible_zprime.projections). Prints,
+never asserts.
 
 The table of docs/projections.md: L = 79.7, 500, 5000, 50000 fb^-1 at M = 0.5, 2, 4, 6, 8 GeV
 (20 workspaces per option), for each systematics option (kept, scaled, none), with the
@@ -22,10 +23,15 @@ from pathlib import Path
 import hist
 import numpy as np
 
-from zprime.binning import Window
+from zprime.analyses.invisible_zprime.binning import Window
+from zprime.analyses.invisible_zprime.projections import project_templates, write_projection
+from zprime.analyses.invisible_zprime.templates import (
+    SystematicsTable,
+    TemplateSet,
+    WindowTemplates,
+    read_templates,
+)
 from zprime.config import default_config
-from zprime.projections import project_templates, write_projection
-from zprime.templates import SystematicsTable, TemplateSet, WindowTemplates, read_templates
 
 LUMS = [79.7, 500.0, 5000.0, 50000.0]
 MASSES = [0.5, 2.0, 4.0, 6.0, 8.0]

@@ -1,4 +1,5 @@
-"""Benchmark of the Punzi-net training (zprime.punzinet) on a default-size synthetic problem.
+"""Benchmark of the Punzi-net training (zprime.analyses.invisible_zprime.punzinet) on a default-size
+synthetic problem.
 
 Prints, for the default configuration (``punzinet`` of the shipped config, 1 torch thread):
 the numbers of events in the mass windows (only those enter the training), the time of the data
@@ -6,7 +7,8 @@ preparation, of the BCE pre-training (per epoch and total), of the Punzi-loss ph
 and total), the epochs run before early stopping, and the test-part figure of merit with and
 without the network cut (mean sensitivity gain).
 
-The problem is the synthetic toy of :func:`zprime.punzinet.toy_samples` (Gaussian features, signal
+The problem is the synthetic toy of :func:`zprime.analyses.invisible_zprime.punzinet.toy_samples`
+(Gaussian features, signal
 peaked in M_recoil^2, background flat over [-1, 81] GeV^2) at the configured signal masses.
 ``--in-windows`` draws the background M_recoil^2 inside the windows instead: every background
 event then enters the training (the worst case for the time per epoch).
@@ -22,8 +24,8 @@ import time
 
 import numpy as np
 
+from zprime.analyses.invisible_zprime.punzinet import default_resolution, toy_samples, train
 from zprime.config import default_config
-from zprime.punzinet import default_resolution, toy_samples, train
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Benchmark of zprime's tree-level QED generators (zprime.qed): speed, efficiency, cross sections.
+"""Benchmark of zprime's tree-level QED generators (zprime.generators.qed): speed, efficiency, cross
+sections.
 
 Run: ``.venv/bin/python benchmarks/bench_qed.py [--events N] [--quick]``
 
@@ -25,7 +26,7 @@ import time
 import awkward as ak
 import numpy as np
 
-from zprime import qed
+from zprime.generators import qed
 
 LUMINOSITY_FB = 79.7  # PRL 130, 231801: 79.7 fb^-1
 FILTER = {  # the default generator-level filter of zprime.config (CDC acceptance)
@@ -65,7 +66,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20k events per chunk")
     args = parser.parse_args()
     n = 20_000 if args.quick else args.events
-    print(f"zprime.qed generators, {n} phase-space points per chunk, one core (CPU time)")
+    print(
+        f"zprime.generators.qed generators, {n} phase-space points per chunk, one core (CPU time)"
+    )
     bench("ee", qed.ee_chunk, {}, n)
     bench("ee (no ISR)", qed.ee_chunk, {"isr": False}, n)
     bench("eegamma", qed.eegamma_chunk, {}, n)

@@ -1,6 +1,7 @@
 """Benchmark of real-data input and of the dask scale-out (issue 8).
 
-Prints the rate of ``zprime.realdata.read_observed`` / ``convert_observed`` on a basf2-like ROOT
+Prints the rate of ``zprime.detector.realdata.read_observed`` / ``convert_observed`` on a basf2-like
+ROOT
 tree (variable-length branches, MeV, mm), and the start-up time of a 2-worker dask LocalCluster
 with the time of a seeded chunked signal generation on it, on a 2-process pool and serially.
 
@@ -18,11 +19,11 @@ import numpy as np
 import uproot
 import yaml
 
-from zprime.detector import simulate
-from zprime.events import read_events
+from zprime.detector.realdata import convert_observed, read_observed
+from zprime.detector.simulation import simulate
+from zprime.generators.signal import write_signal
+from zprime.io.events import read_events
 from zprime.parallel import scheduler_executor
-from zprime.realdata import convert_observed, read_observed
-from zprime.signal import write_signal
 
 N_SIGNAL = 20_000
 REPEAT = 10

@@ -1,4 +1,4 @@
-"""Benchmarks of the e+e- -> mu+ mu- Z' signal generator (zprime.signal).
+"""Benchmarks of the e+e- -> mu+ mu- Z' signal generator (zprime.generators.signal).
 
 Prints:
 1. unweighted signal events per second on one core (M = 1 GeV, ISR on), with the one-off vegas
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zprime import signal as S
-from zprime.constants import ALPHA_0
+from zprime.generators import signal as S
+from zprime.physics.constants import ALPHA_0
 
 
 def _load() -> str:

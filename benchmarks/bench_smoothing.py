@@ -1,4 +1,4 @@
-"""Smoothed background templates (zprime.smoothing): closure and speed.
+"""Smoothed background templates (zprime.analyses.invisible_zprime.smoothing): closure and speed.
 
 Closure: a large selected background sample (default: a run's ``selected/presel``) is
 subsampled to a few hundred events (weights scaled up); the raw histogram and the KDE (kernels
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zprime.binning import ResolutionModel, ResolutionScale
-from zprime.smoothing import smooth_background
-from zprime.templates import EventSample
+from zprime.analyses.invisible_zprime.binning import ResolutionModel, ResolutionScale
+from zprime.analyses.invisible_zprime.smoothing import smooth_background
+from zprime.analyses.invisible_zprime.templates import EventSample
 
 
 def main() -> None:

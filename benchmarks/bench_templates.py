@@ -1,8 +1,10 @@
-"""Benchmark of the template stage (zprime.binning, zprime.templates).
+"""Benchmark of the template stage (zprime.analyses.invisible_zprime.binning,
+zprime.analyses.invisible_zprime.templates).
 
 Prints
 1. (``--chain``, default on) the signal M_recoil^2 resolution measured with the full chain
-   (zprime.signal with ISR -> zprime.detector -> zprime.selection without the Punzi-net and
+   (zprime.generators.signal with ISR -> zprime.detector.simulation ->
+   zprime.analyses.invisible_zprime.selection without the Punzi-net and
    without theta_recoil, re-applied after the move): Gaussian-core width and 68% half-width per
    mass, the fitted model, the hypothesis count for it and for the PRL fallback (PRL: 582), and
    the interpolation closure (held-out masses);
@@ -23,9 +25,13 @@ import time
 import numpy as np
 
 from zprime._util import chunk_rng
-from zprime.binning import ResolutionModel, ResolutionScale, grid_summary, hypothesis_grid
-from zprime.config import config_from_dict, default_config
-from zprime.templates import (
+from zprime.analyses.invisible_zprime.binning import (
+    ResolutionModel,
+    ResolutionScale,
+    grid_summary,
+    hypothesis_grid,
+)
+from zprime.analyses.invisible_zprime.templates import (
     EventSample,
     SignalModel,
     SimulatedSignal,
@@ -34,6 +40,7 @@ from zprime.templates import (
     templates_from_config,
     write_templates,
 )
+from zprime.config import config_from_dict, default_config
 
 CHAIN_MASSES = (
     0.05,
@@ -63,9 +70,9 @@ CHAIN_MASSES = (
 
 def chain_signals(masses, n_events: int, seed: int = 2023) -> list[SimulatedSignal]:
     """Selected signal samples from the full chain (no Punzi-net, no theta_recoil step)."""
-    from zprime.detector import simulate
-    from zprime.selection import apply_selection
-    from zprime.signal import generate
+    from zprime.analyses.invisible_zprime.selection import apply_selection
+    from zprime.detector.simulation import simulate
+    from zprime.generators.signal import generate
 
     cfg = default_config()
     out = []

@@ -1,6 +1,6 @@
 """Independent reference for the four-fermion matrix element (tests only).
 
-Every Feynman diagram written out by hand with :mod:`zprime.dirac` (explicit Dirac matrices,
+Every Feynman diagram written out by hand with :mod:`zprime.physics.dirac` (explicit Dirac matrices,
 its own spinors, a loop over the 64 helicity configurations), with the relative signs of the
 e e e e graphs derived from the antisymmetry under the exchange of identical fermions, not
 from the permutation signs that :mod:`zprime.generators.fourfermion_me` uses.
@@ -12,7 +12,7 @@ import itertools
 
 import numpy as np
 
-from zprime.dirac import (
+from zprime.physics.dirac import (
     GAMMA,
     current,
     dirac_bar,

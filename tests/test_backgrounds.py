@@ -1,4 +1,4 @@
-"""Tests of zprime.backgrounds: Pythia 8 samples, filter, weights, seeds, streaming."""
+"""Tests of zprime.generators.backgrounds: Pythia 8 samples, filter, weights, seeds, streaming."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from zprime import backgrounds as bg
 from zprime.config import config_from_dict, default_config
-from zprime.constants import E_ELECTRON_BEAM, E_POSITRON_BEAM
 from zprime.errors import ConfigError, InputError
-from zprime.events import EventWriter, read_events, read_metadata
+from zprime.generators import backgrounds as bg
+from zprime.io.events import EventWriter, read_events, read_metadata
+from zprime.physics.constants import E_ELECTRON_BEAM, E_POSITRON_BEAM
 
 E_TOTAL = E_ELECTRON_BEAM + E_POSITRON_BEAM
 PZ_TOTAL = E_ELECTRON_BEAM - E_POSITRON_BEAM
@@ -55,7 +55,7 @@ def test_events_are_in_the_lab_frame(name: str, n: int) -> None:
     np.testing.assert_allclose(ak.to_numpy(ak.sum(parts.pz, axis=1)), PZ_TOTAL, atol=1e-6)
     np.testing.assert_allclose(ak.to_numpy(ak.sum(parts.px, axis=1)), 0.0, atol=1e-6)
     np.testing.assert_array_equal(ak.to_numpy(res.events.event), np.arange(n))
-    # the schema of zprime.events
+    # the schema of zprime.io.events
     assert ak.fields(parts) == ["pdg", "e", "px", "py", "pz"]
     assert str(ak.type(parts.pdg)).endswith("int32")
 
@@ -93,7 +93,7 @@ def test_filter_keeps_exactly_the_events_with_two_tracks_in_the_cdc() -> None:
 
 
 def test_track_filter_counts_charged_particles_only() -> None:
-    from zprime.events import make_particles
+    from zprime.io.events import make_particles
 
     # event 0: two muons in acceptance; 1: a muon and a photon; 2: one muon + K_L (neutral);
     # 3: two pions, one at 10 deg (outside the CDC); 4: two electrons, one with pT = 0.2 GeV
@@ -336,7 +336,7 @@ def test_new_samples_are_registered_through_the_config(tmp_path: Path) -> None:
 
 
 def test_qed_samples_run_through_the_same_driver(tmp_path: Path) -> None:
-    pytest.importorskip("zprime.qed")
+    pytest.importorskip("zprime.generators.qed")
     cfg = default_config()
     assert {"ee", "eegamma", "pipi"} <= set(bg.sample_names(cfg))
     assert set(cfg.backgrounds.default_run) <= set(bg.sample_names(cfg))
@@ -345,7 +345,7 @@ def test_qed_samples_run_through_the_same_driver(tmp_path: Path) -> None:
     )
     events = read_events(path)
     meta = read_metadata(path)
-    assert meta["generator"].startswith("zprime.qed")
+    assert meta["generator"].startswith("zprime.generators.qed")
     assert meta["chunk_sizes"] == [6667, 6667, 6666]
     assert float(ak.sum(events.weight)) == pytest.approx(meta["sigma_filtered_fb"], rel=1e-12)
     # the qed generator fills the filter: every kept event has two tracks in the CDC

@@ -1,4 +1,5 @@
-"""Tests of zprime.binning: resolution model, hypothesis grid, windows, theta binning."""
+"""Tests of zprime.analyses.invisible_zprime.binning: resolution model, hypothesis grid, windows,
+theta binning."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from zprime.binning import (
+from zprime.analyses.invisible_zprime.binning import (
     PRL_RESOLUTION_POINTS,
     ResolutionModel,
     ResolutionScale,

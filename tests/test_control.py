@@ -1,4 +1,5 @@
-"""zprime.control: closure of every measurement on synthetic samples with a known truth, equal
+"""zprime.analyses.invisible_zprime.control: closure of every measurement on synthetic samples with
+a known truth, equal
 inputs, fallbacks, the corrections file, and the file layer on hand-made reconstructed events."""
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from zprime.binning import Window
-from zprime.config import SystematicsConfig, SystematicsValues, config_from_dict, default_config
-from zprime.control import (
+from zprime.analyses.invisible_zprime.binning import Window
+from zprime.analyses.invisible_zprime.control import (
     ChannelSample,
     ControlSample,
     Corrections,
@@ -34,11 +34,12 @@ from zprime.control import (
     trigger_acceptance,
     weighted_efficiency,
 )
-from zprime.detector import analysis_variables
+from zprime.analyses.invisible_zprime.selection import step_masks
+from zprime.analyses.invisible_zprime.templates import load_systematics
+from zprime.config import SystematicsConfig, SystematicsValues, config_from_dict, default_config
+from zprime.detector.simulation import analysis_variables
 from zprime.errors import InputError
-from zprime.events import write_events
-from zprime.selection import step_masks
-from zprime.templates import load_systematics
+from zprime.io.events import write_events
 
 DEG = math.pi / 180
 PRL = SystematicsValues()  # the PRL's values (the model's defaults)
@@ -289,9 +290,9 @@ def test_recoil_bhabha_flag_covers_the_detector_bhabha_veto() -> None:
     """Radiative Bhabha events through the detector, with the backward-barrel photons seen and
     all lost (the same random numbers): where the flag is off, the trigger's Bhabha veto does
     not depend on the photon; where the photon matters, the flag is on."""
-    from zprime.backgrounds import sample_settings
-    from zprime.detector import simulate
-    from zprime.qed import eegamma_chunk
+    from zprime.detector.simulation import simulate
+    from zprime.generators.backgrounds import sample_settings
+    from zprime.generators.qed import eegamma_chunk
 
     cfg = default_config()
     events = eegamma_chunk(sample_settings("eegamma", cfg), 150_000, 5).events
@@ -517,7 +518,7 @@ def test_too_few_events_warn_name_the_sample_and_record_the_fallback(
             "mumugamma", _sample("mumugamma", rng, 8), _sample("mumugamma", rng, 8)
         ),
     }
-    with caplog.at_level(logging.WARNING, logger="zprime.control"):
+    with caplog.at_level(logging.WARNING, logger="zprime.analyses.invisible_zprime.control"):
         result = derive(tiny, cfg, rng=np.random.default_rng(1))
     text = caplog.text
     for name in ("'emu'", "'ee'", "'mumugamma'"):
@@ -692,7 +693,7 @@ def test_read_channels_and_run_control_on_files(tmp_path: Path) -> None:
 def test_figures(rng: np.random.Generator, tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from zprime.control import comparison_figure, trigger_figure
+    from zprime.analyses.invisible_zprime.control import comparison_figure, trigger_figure
 
     cfg = default_config()
     sim = _sample("emu", rng, 4000, weight=0.5, trigger=0.9)
@@ -728,8 +729,8 @@ def _chain(
 ) -> dict[str, dict[str, Path]]:
     """Generate each sample (once when in ``shared``, else again for the data) and simulate it
     with the ``simulation`` detector and with ``control.data_detector``."""
-    from zprime.backgrounds import generate_sample
-    from zprime.detector import simulate_file
+    from zprime.detector.simulation import simulate_file
+    from zprime.generators.backgrounds import generate_sample
 
     paths: dict[str, dict[str, Path]] = {"simulation": {}, "data": {}}
     detectors = ("simulation", cfg.control.data_detector)
@@ -795,8 +796,8 @@ def _trigger_truth(paths: dict[str, Path], cfg, detector: str) -> tuple[np.ndarr
     was built with, averaged over the study's events (e mu before the trigger, photon veto,
     ECL-triggered, tracks in the line's acceptance, no recoil that could fire the Bhabha veto),
     and their weights."""
-    from zprime.detector import trigger_variable, two_track_efficiency
-    from zprime.events import iter_events
+    from zprime.detector.simulation import trigger_variable, two_track_efficiency
+    from zprime.io.events import iter_events
 
     trig = cfg.detector.get(detector).trigger
     edges = np.asarray(cfg.control.trigger.m2_edges_gev2)

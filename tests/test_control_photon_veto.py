@@ -11,20 +11,20 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from zprime import qed
-from zprime.backgrounds import sample_settings
-from zprime.config import default_config
-from zprime.constants import BETA_BOOST
-from zprime.control import (
+from zprime.analyses.invisible_zprime.control import (
     ChannelSample,
     ControlSample,
     _draw,
     measure_photon_veto,
     read_channels,
 )
+from zprime.config import default_config
 from zprime.errors import ConfigError, InputError
-from zprime.events import write_events
-from zprime.kinematics import lab_to_cm
+from zprime.generators import qed
+from zprime.generators.backgrounds import sample_settings
+from zprime.io.events import write_events
+from zprime.physics.constants import BETA_BOOST
+from zprime.physics.kinematics import lab_to_cm
 
 DEG = math.pi / 180
 EXTRA = 0.02  # the data detector's assumed extra loss (default.yaml, detector.configurations.data)
@@ -211,7 +211,7 @@ def test_stratified_sample_through_the_detectors_measures_the_configured_loss(
     79.7 fb^-1; the measured extra loss is the data detector's 2% within its error, and that
     error is 0.15% from 300k points (the default's 1.5M give ~0.07%)."""
     cfg = default_config()
-    from zprime.detector import simulate_file
+    from zprime.detector.simulation import simulate_file
 
     settings = sample_settings("eegamma", cfg)
     paths = {}

@@ -1,4 +1,5 @@
-"""Tests of zprime.detector: acceptance, resolutions, PID, ECL, trigger, schema and files."""
+"""Tests of zprime.detector.simulation: acceptance, resolutions, PID, ECL, trigger, schema and
+files."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import pytest
 import yaml
 
 from zprime.config import DetectorConfig, config_from_dict, default_config
-from zprime.constants import M_ELECTRON, M_MUON, M_PION, SQRT_S
-from zprime.detector import (
+from zprime.detector.simulation import (
     RECO_COLUMNS,
     VARIABLE_COLUMNS,
     analysis_variables,
@@ -28,8 +28,9 @@ from zprime.detector import (
     validate_reco_events,
 )
 from zprime.errors import ConfigError, InputError
-from zprime.events import make_particles, read_events, read_metadata, write_events
-from zprime.kinematics import cm_to_lab, four_momentum, pair_variables
+from zprime.io.events import make_particles, read_events, read_metadata, write_events
+from zprime.physics.constants import M_ELECTRON, M_MUON, M_PION, SQRT_S
+from zprime.physics.kinematics import cm_to_lab, four_momentum, pair_variables
 
 DEG = np.pi / 180.0
 _MASS = {11: M_ELECTRON, 13: M_MUON, 211: M_PION, 22: 0.0, 321: 0.493677, 2212: 0.938272}
@@ -528,9 +529,9 @@ def test_simulate_file_round_trip(tmp_path: Path, rng: np.random.Generator) -> N
 def test_unweight_file_keeps_the_yield_and_the_heavy_events(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
-    """zprime.events.unweight_file (the pseudo-data's samples at 1/L) keeps the expected yield,
+    """zprime.io.events.unweight_file (the pseudo-data's samples at 1/L) keeps the expected yield,
     gives every kept event at least the target weight and keeps heavy events as they are."""
-    from zprime.events import unweight_file
+    from zprime.io.events import unweight_file
 
     ev = _dimuon(20_000, rng)
     w = np.where(np.arange(20_000) % 10 == 0, 50.0, 2.0)  # w0 = 10: light and heavy events
@@ -720,14 +721,15 @@ def test_equal_configurations_simulate_identically(rng: np.random.Generator) -> 
 
 
 def test_data_resolution_is_8_percent_wider() -> None:
-    """Signal through the chain (zprime.signal + this simulation): the M_recoil^2 detector
+    """Signal through the chain (zprime.generators.signal + this simulation): the M_recoil^2
+    detector
     resolution of 'data' is 1.08 times that of 'simulation' [PRL: 8% wider in data].
 
     Both configurations see the same events and the same random numbers, so the ratio carries
     no sampling noise: what is left is the non-linearity of M_recoil^2 in the smearing and the
     quantile estimate, measured 1.0799-1.0803 at M = 0.5-8.9 GeV; hence the 0.005 tolerance.
     With independent seeds the ratio scatters by about 1% (the slow test below)."""
-    from zprime.signal import generate
+    from zprime.generators.signal import generate
 
     for i, mass in enumerate((3.0, np.sqrt(80.0))):
         events = generate(mass, 20_000, np.random.default_rng(31 + i)).events
@@ -785,7 +787,7 @@ def test_data_muon_id(pdg: int, p: float, sim_eff: float, data_eff: float) -> No
 def test_trigger_variable_and_efficiency_function() -> None:
     """q = s - 2 sqrt(s) E*_trk equals M_recoil^2 - m_mumu^2 for two tracks; the efficiency is
     linear in q between the two points and constant outside."""
-    from zprime.signal import generate
+    from zprime.generators.signal import generate
 
     events = generate(5.0, 2000, np.random.default_rng(2)).events
     reco = simulate(events, "simulation", np.random.default_rng(3))
@@ -807,7 +809,7 @@ def test_trigger_variable_and_efficiency_function() -> None:
 def test_data_trigger_efficiency_rises_with_m2() -> None:
     """'data': the two-track line fires for 89% of the events at M_recoil^2 ~ 0 and 93% at
     80 GeV^2 [PRL], through q = M_recoil^2 - m_mumu^2; 'simulation': flat 91%."""
-    from zprime.signal import generate
+    from zprime.generators.signal import generate
 
     n = 20000
     trg = get_detector("data")[1].trigger
@@ -837,11 +839,12 @@ def test_data_trigger_efficiency_rises_with_m2() -> None:
 
 @pytest.mark.slow
 def test_signal_resolution_against_prl() -> None:
-    """Full chain (zprime.signal with ISR + this simulation): the M_recoil^2 resolution is
+    """Full chain (zprime.generators.signal with ISR + this simulation): the M_recoil^2 resolution
+    is
     within 30% of the PRL's 0.23 GeV^2 at M^2 = 9 and 0.06 GeV^2 at M^2 = 80 (a check of the
     independently sourced momentum resolution, not a tune), and the 'data' configuration
     widens it by 8%."""
-    from zprime.detector import signal_resolution
+    from zprime.detector.simulation import signal_resolution
 
     rows = signal_resolution([3.0, np.sqrt(80.0)], 40_000, seed=3)
     assert rows[0]["sigma68_gev2"] == pytest.approx(0.23, rel=0.30)

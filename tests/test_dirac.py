@@ -1,4 +1,4 @@
-"""Tests of the explicit Dirac-matrix toolkit zprime.dirac."""
+"""Tests of the explicit Dirac-matrix toolkit zprime.physics.dirac."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from zprime import dirac as D
-from zprime.constants import M_MUON
+from zprime.physics import dirac as D
+from zprime.physics.constants import M_MUON
 
 
 def _momenta(rng: np.random.Generator, n: int, mass: float) -> np.ndarray:

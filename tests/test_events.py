@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from zprime.errors import InputError
-from zprime.events import (
+from zprime.io.events import (
     EventWriter,
     iter_events,
     make_particles,

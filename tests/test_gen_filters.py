@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from zprime import backgrounds as bg
 from zprime.config import config_from_dict, default_config
-from zprime.constants import P_BEAMS_LAB
 from zprime.errors import ConfigError
-from zprime.events import make_particles
+from zprime.generators import backgrounds as bg
 from zprime.generators.filters import check_against_selection, filter_mask, filter_particles
+from zprime.io.events import make_particles
+from zprime.physics.constants import P_BEAMS_LAB
 
 BASE = {
     "enabled": True,
@@ -175,7 +175,10 @@ def test_luminosity_factor_needs_a_known_cross_section() -> None:
 
 
 def test_generator_short_names() -> None:
-    assert bg.generator_target({"name": "x", "generator": "pythia"}) == "zprime.backgrounds:chunk"
+    assert (
+        bg.generator_target({"name": "x", "generator": "pythia"})
+        == "zprime.generators.backgrounds:chunk"
+    )
     assert bg.generator_target({"name": "x", "generator": "a.b:c"}) == "a.b:c"
     with pytest.raises(ConfigError, match=r"backgrounds\.samples\.x\.generator: unknown"):
         bg.generator_target({"name": "x", "generator": "herwig"})
@@ -183,8 +186,8 @@ def test_generator_short_names() -> None:
 
 def _select(events, cfg, seed):
     """Simulate and preselect generator-level events; the passing events' variables."""
-    from zprime.detector import simulate
-    from zprime.selection import apply_selection
+    from zprime.analyses.invisible_zprime.selection import apply_selection
+    from zprime.detector.simulation import simulate
 
     reco = simulate(events, "simulation", np.random.default_rng(seed), config=cfg)
     mask, _ = apply_selection(

@@ -8,13 +8,13 @@ import awkward as ak
 import numpy as np
 import pytest
 
-import zprime.backgrounds as bg
+import zprime.generators.backgrounds as bg
 from _fourfermion_reference import random_event, reference_me2
 from zprime.config import default_config
-from zprime.constants import ALPHA_0, SQRT_S
 from zprime.errors import ConfigError
 from zprime.generators import fourfermion as ff
 from zprime.generators import fourfermion_me as me
+from zprime.physics.constants import ALPHA_0, SQRT_S
 
 FILTER = {
     "enabled": True,
@@ -38,7 +38,8 @@ def _event(final_state: str, n: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("final_state", list(me.FINAL_STATES))
 def test_matrix_element_equals_the_hand_written_diagrams(final_state: str) -> None:
-    """Against every graph written out with zprime.dirac (e e e e signs from antisymmetry)."""
+    """Against every graph written out with zprime.physics.dirac (e e e e signs from
+    antisymmetry)."""
     p = _event(final_state, 6, 1)
     kin = me.kinematics_from_momenta(p, final_state)
     ours = me.matrix_element_squared(kin, final_state, ALPHA_0)

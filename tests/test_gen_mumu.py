@@ -1,7 +1,7 @@
 """Tests of zprime.generators.mumu: e+e- -> mu+ mu- (gamma) with the exact O(alpha) hard photon.
 
 The matrix element is checked against an independent oracle (the four Feynman diagrams with the
-explicit Dirac matrices of zprime.dirac, summed over the 32 helicity configurations), gauge
+explicit Dirac matrices of zprime.physics.dirac, summed over the 32 helicity configurations), gauge
 invariance, the FSR matrix element of the signal (e+e- -> mu mu Z' at M -> 0, g' = e) and the
 soft-photon limit; the phase-space integral against a plain flat-phase-space Monte Carlo.
 """
@@ -15,12 +15,12 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from zprime import dirac
-from zprime.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, M_MUON, SQRT_S
 from zprime.errors import ConfigError
 from zprime.generators import mumu
-from zprime.isr import beta_isr
-from zprime.kinematics import cm_to_lab, lab_to_cm
+from zprime.generators.isr import beta_isr
+from zprime.physics import dirac
+from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, M_MUON, SQRT_S
+from zprime.physics.kinematics import cm_to_lab, lab_to_cm
 
 P_BEAMS_CM_LAB = cm_to_lab(np.array([SQRT_S, 0.0, 0.0, 0.0]))
 
@@ -160,7 +160,7 @@ def test_gauge_invariance(points):
 
 
 def test_fsr_part_equals_signal_me_at_small_mass(points):
-    from zprime.signal import matrix_element_squared as signal_me2
+    from zprime.generators.signal import matrix_element_squared as signal_me2
 
     p1, p2, q1, q2, k = points
     _, fsr, _ = mumu.matrix_element_squared(p1, p2, q1, q2, k, parts=True)
@@ -209,7 +209,7 @@ def _plain_mc(opts: dict, n: int, rng: np.random.Generator) -> tuple[float, floa
     b = beta_isr(s)
     m_min, pt_min = opts["m_mumu_min_gev"], opts["pt_gamma_min_gev"]
 
-    def sf(u):  # D(x) sampled through v = u^(2/b) (zprime.isr convention), written anew
+    def sf(u):  # D(x) sampled through v = u^(2/b) (zprime.generators.isr convention), written anew
         v = u ** (2 / b)
         dens = 0.5 * b * v ** (0.5 * b - 1)
         dx = 0.5 * b * v ** (0.5 * b - 1) * (1 + 0.375 * b) - 0.25 * b * (2 - v)

@@ -1,6 +1,7 @@
 """Tests of zprime.generators.tau_decays and zprime.generators.tautau.
 
-The oracle of the spin physics is :mod:`zprime.dirac`: squared amplitudes with explicit Dirac
+The oracle of the spin physics is :mod:`zprime.physics.dirac`: squared amplitudes with explicit
+Dirac
 spinors of definite spin along x, y, z of the tau rest frame.
 """
 
@@ -12,13 +13,13 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from zprime import dirac as D
-from zprime.constants import M_TAU, P_BEAMS_LAB
 from zprime.errors import ConfigError
 from zprime.generators import tau_decays as td
 from zprime.generators import tautau as tt
 from zprime.generators.filters import filter_particles
-from zprime.kinematics import lab_to_cm
+from zprime.physics import dirac as D
+from zprime.physics.constants import M_TAU, P_BEAMS_LAB
+from zprime.physics.kinematics import lab_to_cm
 
 FILTER = {
     "enabled": True,

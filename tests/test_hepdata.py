@@ -1,4 +1,4 @@
-"""Tests of zprime.hepdata: HEPData submission of the results table."""
+"""Tests of zprime.analyses.invisible_zprime.hepdata: HEPData submission of the results table."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zprime.errors import InputError
-from zprime.hepdata import (
+from zprime.analyses.invisible_zprime.hepdata import (
     SUBMISSION_ARCHIVE,
     SUBMISSION_DIR,
     pack_workspaces,
@@ -21,6 +20,7 @@ from zprime.hepdata import (
     validate_hepdata,
     write_hepdata,
 )
+from zprime.errors import InputError
 
 _BANDS = ("m2", "m1", "", "p1", "p2")
 # expected limit = median x these factors (-2, -1, 0, +1, +2 sigma)

@@ -10,17 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zprime import pseudodata
-from zprime.binning import ResolutionModel, ResolutionScale, Window
-from zprime.config import default_config
-from zprime.stats import build_workspace, compile_workspace, discovery, fit
-from zprime.templates import (
+from zprime.analyses.invisible_zprime.binning import ResolutionModel, ResolutionScale, Window
+from zprime.analyses.invisible_zprime.templates import (
     EventSample,
     SignalModel,
     SimulatedSignal,
     SystematicsTable,
     build_window,
 )
+from zprime.config import default_config
+from zprime.stats import build_workspace, compile_workspace, discovery, fit, pseudodata
 
 RES = ResolutionModel.prl()
 LUMI = 79.7

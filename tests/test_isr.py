@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from zprime.constants import ALPHA_0, M_ELECTRON, SQRT_S
-from zprime.isr import (
+from zprime.generators.isr import (
     beta_isr,
     isr_kinematics,
     radiator,
     sample_energy_loss,
     structure_function,
 )
+from zprime.physics.constants import ALPHA_0, M_ELECTRON, SQRT_S
 
 S = SQRT_S**2
 

@@ -1,12 +1,12 @@
-"""Tests of zprime.kinematics: boosts, recoil quantities and the Punzi-net features."""
+"""Tests of zprime.physics.kinematics: boosts, recoil quantities and the Punzi-net features."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from zprime.constants import BETA_GAMMA, M_MUON, P_BEAMS_LAB, SQRT_S, S
-from zprime.kinematics import (
+from zprime.physics.constants import BETA_GAMMA, M_MUON, P_BEAMS_LAB, SQRT_S, S
+from zprime.physics.kinematics import (
     PAIR_VARIABLES,
     angle_between,
     boost_z,

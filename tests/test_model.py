@@ -1,4 +1,5 @@
-"""Tests of zprime.model: Z' widths, B(invisible), (g-2)_mu and the g' <-> sigma translation."""
+"""Tests of zprime.physics.model: Z' widths, B(invisible), (g-2)_mu and the g' <-> sigma
+translation."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from zprime import model as zm
-from zprime.constants import M_MUON, M_TAU
 from zprime.errors import ConfigError
+from zprime.physics import model as zm
+from zprime.physics.constants import M_MUON, M_TAU
 
 TWO_MMU = 2.0 * M_MUON
 TWO_MTAU = 2.0 * M_TAU
@@ -274,14 +275,14 @@ def test_coupling_limit_uses_package_table_when_xsec_is_none(
 ) -> None:
     calls: list[float] = []
 
-    class FakeTable:  # TEST INPUT standing in for zprime.signal's cached table
+    class FakeTable:  # TEST INPUT standing in for zprime.generators.signal's cached table
         def sigma_fb(self, mass: np.ndarray, g: float = 1.0) -> np.ndarray:
             calls.append(g)
             return stand_in_xsec(mass) * g**2
 
-    fake = types.ModuleType("zprime.signal")
+    fake = types.ModuleType("zprime.generators.signal")
     fake.load_xsec_table = FakeTable  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "zprime.signal", fake)
+    monkeypatch.setitem(sys.modules, "zprime.generators.signal", fake)
     got = zm.coupling_limit(0.5, 2.0, "vanilla")
     assert got == zm.coupling_limit(0.5, 2.0, "vanilla", xsec=stand_in_xsec)
     assert calls == [1.0]

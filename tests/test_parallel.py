@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from zprime._util import chunk_rng
-from zprime.backgrounds import generate_sample
-from zprime.detector import simulate
+from zprime.detector.simulation import simulate
 from zprime.errors import ConfigError
-from zprime.events import read_events
+from zprime.generators.backgrounds import generate_sample
+from zprime.generators.signal import write_signal
+from zprime.io.events import read_events
 from zprime.parallel import executor_from_address, map_tasks, scheduler_executor
-from zprime.signal import write_signal
 
 
 def _draw(seed: int, index: int) -> float:

@@ -11,6 +11,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from zprime.analyses.invisible_zprime.selection import (
+    STEPS,
+    step_masks,
+    tau_suppression_mask,
+    tau_suppression_variables,
+)
 from zprime.config import (
     Config,
     available_presets,
@@ -18,16 +24,10 @@ from zprime.config import (
     default_config,
     load_config,
 )
-from zprime.constants import M_MUON
-from zprime.detector import analysis_variables
+from zprime.detector.simulation import analysis_variables
 from zprime.errors import ConfigError
-from zprime.kinematics import cm_to_lab, four_momentum
-from zprime.selection import (
-    STEPS,
-    step_masks,
-    tau_suppression_mask,
-    tau_suppression_variables,
-)
+from zprime.physics.constants import M_MUON
+from zprime.physics.kinematics import cm_to_lab, four_momentum
 
 DEG = math.pi / 180
 
@@ -174,7 +174,7 @@ def test_tau_suppression_uses_the_cut_of_the_events_region(pilot: Config) -> Non
 
 
 def test_pipeline_without_network_gives_a_final_selection(pilot: Config, tmp_path: Path) -> None:
-    from zprime.events import read_events
+    from zprime.io.events import read_events
     from zprime.pipeline import quick_config, run
 
     data = quick_config(pilot).to_dict()

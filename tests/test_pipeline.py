@@ -150,10 +150,10 @@ def test_photon_veto_reweighting_reduces_to_the_selection(
 
     import numpy as np
 
-    from zprime.control import Corrections
-    from zprime.events import read_events
+    from zprime.analyses.invisible_zprime.control import Corrections
+    from zprime.analyses.invisible_zprime.punzinet import load
+    from zprime.io.events import read_events
     from zprime.pipeline import RunContext, _photon_veto_reweighted
-    from zprime.punzinet import load
 
     out, outputs, _ = tiny_run
     ctx = RunContext(config_from_dict(TINY), out, Console(quiet=True))
@@ -193,7 +193,7 @@ def test_user_data_file_is_the_observed_data(
     import uproot
     import yaml
 
-    from zprime.events import read_events, read_metadata
+    from zprime.io.events import read_events, read_metadata
 
     out, outputs, _ = tiny_run
     reco = ak.concatenate([read_events(outputs["simulate"]["data"][k]) for k in ("mumu", "eemumu")])

@@ -1,4 +1,5 @@
-"""Tests of zprime.projections: expected limits scaled to other luminosities."""
+"""Tests of zprime.analyses.invisible_zprime.projections: expected limits scaled to other
+luminosities."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import hist
 import numpy as np
 import pytest
 
-from zprime.binning import Window
-from zprime.config import default_config
-from zprime.errors import InputError
-from zprime.projections import (
+from zprime.analyses.invisible_zprime.binning import Window
+from zprime.analyses.invisible_zprime.projections import (
     ProjectionTable,
     project_limits,
     project_systematics,
@@ -22,8 +21,15 @@ from zprime.projections import (
     smooth_background,
     write_projection,
 )
+from zprime.analyses.invisible_zprime.templates import (
+    SystematicsTable,
+    TemplateSet,
+    WindowTemplates,
+    write_templates,
+)
+from zprime.config import default_config
+from zprime.errors import InputError
 from zprime.stats import build_workspace, scan_limits
-from zprime.templates import SystematicsTable, TemplateSet, WindowTemplates, write_templates
 
 L0 = 79.7
 NBINS = 12
@@ -282,7 +288,7 @@ def test_bad_options_and_inputs():
 
 
 def test_projections_from_config(tmp_path):
-    from zprime.projections import projections_from_config
+    from zprime.analyses.invisible_zprime.projections import projections_from_config
 
     tset = TemplateSet(windows=[_window(1.0), _window(3.0, index=1)])
     write_templates(tmp_path / "tpl", tset)

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import norm
 
 from zprime.errors import ConfigError, InputError
-from zprime.pseudodata import draw, event_counts
+from zprime.stats.pseudodata import draw, event_counts
 
 
 def _sample(rng: np.random.Generator, n: int, weight: float, centre: float) -> dict:
@@ -29,10 +29,9 @@ def test_bin_counts_are_poisson_with_the_expected_means(rng: np.random.Generator
         b = _sample(rng, rng.poisson(800), 0.001, 14.0)  # L w = 0.1
         counts.append(np.histogram(draw({"a": a, "b": b}, lumi, rng)["m_recoil2"], edges)[0])
     counts_arr = np.array(counts)
-    expected = (
-        2000 * 0.25 * (norm.cdf(edges[1:], 10, 1) - norm.cdf(edges[:-1], 10, 1))
-        + 800 * 0.1 * (norm.cdf(edges[1:], 14, 1) - norm.cdf(edges[:-1], 14, 1))
-    )
+    expected = 2000 * 0.25 * (
+        norm.cdf(edges[1:], 10, 1) - norm.cdf(edges[:-1], 10, 1)
+    ) + 800 * 0.1 * (norm.cdf(edges[1:], 14, 1) - norm.cdf(edges[:-1], 14, 1))
     mean, var = counts_arr.mean(axis=0), counts_arr.var(axis=0)
     sel = expected > 5
     np.testing.assert_allclose(mean[sel], expected[sel], rtol=0.03)

@@ -1,4 +1,5 @@
-"""Tests of zprime.punzinet: the Punzi loss, training, saving and loading, determinism."""
+"""Tests of zprime.analyses.invisible_zprime.punzinet: the Punzi loss, training, saving and loading,
+determinism."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from zprime.config import PunziNetConfig, default_config
-from zprime.errors import ConfigError, InputError
-from zprime.punzinet import (
+from zprime.analyses.invisible_zprime.punzinet import (
     FEATURES,
     SCAN_CUTS,
     SignalSample,
@@ -28,6 +27,8 @@ from zprime.punzinet import (
     toy_samples,
     train,
 )
+from zprime.config import PunziNetConfig, default_config
+from zprime.errors import ConfigError, InputError
 
 LUMI = 79.7
 MASSES = [1.0, 3.0, 5.0, 7.0, 8.5]
@@ -189,7 +190,7 @@ def test_output_one_is_no_network_figure_of_merit(toy):
 
 def test_gradients_flow(toy):
     sig, bkg = toy
-    from zprime.punzinet import PunziNetwork
+    from zprime.analyses.invisible_zprime.punzinet import PunziNetwork
 
     torch.manual_seed(0)
     net = PunziNetwork(4, [8, 4])
@@ -215,7 +216,7 @@ def test_gradients_flow(toy):
 def test_network_shape_and_reference_initialisation():
     """4-8-4-1 with tanh and a sigmoid output by default; Kaiming-normal weights and
     standard-normal biases ([PL] train.weights_init)."""
-    from zprime.punzinet import PunziNetwork
+    from zprime.analyses.invisible_zprime.punzinet import PunziNetwork
 
     cfg = default_config().punzinet
     assert cfg.hidden_layers == [8, 4]
@@ -291,7 +292,7 @@ def test_every_other_mass_trains_and_test_masses_are_unseen(toy, trained):
     a, b = trained.network.state_dict(), again.network.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # four masses: 0 and 2 by parity, 3 as the last; one mass: it trains
-    from zprime.punzinet import _mass_split
+    from zprime.analyses.invisible_zprime.punzinet import _mass_split
 
     assert _mass_split(4).tolist() == [True, False, True, True]
     assert _mass_split(5).tolist() == [True, False, True, False, True]
@@ -457,7 +458,7 @@ def test_record_contents(trained):
 
 def test_resolution_object_with_sigma_method(toy):
     """``train`` takes the fit's resolution model (an object with ``sigma``) as it is."""
-    from zprime.binning import ResolutionModel
+    from zprime.analyses.invisible_zprime.binning import ResolutionModel
 
     sig, bkg = toy
     model = ResolutionModel.from_points([0.0, 80.0], [0.3, 0.1])
@@ -473,9 +474,13 @@ def test_window_without_training_background_warns(toy, caplog):
     # no background events near M^2 = 25 (the 5 GeV training window)
     far = {k: v[np.abs(bkg["m_recoil2"] - 25.0) > 1.0] for k, v in bkg.items()}
     cfg = PunziNetConfig(**{**FAST, "bce_epochs": 1, "punzi_epochs": 2})
-    with caplog.at_level(logging.WARNING, logger="zprime.punzinet"):
+    with caplog.at_level(logging.WARNING, logger="zprime.analyses.invisible_zprime.punzinet"):
         model = train(sig, far, config=cfg, luminosity_fb=LUMI, progress=False)
-    msgs = [r.getMessage() for r in caplog.records if r.name == "zprime.punzinet"]
+    msgs = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "zprime.analyses.invisible_zprime.punzinet"
+    ]
     assert msgs == ["punzinet: no training background in the window(s) of M = 5 GeV"]
     assert model.record["windows_without_training_background"] == ["5"]
 
@@ -622,7 +627,7 @@ def test_cli_train(tmp_path):
     from typer.testing import CliRunner
 
     from zprime.cli import app
-    from zprime.events import write_events
+    from zprime.io.events import write_events
 
     sig, bkg = toy_samples(np.random.default_rng(5), [2.0, 4.0, 6.0], 600, 8000)
     args = ["train"]
@@ -684,7 +689,7 @@ def test_ensemble_is_the_mean_of_its_members_and_round_trips(trained, toy, indep
     of the same seed), the output is their mean, and the file keeps all three."""
     import copy
 
-    from zprime.punzinet import PunziEnsemble
+    from zprime.analyses.invisible_zprime.punzinet import PunziEnsemble
 
     sig, bkg = toy
     _, other = independent

@@ -1,7 +1,7 @@
-"""Tests of zprime.qed: Bhabha, radiative Bhabha and pi+ pi- gamma(ISR) generators.
+"""Tests of zprime.generators.qed: Bhabha, radiative Bhabha and pi+ pi- gamma(ISR) generators.
 
 The matrix elements are checked against Feynman diagrams evaluated with explicit Dirac matrices
-(zprime.dirac, an independent implementation), against textbook formulas and analytic limits
+(zprime.physics.dirac, an independent implementation), against textbook formulas and analytic limits
 (soft-photon factorisation, the ISR radiator, the Binner-Kuhn-Melnikov photon angular
 distribution), and the generators for four-momentum conservation, cuts, weights and seeds.
 """
@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from zprime import dirac, isr, qed
-from zprime.constants import ALPHA_0, GEV2_TO_FB, GEV2_TO_NB, M_ELECTRON, M_PION, SQRT_S
 from zprime.errors import ConfigError, InputError
-from zprime.kinematics import lab_to_cm
+from zprime.generators import isr, qed
+from zprime.physics import dirac
+from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, GEV2_TO_NB, M_ELECTRON, M_PION, SQRT_S
+from zprime.physics.kinematics import lab_to_cm
 
 S = SQRT_S**2
 E2 = 4.0 * math.pi * ALPHA_0
@@ -496,14 +497,16 @@ def test_options_validation_and_defaults():
         qed.eegamma_chunk({"options": {"e_gamma_min_gev": 6.0}}, 10, 1)
     with pytest.raises(InputError, match="n_generate"):
         qed.pipi_chunk({}, 0, 1)
-    info = qed.describe({"name": "pipi", "generator": "zprime.qed:pipi_chunk", "options": {}})
+    info = qed.describe(
+        {"name": "pipi", "generator": "zprime.generators.qed:pipi_chunk", "options": {}}
+    )
     assert info["br_weight"] == 1.0
     assert info["qed_options"] == qed.DEFAULT_SETTINGS["pipi"]["options"]
     with pytest.raises(ConfigError, match="unknown generator"):
-        qed.describe({"name": "x", "generator": "zprime.qed:nothing"})
+        qed.describe({"name": "x", "generator": "zprime.generators.qed:nothing"})
     for name, entry in qed.DEFAULT_SETTINGS.items():
         assert set(entry["options"]) == set(qed.OPTION_DOCS[name])
-        assert entry["generator"] == f"zprime.qed:{name}_chunk"
+        assert entry["generator"] == f"zprime.generators.qed:{name}_chunk"
 
 
 def test_default_settings_fit_the_background_configuration():

@@ -15,14 +15,14 @@ import pytest
 import uproot
 import yaml
 
-from zprime.backgrounds import generate_sample
+from zprime.analyses.invisible_zprime.selection import CHANNELS, select_file, step_masks
 from zprime.config import default_config
-from zprime.detector import VARIABLE_COLUMNS, simulate, validate_reco_events
+from zprime.detector.realdata import COLUMNS, convert_observed, load_column_map, read_observed
+from zprime.detector.simulation import VARIABLE_COLUMNS, simulate, validate_reco_events
 from zprime.errors import ConfigError, InputError
-from zprime.events import read_events, read_metadata, write_events
-from zprime.realdata import COLUMNS, convert_observed, load_column_map, read_observed
-from zprime.selection import CHANNELS, select_file, step_masks
-from zprime.signal import write_signal
+from zprime.generators.backgrounds import generate_sample
+from zprime.generators.signal import write_signal
+from zprime.io.events import read_events, read_metadata, write_events
 
 SELECTION = default_config().selection.model_copy(update={"disabled": ["punzinet"]})
 

@@ -1,4 +1,5 @@
-"""Tests of the data-versus-simulation figures (zprime.report.spectra_figures, zprime.plots)."""
+"""Tests of the data-versus-simulation figures
+(zprime.analyses.invisible_zprime.spectra.spectra_figures, zprime.report.plots)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from zprime import plots
+from zprime.analyses.invisible_zprime.spectra import (
+    M2_EDGES,
+    before_network_pseudo_data,
+    spectra_figures,
+)
 from zprime.config import load_config
 from zprime.errors import InputError
-from zprime.events import write_events
-from zprime.report import M2_EDGES, before_network_pseudo_data, spectra_figures
+from zprime.io.events import write_events
+from zprime.report import plots
 
 LUMI = 20.0  # fb^-1
 

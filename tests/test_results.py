@@ -1,4 +1,5 @@
-"""Tests of zprime.results (results table, g' translation, recast) and the result figures."""
+"""Tests of zprime.analyses.invisible_zprime.results (results table, g' translation, recast) and the
+result figures."""
 
 from __future__ import annotations
 
@@ -13,11 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from zprime.config import default_config
-from zprime.constants import M_MUON, M_TAU
-from zprime.errors import ConfigError, InputError
-from zprime.model import g2_band
-from zprime.results import (
+from zprime.analyses.invisible_zprime.results import (
     BANDS,
     COLUMNS,
     ResultsTable,
@@ -27,6 +24,10 @@ from zprime.results import (
     summary_markdown,
     write_results,
 )
+from zprime.config import default_config
+from zprime.errors import ConfigError, InputError
+from zprime.physics.constants import M_MUON, M_TAU
+from zprime.physics.model import g2_band
 
 FIT_HEADER = [
     "name",
@@ -419,7 +420,7 @@ def test_recast_cli_error_exit(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- figures
 def test_figures_written(table: ResultsTable, tmp_path: Path) -> None:
-    from zprime.plots import result_figures
+    from zprime.report.plots import result_figures
 
     written = result_figures(table, tmp_path / "figs")
     assert len(written) == 12
@@ -433,7 +434,7 @@ def test_figures_written(table: ResultsTable, tmp_path: Path) -> None:
 def test_figures_gaps_and_bands(table: ResultsTable) -> None:
     import matplotlib.pyplot as plt
 
-    from zprime.plots import gprime_limit_figure, xsec_limit_figure
+    from zprime.report.plots import gprime_limit_figure, xsec_limit_figure
 
     fig = xsec_limit_figure(table)
     ax = fig.axes[0]

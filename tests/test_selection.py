@@ -7,11 +7,16 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from zprime.analyses.invisible_zprime.selection import (
+    STEPS,
+    apply_selection,
+    select_file,
+    step_masks,
+)
 from zprime.config import SelectionConfig, load_config
-from zprime.detector import analysis_variables
+from zprime.detector.simulation import analysis_variables
 from zprime.errors import ConfigError, InputError
-from zprime.events import read_events, write_events
-from zprime.selection import STEPS, apply_selection, select_file, step_masks
+from zprime.io.events import read_events, write_events
 
 DEG = math.pi / 180
 
@@ -95,7 +100,7 @@ def test_each_step_rejects_what_it_should(change: dict, failing: str) -> None:
 
 def test_back_to_back_muons_fail_the_opening_angle() -> None:
     # back to back in the c.m. frame: equal and opposite c.m. momenta, boosted to the lab
-    from zprime.kinematics import cm_to_lab
+    from zprime.physics.kinematics import cm_to_lab
 
     e = 5.0
     p = math.sqrt(e**2 - 0.10566**2)

@@ -15,11 +15,11 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from zprime import dirac as D
-from zprime import signal as S
-from zprime.constants import ALPHA_0, GEV2_TO_FB, M_MUON, PDG_ZPRIME, SQRT_S
 from zprime.errors import ConfigError, InputError
-from zprime.events import read_events, read_metadata, validate_generator_events
+from zprime.generators import signal as S
+from zprime.io.events import read_events, read_metadata, validate_generator_events
+from zprime.physics import dirac as D
+from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, M_MUON, PDG_ZPRIME, SQRT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def me2_dirac(
     electron_current: np.ndarray | None = None,
     zprime_current: bool = False,
 ) -> np.ndarray:
-    """Spin-averaged |M|^2 from an explicit helicity sum with zprime.dirac.
+    """Spin-averaged |M|^2 from an explicit helicity sum with zprime.physics.dirac.
 
     ``electron_current``: replace vbar(p2) gamma^mu u(p1) by this vector (Ward test, photon
     side). ``zprime_current``: replace eps*(q) by q (Ward test, Z' side; also the q q / M^2 term
@@ -404,7 +404,7 @@ def test_unweighted_distribution_matches_weighted() -> None:
     mz = 0.5
     gen = S.SignalGenerator(mz, isr=False, seed=9, n_pilot=100_000)
     ev = gen.generate(60_000, np.random.default_rng(2)).events
-    from zprime.kinematics import lab_to_cm
+    from zprime.physics.kinematics import lab_to_cm
 
     e_mu = lab_to_cm(_p4(ev, 13))[:, 0]
     edges = np.linspace(M_MUON, SQRT_S / 2, 21)
@@ -608,7 +608,7 @@ def test_regenerated_me_matches_shipped(tmp_path: Path, rng: np.random.Generator
     assert spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    from zprime import _me_generated as shipped
+    from zprime.generators import _signal_me_generated as shipped
 
     assert mod.FORM_SCRIPT_SHA256 == shipped.FORM_SCRIPT_SHA256
     args = [rng.uniform(0.1, 50.0, 100) for _ in range(7)] + [M_MUON**2, rng.uniform(0.01, 30, 100)]
@@ -658,8 +658,8 @@ def test_signal_isr_matches_radiator_convolution() -> None:
     from scipy.integrate import quad
     from scipy.interpolate import PchipInterpolator
 
-    from zprime.constants import S as S_NOM
-    from zprime.isr import beta_isr
+    from zprime.generators.isr import beta_isr
+    from zprime.physics.constants import S as S_NOM
 
     mz = 1.0
     rs_min = 2 * M_MUON + mz

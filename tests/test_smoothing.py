@@ -1,4 +1,5 @@
-"""Tests of zprime.smoothing: kernel-density background templates (kernels of the resolution)."""
+"""Tests of zprime.analyses.invisible_zprime.smoothing: kernel-density background templates (kernels
+of the resolution)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from zprime.binning import ResolutionModel, ResolutionScale, Window
-from zprime.config import config_from_dict
-from zprime.errors import ConfigError, InputError
-from zprime.smoothing import (
+from zprime.analyses.invisible_zprime.binning import ResolutionModel, ResolutionScale, Window
+from zprime.analyses.invisible_zprime.smoothing import (
     kde_bin_integrals,
     kernel_widths,
     smooth_background,
     smoothing_from_config,
 )
-from zprime.templates import EventSample, SimulatedSignal, build_templates, templates_from_config
+from zprime.analyses.invisible_zprime.templates import (
+    EventSample,
+    SimulatedSignal,
+    build_templates,
+    templates_from_config,
+)
+from zprime.config import config_from_dict
+from zprime.errors import ConfigError, InputError
 
 RES = ResolutionModel.prl()
 CONST = ResolutionModel.from_points([0.0], [0.2], source="test")  # sigma = 0.2 GeV^2 everywhere
@@ -264,6 +270,6 @@ def test_option_off_is_the_current_behaviour_and_on_fills_every_bin(rng) -> None
 
 
 def off_signal_model(signals):
-    from zprime.templates import SignalModel
+    from zprime.analyses.invisible_zprime.templates import SignalModel
 
     return SignalModel(signals, RES, None)

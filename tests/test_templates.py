@@ -1,4 +1,5 @@
-"""Tests of zprime.templates: 2D templates, signal interpolation, systematics, wide Z', I/O."""
+"""Tests of zprime.analyses.invisible_zprime.templates: 2D templates, signal interpolation,
+systematics, wide Z', I/O."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import math
 import numpy as np
 import pytest
 
-from zprime.binning import ResolutionModel, ResolutionScale, Window, hypothesis_grid, make_windows
-from zprime.config import SystematicsConfig, config_from_dict, default_config
-from zprime.constants import M_MUON, SQRT_S
-from zprime.errors import ConfigError, InputError
-from zprime.templates import (
+from zprime.analyses.invisible_zprime.binning import (
+    ResolutionModel,
+    ResolutionScale,
+    Window,
+    hypothesis_grid,
+    make_windows,
+)
+from zprime.analyses.invisible_zprime.templates import (
     FLATTEN_ORDER,
     EmptyWindowError,
     EventSample,
@@ -30,6 +34,9 @@ from zprime.templates import (
     theta_recoil_acceptance,
     write_templates,
 )
+from zprime.config import SystematicsConfig, config_from_dict, default_config
+from zprime.errors import ConfigError, InputError
+from zprime.physics.constants import M_MUON, SQRT_S
 
 RES = ResolutionModel.prl()
 LUMI = 79.7
@@ -172,9 +179,9 @@ def test_interpolation_closure_synthetic(rng: np.random.Generator) -> None:
 def test_interpolation_closure_real_chain() -> None:
     """Signal generator + fast detector + selection (no Punzi-net) at 3.0, 3.5, 4.0 GeV."""
     from zprime._util import chunk_rng
-    from zprime.detector import simulate
-    from zprime.selection import apply_selection
-    from zprime.signal import generate
+    from zprime.analyses.invisible_zprime.selection import apply_selection
+    from zprime.detector.simulation import simulate
+    from zprime.generators.signal import generate
 
     cfg = default_config()
     signals = []
@@ -303,7 +310,7 @@ def test_systematics_sources(tmp_path) -> None:
 
 
 def test_wide_templates_are_normalised_and_wider(samples) -> None:
-    from zprime.binning import wide_window
+    from zprime.analyses.invisible_zprime.binning import wide_window
 
     signals, bkgs, _ = samples
     model = SignalModel(signals, RES)
@@ -358,7 +365,7 @@ def test_bad_inputs_are_named(samples, caplog) -> None:
     # in a scan the empty window is recorded as failed (with a warning), not dropped
     windows = [narrow_window(2.5), Window(1, 8.3, np.linspace(68, 70, 21))]
     sparse = {"mumu": EventSample("mumu", [6.25, 6.3, 6.5], [1.0, 1.5, 2.0], [1.0, 1.0, 1.0])}
-    with caplog.at_level(logging.WARNING, logger="zprime.templates"):
+    with caplog.at_level(logging.WARNING, logger="zprime.analyses.invisible_zprime.templates"):
         tset = build_templates(
             windows, SignalModel(signals, RES), sparse, luminosity_fb=LUMI, systematics=PRL_SYST
         )
@@ -491,7 +498,7 @@ def test_sparse_background_widens_the_theta_quantile_range(rng: np.random.Genera
 def test_read_selected_parquet(tmp_path, rng: np.random.Generator) -> None:
     import awkward as ak
 
-    from zprime.events import write_events
+    from zprime.io.events import write_events
 
     n = 500
     cols = {

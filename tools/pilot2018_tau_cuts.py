@@ -20,9 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from zprime.analyses.invisible_zprime.selection import (
+    tau_suppression_mask,
+    tau_suppression_variables,
+)
 from zprime.config import default_config
-from zprime.events import read_events
-from zprime.selection import tau_suppression_mask, tau_suppression_variables
+from zprime.io.events import read_events
 
 
 def _load(path: Path, lumi: float) -> dict[str, np.ndarray]:

@@ -32,14 +32,14 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from zprime import backgrounds as bg
+from zprime.analyses.invisible_zprime.selection import select_file
 from zprime.config import config_from_dict, default_config
-from zprime.constants import SQRT_S
-from zprime.detector import simulate_file
-from zprime.events import iter_events, read_metadata
+from zprime.detector.simulation import simulate_file
+from zprime.generators import backgrounds as bg
 from zprime.generators import fourfermion as ff
-from zprime.kinematics import lab_to_cm
-from zprime.selection import select_file
+from zprime.io.events import iter_events, read_metadata
+from zprime.physics.constants import SQRT_S
+from zprime.physics.kinematics import lab_to_cm
 
 M2_RANGES = ((-0.5, 9.0), (9.0, 36.0), (36.0, 81.0))
 E_BEAM = 0.5 * SQRT_S

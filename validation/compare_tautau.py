@@ -30,8 +30,8 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from zprime.constants import SQRT_S
-from zprime.kinematics import lab_to_cm
+from zprime.physics.constants import SQRT_S
+from zprime.physics.kinematics import lab_to_cm
 
 CHARGED = (11, 13, 211, 321)
 MODES = ("e", "mu", "pi", "K", "rho", "a1_3prong", "a1_1prong")
@@ -293,11 +293,11 @@ def preselected_yields(args: argparse.Namespace) -> list[dict[str, object]]:
     """Preselected yields in the PRL's three M_recoil^2 ranges: Pythia's ``tautau_pythia``
     (decays forced to e, mu, pi nu) against ours with the same forced channels, both through
     the default generator filter, the fast detector and the preselection."""
-    from zprime import backgrounds as bg
+    from zprime.analyses.invisible_zprime.selection import select_file
     from zprime.config import config_from_dict, default_config
-    from zprime.detector import simulate_file
-    from zprime.events import read_events
-    from zprime.selection import select_file
+    from zprime.detector.simulation import simulate_file
+    from zprime.generators import backgrounds as bg
+    from zprime.io.events import read_events
 
     base = default_config()
     filt = base.backgrounds.samples["tautau"].filter.model_dump(mode="json")

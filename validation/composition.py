@@ -20,7 +20,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from zprime.events import iter_events
+from zprime.io.events import iter_events
 
 RANGES = ((-0.5, 1.0), (1.0, 9.0), (9.0, 36.0), (36.0, 50.0), (50.0, 64.0), (64.0, 76.0))
 

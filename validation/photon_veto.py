@@ -6,7 +6,8 @@ The pseudo-data's ``data`` detector loses an extra 2% of the photons in the back
 PRL, PRL 130, 231801 (2023), says only that the photon-veto inefficiency there is larger in data
 than in simulation, measured with ee events at M_recoil^2 < 1 GeV^2, and quotes a 34%
 photon-veto background-shape systematic below 1 GeV^2). The analysis measures that loss in the
-ee control sample (``zprime.control.measure_photon_veto``) and adds the mu mu events that fail
+ee control sample (``zprime.analyses.invisible_zprime.control.measure_photon_veto``) and adds the mu
+mu events that fail
 the veto only because of backward-barrel photons with the measured probability. This script
 reads a finished run's ``control/corrections.json`` (and, for the truth, the configuration in
 ``provenance.json``) and prints

@@ -2,7 +2,7 @@
 """Background-only pseudo-data sets of a finished run: scan significances, GoF uniformity, pulls.
 
 Issue 14, item 3. For ``--sets`` pseudo-data sets made like the run's own pseudo-data
-(``zprime.pseudodata``: generated with the data seeds, seen by the "data" detector, selected
+(``zprime.stats.pseudodata``: generated with the data seeds, seen by the "data" detector, selected
 like the simulation), this script measures
 
 (a) the largest local significance of each set's narrow mass scan and its global significance
@@ -89,12 +89,14 @@ from rich.table import Table
 from scipy import optimize
 from scipy import stats as sps
 
-from zprime import pipeline, pseudodata, punzinet
+from zprime import pipeline
 from zprime._util import atomic_path, write_json_atomic
+from zprime.analyses.invisible_zprime import punzinet
+from zprime.analyses.invisible_zprime.selection import select_file
 from zprime.config import Config, default_config, load_config
-from zprime.detector import simulate_file
-from zprime.events import read_events, read_metadata, transform_file
-from zprime.selection import select_file
+from zprime.detector.simulation import simulate_file
+from zprime.io.events import read_events, read_metadata, transform_file
+from zprime.stats import pseudodata
 
 STUDY_KEY = 14
 """Key of this study's random streams: ``SeedSequence([data seed, 14, set, purpose, ...])``."""
@@ -400,7 +402,7 @@ def make_injection_samples(
     """The injected signals: per mass a sample generated with the data seed, simulated with the
     data detector and selected like the data (what the run's ``pseudo_data.inject_mass_gev``
     makes), selected files under ``work/inject``."""
-    from zprime.signal import write_signal
+    from zprime.generators.signal import write_signal
 
     cfg = run.config
     seed = pipeline._data_seed(cfg)
@@ -631,8 +633,8 @@ def injection_fits(
     list of dict
         One row per mass (the columns of ``pulls.csv``).
     """
+    from zprime.analyses.invisible_zprime.templates import _filled, _from_arrays, read_templates
     from zprime.stats import build_workspace, compile_workspace, fit
-    from zprime.templates import _filled, _from_arrays, read_templates
 
     tset = read_templates(templates_dir)
     rows = []
@@ -879,7 +881,7 @@ def read_scan(path: str | Path) -> list[dict[str, Any]]:
 
 def disjoint_windows(templates_dir: Path) -> set[str]:
     """Names of windows whose M^2 ranges do not overlap (greedy in mass order)."""
-    from zprime.templates import read_templates
+    from zprime.analyses.invisible_zprime.templates import read_templates
 
     windows = sorted(read_templates(templates_dir).windows, key=lambda w: w.mass_gev)
     chosen, edge = set(), -math.inf
@@ -1026,7 +1028,7 @@ def figure(
     pulls: list[dict[str, Any]],
 ) -> list[Path]:
     """Pooled GoF p-values, largest local Z of every set against Gross-Vitells, pulls."""
-    from zprime.plots import plt, save  # zprime.plots selects the Agg backend
+    from zprime.report.plots import plt, save  # zprime.report.plots selects the Agg backend
 
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     bins = np.linspace(0.0, 1.0, 21)

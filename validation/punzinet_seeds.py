@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from zprime import punzinet
-from zprime.binning import resolution_model_from_config
+from zprime.analyses.invisible_zprime import punzinet
+from zprime.analyses.invisible_zprime.binning import resolution_model_from_config
+from zprime.analyses.invisible_zprime.templates import SimulatedSignal
 from zprime.config import Config, load_config
-from zprime.templates import SimulatedSignal
 
 
 def _config(path: str | None, overrides: list[str]) -> Config:

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from zprime.binning import (
+from zprime.analyses.invisible_zprime.binning import (
     ResolutionModel,
     ResolutionScale,
     grid_summary,
@@ -50,10 +50,10 @@ from zprime.binning import (
     measure_width,
     resolution_model_from_config,
 )
+from zprime.analyses.invisible_zprime.templates import SimulatedSignal
 from zprime.config import BinningConfig, Config, SelectionConfig, default_config
 from zprime.errors import InputError
-from zprime.events import read_events, read_metadata
-from zprime.templates import SimulatedSignal
+from zprime.io.events import read_events, read_metadata
 
 PRL_POINTS = ((9.0, 0.23), (80.0, 0.06))
 """(M^2, sigma) in GeV^2 quoted by the PRL ("ranges from a minimum of 0.06 GeV^2 at 80 GeV^2 to a
@@ -95,7 +95,7 @@ p_T cut; and with two muons, the trigger and the track p_T cut only."""
 def _reselected_residuals(path: Path, cfg: Config) -> dict[str, NDArray[np.float64]]:
     """Residuals of a reconstructed (unselected) signal file after the run's selection without
     the steps of each :data:`LOOSER` entry."""
-    from zprime.selection import apply_selection
+    from zprime.analyses.invisible_zprime.selection import apply_selection
 
     ev = read_events(path)
     res = np.asarray(ev["m_recoil2"], dtype=float) - np.asarray(ev["m_recoil2_true"], dtype=float)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from zprime import backgrounds as bg
+from zprime.analyses.invisible_zprime.selection import select_file
 from zprime.config import config_from_dict, default_config
-from zprime.detector import simulate_file
-from zprime.events import read_events, read_metadata
-from zprime.selection import select_file
+from zprime.detector.simulation import simulate_file
+from zprime.generators import backgrounds as bg
+from zprime.io.events import read_events, read_metadata
 
 M2_RANGES = ((-0.5, 9.0), (9.0, 36.0), (36.0, 81.0))
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zprime.binning import ResolutionModel, windows_from_config
+from zprime.analyses.invisible_zprime.binning import ResolutionModel, windows_from_config
 from zprime.config import Config
-from zprime.events import read_events
+from zprime.io.events import read_events
 
 
 def main() -> None:

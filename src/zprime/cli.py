@@ -101,8 +101,8 @@ def train_cmd(
     progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
 ) -> None:
     """Train the Punzi-net on selected SIGNAL and BACKGROUND events and write it to OUT."""
+    from zprime.analyses.invisible_zprime.punzinet import read_training_files, save, train
     from zprime.config import load_config
-    from zprime.punzinet import read_training_files, save, train
 
     cfg = load_config(config)
     signals, bkg = read_training_files(signal, background)
@@ -133,8 +133,8 @@ def select_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Apply the PRL selection to INPUTS; write selected events and cut flows to OUT."""
+    from zprime.analyses.invisible_zprime.selection import check_steps, select_file
     from zprime.config import load_config
-    from zprime.selection import check_steps, select_file
 
     cfg = load_config(config)
     check_steps(skip or [])
@@ -346,7 +346,7 @@ def xsec_cmd(
 ) -> None:
     """sigma(e+e- -> mu+ mu- Z') at one mass (computed now), or the whole table with --grid."""
     from zprime.config import load_config
-    from zprime.signal import DEFAULT_SEED
+    from zprime.generators.signal import DEFAULT_SEED
 
     cfg = load_config(config)
     alpha = 1.0 / cfg.signal.alpha_inverse
@@ -355,7 +355,7 @@ def xsec_cmd(
     if grid == (mass is not None):
         raise ZprimeError("give either --mass M or --grid")
     if grid:
-        from zprime.signal import (
+        from zprime.generators.signal import (
             package_table_path,
             write_xsec_table,
             xsec_grid_masses,
@@ -387,8 +387,8 @@ def xsec_cmd(
         )
         return
 
-    from zprime.model import branching_invisible, delta_a_mu
-    from zprime.signal import cross_section
+    from zprime.generators.signal import cross_section
+    from zprime.physics.model import branching_invisible, delta_a_mu
 
     isr = cfg.signal.isr and not no_isr
     res = cross_section(
@@ -447,8 +447,8 @@ def generate_signal_cmd(
     """Generate unweighted e+e- -> mu+ mu- Z' events into OUT/signal_M<mass>.parquet."""
     from zprime.config import load_config
     from zprime.errors import ConfigError
-    from zprime.events import read_metadata
-    from zprime.signal import write_signal
+    from zprime.generators.signal import write_signal
+    from zprime.io.events import read_metadata
 
     cfg = load_config(config)
     if width_frac is not None and not 0.0 < width_frac <= 1.0:
@@ -491,9 +491,9 @@ def generate_background(
     config: ConfigOpt = None,
 ) -> None:
     """Generate a Standard Model background sample into OUT/SAMPLE.parquet."""
-    from zprime.backgrounds import generate_sample
     from zprime.config import load_config
-    from zprime.events import read_metadata
+    from zprime.generators.backgrounds import generate_sample
+    from zprime.io.events import read_metadata
 
     path = generate_sample(
         sample, n_events, out_dir, config=load_config(config), seed=seed, workers=workers
@@ -535,7 +535,7 @@ def simulate_cmd(
     import functools
 
     from zprime.config import load_config
-    from zprime.detector import simulate_file
+    from zprime.detector.simulation import simulate_file
     from zprime.parallel import map_tasks
 
     cfg = load_config(config)
@@ -625,7 +625,7 @@ def recast_cmd(
     from rich.markup import escape
     from rich.table import Table
 
-    from zprime.results import SUMMARY_MASSES_GEV, recast
+    from zprime.analyses.invisible_zprime.results import SUMMARY_MASSES_GEV, recast
 
     target = out_file or limits.with_name(f"{limits.stem}_gprime_{model}.csv")
     res = recast(limits, model, target)

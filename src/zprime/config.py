@@ -69,8 +69,28 @@ class SignalConfig(_Strict):
     )
     masses_gev: list[float] = Field(
         default_factory=lambda: [
-            0.01, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0,
-            5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5,
+            0.01,
+            0.1,
+            0.2,
+            0.35,
+            0.5,
+            0.75,
+            1.0,
+            1.5,
+            2.0,
+            2.5,
+            3.0,
+            3.5,
+            4.0,
+            4.5,
+            5.0,
+            5.5,
+            6.0,
+            6.5,
+            7.0,
+            7.5,
+            8.0,
+            8.5,
         ],
         min_length=1,
         description="Z' masses at which signal samples are generated, GeV",
@@ -81,7 +101,7 @@ class SignalConfig(_Strict):
     @field_validator("masses_gev")
     @classmethod
     def _masses_in_range(cls, masses: list[float]) -> list[float]:
-        from zprime.constants import M_MUON, SQRT_S
+        from zprime.physics.constants import M_MUON, SQRT_S
 
         upper = SQRT_S - 2.0 * M_MUON
         for m in masses:
@@ -90,8 +110,8 @@ class SignalConfig(_Strict):
         return sorted(masses)
 
 
-# --- backgrounds section (issue 4: zprime.backgrounds) ---
-# Standard Model background samples (zprime.backgrounds; settings, sources and rates in
+# --- backgrounds section (issue 4: zprime.generators.backgrounds) ---
+# Standard Model background samples (zprime.generators.backgrounds; settings, sources and rates in
 # docs/backgrounds.md). Pythia 8 settings follow shared/notes/generators-and-detector.md section 1.
 
 
@@ -154,10 +174,11 @@ class BackgroundSampleConfig(_Strict):
 
     description: str = Field("", description="what the sample is")
     generator: str = Field(
-        "zprime.backgrounds:chunk",
+        "zprime.generators.backgrounds:chunk",
         pattern=r"^([A-Za-z_][\w.]*:[A-Za-z_]\w*|[a-z][a-z0-9_]*)$",
-        description="chunk function 'module:function' with the zprime.backgrounds chunk "
-        "interface, or a short name: pythia, tautau, mumu (zprime.backgrounds.GENERATORS)",
+        description="chunk function 'module:function' with the zprime.generators.backgrounds chunk "
+        "interface, or a short name: pythia, tautau, mumu "
+        "(zprime.generators.backgrounds.GENERATORS)",
     )
     pythia: list[str] = Field(
         default_factory=list,
@@ -236,8 +257,9 @@ class BackgroundsConfig(_Strict):
         return value
 
 
-# --- detector section (issue 4: zprime.detector) ---
-# Parameters of the fast Belle II simulation (zprime.detector). Every default is the nominal
+# --- detector section (issue 4: zprime.detector.simulation) ---
+# Parameters of the fast Belle II simulation (zprime.detector.simulation). Every default is the
+# nominal
 # "simulation" configuration; docs/detector.md gives the source of each number, and which ones are
 # model assumptions. Sources: [PRL] PRL 130, 231801 (2023); [basf2-acc] basf2
 # analysis/variables/src/AcceptanceVariables.cc; [basf2-trg] basf2 trg/ecl/src/TrgEclBhabha.cc;
@@ -625,8 +647,9 @@ class DetectorSection(_Strict):
             ) from None
 
 
-# --- punzinet section (issue 5: zprime.punzinet) ---
-# The Punzi-net (zprime.punzinet; docs/punzinet.md). [PL] F. Abudinen et al., Eur. Phys. J. C 82,
+# --- punzinet section (issue 5: zprime.analyses.invisible_zprime.punzinet) ---
+# The Punzi-net (zprime.analyses.invisible_zprime.punzinet; docs/punzinet.md). [PL] F. Abudinen et
+# al., Eur. Phys. J. C 82,
 # 121 (2022), arXiv:2110.00810 and its public code github.com/feichtip/punzinet; [Punzi] G. Punzi,
 # eConf C030908, MODT002 (2003); [PRL] PRL 130, 231801 (2023).
 
@@ -739,13 +762,17 @@ class PunziNetConfig(_Strict):
     )
 
 
-# --- binning and templates section (issue 6: zprime.binning, zprime.templates) ---
-# Resolution model, hypothesis grid, search windows (zprime.binning) and the fit templates with
-# their systematic uncertainties (zprime.templates); docs/templates.md. [PRL] PRL 130, 231801.
+# --- binning and templates section (issue 6: zprime.analyses.invisible_zprime.binning,
+# zprime.analyses.invisible_zprime.templates) ---
+# Resolution model, hypothesis grid, search windows (zprime.analyses.invisible_zprime.binning) and
+# the fit templates with
+# their systematic uncertainties (zprime.analyses.invisible_zprime.templates); docs/templates.md.
+# [PRL] PRL 130, 231801.
 
 
 class ResolutionConfig(_Strict):
-    """Where the signal M_recoil^2 resolution sigma(M^2) comes from (zprime.binning)."""
+    """Where the signal M_recoil^2 resolution sigma(M^2) comes from
+    (zprime.analyses.invisible_zprime.binning)."""
 
     source: Literal["measured", "prl", "file"] = Field(
         "measured",
@@ -934,7 +961,7 @@ class SystematicsConfig(_Strict):
 
 
 class TemplatesConfig(_Strict):
-    """Fit templates per search window (zprime.templates)."""
+    """Fit templates per search window (zprime.analyses.invisible_zprime.templates)."""
 
     backgrounds: list[str] | None = Field(
         None, description="background samples in the fit (default: backgrounds.default_run)"
@@ -962,13 +989,13 @@ class TemplatesConfig(_Strict):
         "template at the simulation's density around it (with a note), 'fail' records the "
         "hypothesis as failed",
     )
-    # --- background smoothing (H9: zprime.smoothing) ---
+    # --- background smoothing (H9: zprime.analyses.invisible_zprime.smoothing) ---
     background_smoothing: Literal["none", "kde"] = Field(
         "none",
         description="'none': histograms of the simulated events (the default: the background "
         "samples stand for ten times the luminosity); 'kde': a Gaussian kernel density in "
         "M_recoil^2 with kernels of the signal resolution, times theta fractions "
-        "(zprime.smoothing; for a simulation much smaller than the data)",
+        "(zprime.analyses.invisible_zprime.smoothing; for a simulation much smaller than the data)",
     )
     smoothing_bandwidth: float = Field(
         1.0,
@@ -991,7 +1018,7 @@ class TemplatesConfig(_Strict):
     )
 
 
-# control-sample section (issue 7: zprime.control)
+# control-sample section (issue 7: zprime.analyses.invisible_zprime.control)
 
 
 class TriggerControlConfig(_Strict):
@@ -1021,7 +1048,8 @@ class TriggerControlConfig(_Strict):
     exclude_recoil_bhabha: bool = Field(
         True,
         description="leave out events whose recoil, taken as a photon, could fire the line's "
-        "Bhabha veto with one of the tracks (zprime.control.recoil_bhabha_veto): radiative "
+        "Bhabha veto with one of the tracks "
+        "(zprime.analyses.invisible_zprime.control.recoil_bhabha_veto): radiative "
         "Bhabhas with an electron taken for a muon, whose trigger decision depends on whether "
         "the photon is seen, so that a data-simulation difference in photon loss would enter "
         "the trigger efficiency",
@@ -1152,7 +1180,8 @@ class BackgroundShapeControlConfig(_Strict):
 
 
 class ControlConfig(_Strict):
-    """Control samples, data-driven corrections and derived systematics (zprime.control).
+    """Control samples, data-driven corrections and derived systematics
+    (zprime.analyses.invisible_zprime.control).
 
     Fallbacks of the systematic uncertainties are ``templates.systematics.prl`` (the PRL's).
     """
@@ -1188,11 +1217,14 @@ class FitConfig(_Strict):
     """Limits and significances of the mass scan (zprime.stats; PRL: CLs with q~_mu, 90% CL)."""
 
     toys: int = Field(
-        0, ge=0, description="background-only toys per hypothesis for the expected bands "
-        "(0: asymptotic formulae, as the default run)"
+        0,
+        ge=0,
+        description="background-only toys per hypothesis for the expected bands "
+        "(0: asymptotic formulae, as the default run)",
     )
     background_floor: float = Field(
-        1e-3, gt=0.0,
+        1e-3,
+        gt=0.0,
         description="expected background (events) given to a template bin in which no simulated "
         "event falls, so that sparse simulation does not make a bin background-free",
     )
@@ -1209,12 +1241,15 @@ class FitConfig(_Strict):
     )
     # --- bayesian fit fields (issue 8: zprime.stats.bayesian) ---
     bayesian_level: float = Field(
-        0.90, gt=0.0, lt=1.0,
+        0.90,
+        gt=0.0,
+        lt=1.0,
         description="credibility of the Bayesian upper limits (limits: bayesian; PRL 124, "
         "141801 quotes 90% credibility level)",
     )
     bayesian_samples: int = Field(
-        32, ge=2,
+        32,
+        ge=2,
         description="joint draws of the global nuisance parameters per dataset (importance "
         "sampling; the MC noise of a limit is ~0.5-1% at the default)",
     )
@@ -1222,7 +1257,8 @@ class FitConfig(_Strict):
         16, ge=2, description="draws of the per-bin nuisance parameters per global draw"
     )
     bayesian_toys: int = Field(
-        0, ge=0,
+        0,
+        ge=0,
         description="background-only pseudo-experiments for the Bayesian expected band; 0: the "
         "median is the limit on the Asimov dataset and the bands are NaN (each toy costs as "
         "much as the observed limit, ~0.1 s for a 20-bin window)",
@@ -1231,7 +1267,7 @@ class FitConfig(_Strict):
 
 class PseudoDataConfig(_Strict):
     """The "observed" data of the default run: an independently generated sample seen by the
-    data detector (``zprime.pseudodata``)."""
+    data detector (``zprime.stats.pseudodata``)."""
 
     seed_offset: int = Field(
         7, ge=0, description="pseudo-data random stream: SeedSequence(seed, seed_offset)"
@@ -1240,7 +1276,8 @@ class PseudoDataConfig(_Strict):
         "data_detector",
         description="'data_detector': every background sample generated again with its own "
         "seeds, simulated with the data detector (control.data_detector) and selected like the "
-        "simulation, then thinned to unit-weight events at the luminosity (zprime.pseudodata): "
+        "simulation, then thinned to unit-weight events at the luminosity "
+        "(zprime.stats.pseudodata): "
         "an independent sample, as real data are (the default); 'simulation': the same thinning "
         "applied to the selected simulation itself (a closure test: the pseudo-data then share "
         "events with the templates)",
@@ -1280,7 +1317,7 @@ class ProjectionsConfig(_Strict):
         description="'kept': relative systematics as measured; 'scaled': shrink as "
         "1/sqrt(L/L0) (they come from control samples); 'none': statistics only",
     )
-    # --- projections fields (issue 8: zprime.projections) ---
+    # --- projections fields (issue 8: zprime.analyses.invisible_zprime.projections) ---
     mc_stat: Literal["keep", "drop"] = Field(
         "keep",
         description="'keep': the templates' MC statistical uncertainty keeps its relative size "
@@ -1311,7 +1348,7 @@ class ObservedDataConfig(_Strict):
     columns: str | None = Field(
         None, description="YAML file mapping the file's columns onto zprime's event schema"
     )
-    # --- observed data fields (issue 8: zprime.realdata) ---
+    # --- observed data fields (issue 8: zprime.detector.realdata) ---
     tree: str | None = Field(
         None,
         description="TTree (or RNTuple) of a ROOT file; overrides the map's 'tree'; null: the "
@@ -1323,16 +1360,18 @@ class ReportConfig(_Strict):
     """The report stage: results tables, figures and HEPData."""
 
     hepdata: bool = Field(True, description="write the HEPData submission (hepdata_lib)")
-    # --- report fields (issue 8: zprime.results, zprime.plots, zprime.hepdata) ---
+    # --- report fields (issue 8: zprime.analyses.invisible_zprime.results, zprime.report.plots,
+    # zprime.analyses.invisible_zprime.hepdata) ---
 
 
-# --- selection section (issue 5: zprime.selection) ---
+# --- selection section (issue 5: zprime.analyses.invisible_zprime.selection) ---
 
 
 class SelectionConfig(_Strict):
     """The event selection of PRL 130, 231801 (every default is the PRL's number).
 
-    ``disabled`` switches steps off by name (see :data:`zprime.selection.STEPS`).
+    ``disabled`` switches steps off by name (see
+    :data:`zprime.analyses.invisible_zprime.selection.STEPS`).
     """
 
     disabled: list[str] = Field(default_factory=list, description="selection steps switched off")
@@ -1340,7 +1379,9 @@ class SelectionConfig(_Strict):
     track_z0_max_cm: float = Field(2.0, gt=0.0, description="PRL: abs(z0) < 2.0 cm")
     muon_id_min: float = Field(0.5, ge=0.0, le=1.0, description="PRL: muonID > 0.5")
     electron_id_min: float = Field(
-        0.5, ge=0.0, le=1.0,
+        0.5,
+        ge=0.0,
+        le=1.0,
         description="electronID cut of the e mu / ee control samples (the PRL uses 'a similar "
         "likelihood-ratio method'; 0.5 as for muons is our assumption)",
     )
@@ -1416,7 +1457,7 @@ class SelectionConfig(_Strict):
     @field_validator("disabled")
     @classmethod
     def _known_steps(cls, names: list[str]) -> list[str]:
-        from zprime.selection import STEPS
+        from zprime.analyses.invisible_zprime.selection import STEPS
 
         for name in names:
             if name not in STEPS:

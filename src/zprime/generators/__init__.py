@@ -14,7 +14,8 @@ Modules
     e+e- -> mu+ mu- (gamma) with the exact O(alpha) hard-photon matrix element and importance
     sampling toward the phase space that can pass the preselection.
 
-Every generator exposes the chunk interface of :mod:`zprime.backgrounds` (``chunk(settings,
+Every generator exposes the chunk interface of :mod:`zprime.generators.backgrounds`
+(``chunk(settings,
 n_generate, seed) -> ChunkResult`` and ``describe(settings) -> dict``), so a configured sample
 names it with ``generator: zprime.generators.<module>:chunk``.
 """

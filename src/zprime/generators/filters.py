@@ -42,8 +42,8 @@ import numpy as np
 from numpy.typing import NDArray
 from particle.pdgid import three_charge
 
-from zprime.constants import P_BEAMS_LAB
 from zprime.errors import ConfigError
+from zprime.physics.constants import P_BEAMS_LAB
 
 __all__ = [
     "CHARGED_PDG",

@@ -59,9 +59,7 @@ import numpy as np
 import vegas
 from numpy.typing import NDArray
 
-from zprime.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, P_BEAMS_LAB, SQRT_S
 from zprime.errors import ConfigError, InputError
-from zprime.events import make_particles
 from zprime.generators import fourfermion_me as me
 from zprime.generators import tau_decays as td
 from zprime.generators.filters import filter_mask
@@ -79,7 +77,9 @@ from zprime.generators.mumu import (
     _freeze,
     _thaw,
 )
-from zprime.kinematics import cm_to_lab
+from zprime.io.events import make_particles
+from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, P_BEAMS_LAB, SQRT_S
+from zprime.physics.kinematics import cm_to_lab
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -163,7 +163,8 @@ _TRACK_PT_GEV = 0.05
 # window (10 resolution units of 0.06 GeV^2): 73 GeV^2; 3 GeV^2 of margin (50 resolution
 # units). Above it the events are sampled at far_suppression (spectra only).
 _M2_MAX_GEV2 = 76.0
-# the selection's cuts on the two tracks and their recoil (zprime.selection, PRL 130 231801),
+# the selection's cuts on the two tracks and their recoil
+# (zprime.analyses.invisible_zprime.selection, PRL 130 231801),
 # each with a margin of many resolution units: track p_T > 0.4 GeV (0.35), both tracks in the
 # two-track trigger's 37-120 deg (36-121), azimuthal opening > 30 deg in 2020 (25), recoil
 # p_T(c.m.) > 0.5 GeV (0.45), recoil angle < 123 deg above 4 GeV^2 (125)
@@ -1082,7 +1083,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
     Parameters
     ----------
     settings
-        :func:`zprime.backgrounds.sample_settings` of the sample: ``options``
+        :func:`zprime.generators.backgrounds.sample_settings` of the sample: ``options``
         (:data:`OPTION_DOCS`), ``filter``, ``target_weight_fb`` and ``n_total`` (set by the
         driver; enable the partial unweighting).
     n_generate
@@ -1092,7 +1093,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
 
     Returns
     -------
-    zprime.backgrounds.ChunkResult
+    zprime.generators.backgrounds.ChunkResult
         The kept events (e-, e+, f-, f+ in the lab; truth ``q2_minus``, ``q2_plus``,
         ``w_pair``) with weights in fb, ``n_generate``, and the cross section of the points
         (before the filter) with its statistical error.

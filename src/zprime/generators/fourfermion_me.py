@@ -3,7 +3,7 @@
 This module owns the exact matrix element of :mod:`zprime.generators.fourfermion`: every
 tree-level diagram of e-(p1) e+(p2) -> f1-(p3) f1+(p4) f2-(p5) f2+(p6) with two photon
 propagators, all fermion masses kept, computed as numerical helicity amplitudes in the Dirac
-representation of :mod:`zprime.dirac`, vectorised over events and over the 64 helicity
+representation of :mod:`zprime.physics.dirac`, vectorised over events and over the 64 helicity
 configurations.
 
 Diagrams
@@ -56,9 +56,9 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from zprime.constants import M_ELECTRON, M_MUON, M_TAU
-from zprime.dirac import GAMMA
 from zprime.errors import ConfigError
+from zprime.physics.constants import M_ELECTRON, M_MUON, M_TAU
+from zprime.physics.dirac import GAMMA
 
 __all__ = [
     "FINAL_STATES",
@@ -76,7 +76,7 @@ Array = NDArray[np.float64]
 CArray = NDArray[np.complex128]
 
 MASSES: dict[str, float] = {"e": M_ELECTRON, "mu": M_MUON, "tau": M_TAU}
-"""Lepton masses, GeV (PDG via the ``particle`` package, :mod:`zprime.constants`)."""
+"""Lepton masses, GeV (PDG via the ``particle`` package, :mod:`zprime.physics.constants`)."""
 
 FINAL_STATES: dict[str, tuple[str, str]] = {
     "eemumu": ("e", "mu"),
@@ -200,7 +200,7 @@ def _spinors(kin: Kinematics, leg: int) -> CArray:
     """(n, 2, 4) spinors of one leg for helicity index 0 (h = -1) and 1 (h = +1).
 
     ``u`` for legs 0, 2, 4 (e-(p1) incoming, f-(p3), f-(p5) outgoing: ``ubar`` is taken later),
-    ``v`` for legs 1, 3, 5; the conventions of :mod:`zprime.dirac` (HELAS two-spinors, Dirac
+    ``v`` for legs 1, 3, 5; the conventions of :mod:`zprime.physics.dirac` (HELAS two-spinors, Dirac
     representation), with the half angles of :class:`Kinematics`.
     """
     p = kin.p[:, leg]

@@ -20,8 +20,10 @@ squared matrix element is an analytic trace expression derived with FORM
 (``tools/mumugamma_me.frm``, generated into :mod:`zprime.generators._mumugamma_me_generated` by
 ``tools/generate_mumugamma_me.py``; Ward identities of the real photon checked symbolically),
 and is checked in ``tests/test_gen_mumu.py`` against the 32 helicity amplitudes built with the
-explicit Dirac matrices of :mod:`zprime.dirac`, against gauge invariance, against the FSR matrix
-element of the signal (:mod:`zprime.signal`, e+e- -> mu mu Z' with M -> 0, g' = e) and against
+explicit Dirac matrices of :mod:`zprime.physics.dirac`, against gauge invariance, against the FSR
+matrix
+element of the signal (:mod:`zprime.generators.signal`, e+e- -> mu mu Z' with M -> 0, g' = e) and
+against
 the soft-photon (eikonal) limit. The classic compact form of the same matrix element is F. A.
 Berends, R. Kleiss et al., Nucl. Phys. B202 (1982) 63 (massless), and for massive muons the
 MUSTRAAL/KORALB matrix element (Berends, Kleiss, Jadach, Comput. Phys. Commun. 29 (1983) 185).
@@ -30,7 +32,7 @@ MUSTRAAL/KORALB matrix element (Berends, Kleiss, Jadach, Comput. Phys. Commun. 2
 transverse momentum: ``p_T`` with respect to the beam axis of the hard frame above
 ``pt_gamma_min_gev`` (0.1 GeV), at any angle and any energy. The initial-state photons beyond
 it come from the leading-log picture, one photon per beam: its energy from the Kuraev-Fadin
-structure function of :mod:`zprime.isr` with the full
+structure function of :mod:`zprime.generators.isr` with the full
 ``beta = (2 alpha/pi)(ln(s/m_e^2) - 1)``, its polar angle about its beam (c.m. frame) from the
 leading-log angular density of a photon radiated by a beam of velocity b (the quasi-collinear
 eikonal factor of the beam, integrated over the azimuth),
@@ -60,7 +62,7 @@ the hard process, ``s_hat = Q^2``. In the rest frame of Q the reduced beams ``p1
 frame. In the leading-log approximation the reduced beams are taken massless along that axis
 with energy ``sqrt(s_hat)/2`` each, the exact matrix element is evaluated there, and the final
 state is boosted (a general Lorentz boost) back to the c.m. frame and to the lab
-(:func:`zprime.kinematics.cm_to_lab`). Four-momentum is conserved exactly in every event.
+(:func:`zprime.physics.kinematics.cm_to_lab`). Four-momentum is conserved exactly in every event.
 
 *What is not generated.* Events whose photons all have ``p_T < pt_gamma_min`` (the matrix-
 element photon below the cut, the structure-function photons below it by the ordering): their
@@ -72,7 +74,8 @@ generated events either (a transverse kick below 0.1 GeV).
 *Normalisation.* As the Pythia sample, to ``xsec_ref_fb`` = 1.148e6 fb (KKMC, Belle II Physics
 Book, arXiv:1808.10567): every weight is multiplied by ``K = xsec_ref_fb / sigma_SF``, with
 ``sigma_SF = int dv W(v) sigma_Born(s (1 - v))`` the inclusive structure-function cross section
-(full beta, :func:`zprime.isr.radiator`; Born with the muon mass and alpha(0), sqrt(s_hat) >
+(full beta, :func:`zprime.generators.isr.radiator`; Born with the muon mass and alpha(0),
+sqrt(s_hat) >
 ``m_mumu_min_gev``, Pythia's mHatMin). K carries the higher orders (virtual, soft, vacuum
 polarisation) that KKMC has and tree level lacks, assuming they factorise.
 
@@ -130,14 +133,14 @@ import numpy as np
 import vegas
 from numpy.typing import ArrayLike, NDArray
 
-from zprime.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, M_MUON, P_BEAMS_LAB, SQRT_S
-from zprime.dirac import minkowski_dot as _dot
 from zprime.errors import ConfigError, InputError
-from zprime.events import make_particles
 from zprime.generators import _mumugamma_me_generated as _me
 from zprime.generators.filters import filter_mask
-from zprime.isr import beta_isr, radiator
-from zprime.kinematics import cm_to_lab
+from zprime.generators.isr import beta_isr, radiator
+from zprime.io.events import make_particles
+from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, M_MUON, P_BEAMS_LAB, SQRT_S
+from zprime.physics.dirac import minkowski_dot as _dot
+from zprime.physics.kinematics import cm_to_lab
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -418,11 +421,11 @@ def sample_ll_angle(u: ArrayLike, e_beam: float = 0.5 * SQRT_S) -> tuple[Array, 
 def sigma_sf(m_min: float = 0.3, alpha: float = ALPHA_0) -> float:
     """Inclusive structure-function cross section in fb, ``int dv W(v) sigma_Born(s(1-v))``.
 
-    ``W`` the two-leg radiator of :mod:`zprime.isr` (full beta), ``v < 1 - m_min^2/s``.
+    ``W`` the two-leg radiator of :mod:`zprime.generators.isr` (full beta), ``v < 1 - m_min^2/s``.
     Gauss-Legendre in ``t = v^beta`` below v = 0.5 (the ``v^(beta-1)`` peak) and in
     ``ln(1 - v)`` above (the ``1/s'`` rise of the Born cross section).
     """
-    from zprime.isr import beta_isr
+    from zprime.generators.isr import beta_isr
 
     b = beta_isr(_S, alpha)
     v_max = 1.0 - m_min**2 / _S
@@ -475,7 +478,8 @@ class _Point(NamedTuple):
 
 
 def _sf_loss(u: Array, b: float) -> tuple[Array, Array]:
-    """Structure function D(x) with beta = b sampled as in zprime.isr.sample_energy_loss."""
+    """Structure function D(x) with beta = b sampled as in
+    zprime.generators.isr.sample_energy_loss."""
     v = np.power(u, 2.0 / b)
     weight = (1.0 + 0.375 * b) - 0.5 * (2.0 - v) * np.power(v, 1.0 - 0.5 * b)
     return v, weight
@@ -493,7 +497,8 @@ def _detected(p4_lab: Array) -> NDArray[np.bool_]:
 def _passes_veto(p4_lab: Array, pdg: NDArray[np.int32]) -> NDArray[np.bool_]:
     """Whether an event (n, k, 4) can pass the preselection's photon and recoil cuts.
 
-    A truth-level emulation with margins (PRL 130, 231801; zprime.selection): the detected
+    A truth-level emulation with margins (PRL 130, 231801;
+    zprime.analyses.invisible_zprime.selection): the detected
     photons sum to less than 0.6 GeV (the veto: 0.5 GeV) and none lies within 10 deg of the
     recoil against the muon pair (15 deg); and below M_recoil^2 = 3 GeV^2 (the selection's
     split: 4 GeV^2) the recoil points into 31-126 deg (the ECL barrel cut, 34-123 deg). It only
@@ -897,7 +902,7 @@ def generate(
 
 
 def _chunk_result_type() -> type:
-    from zprime.backgrounds import ChunkResult
+    from zprime.generators.backgrounds import ChunkResult
 
     return ChunkResult
 
@@ -908,7 +913,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
     Parameters
     ----------
     settings
-        :func:`zprime.backgrounds.sample_settings` of the sample: ``options`` (see
+        :func:`zprime.generators.backgrounds.sample_settings` of the sample: ``options`` (see
         :data:`OPTION_DOCS`), ``filter``, ``xsec_ref_fb``, ``normalisation`` (``reference``),
         and ``target_weight_fb`` (set by the driver; enables the partial unweighting).
         ``n_total`` (optional) is the number of points of the whole sample; without it the
@@ -920,7 +925,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
 
     Returns
     -------
-    zprime.backgrounds.ChunkResult
+    zprime.generators.backgrounds.ChunkResult
         The kept events (particles mu-, mu+, photons in the lab; truth ``sqrt_s_hat`` after the
         structure-function ISR and ``e_gamma_hard_cm``) with weights in fb that sum to the Monte
         Carlo estimate of the filtered cross section (``f K / (g n_generate)``, before the

@@ -78,8 +78,8 @@ import numpy as np
 from numpy.typing import NDArray
 from particle import Particle
 
-from zprime.constants import M_ELECTRON, M_MUON, M_TAU
-from zprime.dirac import minkowski_dot as _dot
+from zprime.physics.constants import M_ELECTRON, M_MUON, M_TAU
+from zprime.physics.dirac import minkowski_dot as _dot
 
 __all__ = [
     "CHANNEL_GROUPS",

@@ -10,13 +10,16 @@ Production
   ``sigma(s) = (4 pi alpha^2 / 3 s) beta (3 - beta^2) / 2``. Z exchange is neglected: its
   interference is of relative size ``(s / m_Z^2) g_A^e g_A^tau``-ish, about 1% in the
   forward-backward asymmetry and below that in the rate at 10.58 GeV.
-- ISR by the Kuraev-Fadin structure function on both beams (:mod:`zprime.isr`): each leg's
+- ISR by the Kuraev-Fadin structure function on both beams (:mod:`zprime.generators.isr`): each
+leg's
   momentum fraction ``x`` is drawn from ``D(x)/x`` (the ``1/s_hat`` of the hard cross section
   shared between the legs; a tabulated inverse CDF in the variable ``u`` of
-  :func:`zprime.isr.sample_energy_loss`, 8192 bins, cut at ``x >= m_min^2/s``), then accepted
+  :func:`zprime.generators.isr.sample_energy_loss`, 8192 bins, cut at ``x >= m_min^2/s``), then
+  accepted
   with ``beta (3 - beta^2)/2`` and ``x1 x2 s >= m_min^2``. The photons are collinear with the
   beams and written as pdg 22 particles when their energy is non-zero. The hard system is
-  boosted along z, then c.m. -> lab (:func:`zprime.kinematics.cm_to_lab`; 7 GeV e- along +z).
+  boosted along z, then c.m. -> lab (:func:`zprime.physics.kinematics.cm_to_lab`; 7 GeV e- along
+  +z).
 - Final-state radiation off the taus is **not** generated (nor radiation in the decays).
 - Normalisation: the reference cross section ``xsec_ref_fb`` (0.919 nb, KKMC, Belle II Physics
   Book, E. Kou et al., PTEP 2019, 123C01, arXiv:1808.10567) times the branching weight ``B`` of
@@ -70,14 +73,14 @@ import awkward as ak
 import numpy as np
 from numpy.typing import NDArray
 
-from zprime.backgrounds import ChunkResult
-from zprime.constants import ALPHA_0, BETA_BOOST, GEV2_TO_FB, M_TAU, SQRT_S, S
 from zprime.errors import ConfigError, InputError
-from zprime.events import make_particles
 from zprime.generators import tau_decays as td
+from zprime.generators.backgrounds import ChunkResult
 from zprime.generators.filters import filter_mask
-from zprime.isr import beta_isr, isr_kinematics, sample_energy_loss
-from zprime.kinematics import boost_z, cm_to_lab
+from zprime.generators.isr import beta_isr, isr_kinematics, sample_energy_loss
+from zprime.io.events import make_particles
+from zprime.physics.constants import ALPHA_0, BETA_BOOST, GEV2_TO_FB, M_TAU, SQRT_S, S
+from zprime.physics.kinematics import boost_z, cm_to_lab
 
 __all__ = [
     "MODE_CODES",
@@ -480,7 +483,8 @@ def describe(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> ChunkResult:
-    """Generate one chunk of the tau-pair sample (the chunk interface of zprime.backgrounds).
+    """Generate one chunk of the tau-pair sample (the chunk interface of
+    zprime.generators.backgrounds).
 
     Parameters
     ----------

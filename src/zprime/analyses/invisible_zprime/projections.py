@@ -39,9 +39,13 @@ from typing import Any
 
 import numpy as np
 
+from zprime.analyses.invisible_zprime.templates import (
+    SystematicsTable,
+    TemplateSet,
+    WindowTemplates,
+)
 from zprime.config import Config
 from zprime.errors import InputError
-from zprime.templates import SystematicsTable, TemplateSet, WindowTemplates
 
 __all__ = [
     "BELLE2_GOAL_FB",
@@ -469,7 +473,8 @@ def project_limits(
     Parameters
     ----------
     templates_dir
-        A template directory of the fit stage (:func:`zprime.templates.write_templates`).
+        A template directory of the fit stage
+        (:func:`zprime.analyses.invisible_zprime.templates.write_templates`).
     config
         The run's configuration (``luminosity_fb`` is checked against the templates' own
         luminosity, which is the one scaled from; ``templates.merge_backgrounds`` and
@@ -495,7 +500,7 @@ def project_limits(
         A non-positive luminosity, a mass outside the grid, an unknown option, a bad
         template directory (one line naming the value or file).
     """
-    from zprime.templates import read_templates
+    from zprime.analyses.invisible_zprime.templates import read_templates
 
     return project_templates(
         read_templates(templates_dir),
@@ -579,9 +584,9 @@ def plot_projection(table: ProjectionTable, *, others: Sequence[ProjectionTable]
     import matplotlib.pyplot as plt
     import mplhep as mh
 
-    from zprime.plots import label
+    from zprime.report.plots import label
 
-    mh.style.use("plothist")  # as zprime.plots
+    mh.style.use("plothist")  # as zprime.report.plots
     fig, ax = plt.subplots(figsize=(9.5, 5.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = [":", "-.", (0, (5, 1, 1, 1, 1, 1))]
@@ -656,7 +661,7 @@ def write_projection(
     Returns the paths by key ``csv``, ``md``, ``png``, ``pdf``.
     """
     from zprime._util import atomic_path
-    from zprime.plots import save
+    from zprime.report.plots import save
 
     d = Path(out_dir)
     tables = [table, *others]

@@ -63,7 +63,7 @@ def read_backgrounds(directory: str | Path) -> dict[str, dict[str, np.ndarray]]:
     dict
         Sample name -> columns :data:`SPECTRUM_COLUMNS` as numpy arrays (rad, GeV^2, fb).
     """
-    from zprime.events import read_events
+    from zprime.io.events import read_events
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -94,7 +94,7 @@ def before_network_pseudo_data(
     """A pseudo-data sample before the Punzi-net cut, comparable with the run's pseudo-data.
 
     The run's pseudo-data (``data/pseudo_data.parquet``) exist after the full selection. For the
-    before-network spectrum this thins, with :func:`zprime.pseudodata.draw`, the same samples
+    before-network spectrum this thins, with :func:`zprime.stats.pseudodata.draw`, the same samples
     before the network to unit-weight events at ``config.luminosity_fb``: the independently
     generated data-detector samples ``selected/data_presel`` (``pseudo_data.source:
     data_detector``), or the simulation ``selected/presel`` (``simulation``). An injected signal
@@ -105,11 +105,12 @@ def before_network_pseudo_data(
     Returns
     -------
     (dict, str)
-        The pseudo-data columns (see :func:`zprime.pseudodata.draw`) and a short description of
+        The pseudo-data columns (see :func:`zprime.stats.pseudodata.draw`) and a short description
+        of
         their source for the figure.
     """
-    from zprime import pseudodata
-    from zprime.events import read_events, read_metadata
+    from zprime.io.events import read_events, read_metadata
+    from zprime.stats import pseudodata
 
     run_dir = Path(run_dir)
     pcfg = config.pseudo_data
@@ -143,7 +144,7 @@ def before_network_pseudo_data(
 
 
 def _observed(run_dir: Path) -> dict[str, np.ndarray] | None:
-    from zprime.events import read_events
+    from zprime.io.events import read_events
 
     path = run_dir / "data" / "pseudo_data.parquet"
     if not path.is_file():
@@ -193,8 +194,8 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
     dict
         Figure name -> path of its PNG (the PDF is next to it).
     """
-    from zprime import plots
-    from zprime.events import read_events
+    from zprime.io.events import read_events
+    from zprime.report import plots
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,8 @@ step                requirement
 ``tau_suppression`` off unless ``selection.tau_suppression`` is true (the 2018 pilot-run
                     analysis, ``--preset pilot2018``): cut-based tau tau suppression on the muon
                     and recoil momenta in M_recoil^2 regions (:func:`tau_suppression_mask`)
-``punzinet``        Punzi-net output above 0.5 (column ``punzinet``, from ``zprime.punzinet``)
+``punzinet``        Punzi-net output above 0.5 (column ``punzinet``, from
+``zprime.analyses.invisible_zprime.punzinet``)
 ==================  ===========================================================================
 
 theta_recoil is the lab polar angle ("quantities are defined in the laboratory frame unless
@@ -144,8 +145,8 @@ def tau_suppression_variables(events: ak.Array) -> dict[str, np.ndarray]:
         of the two tracks, GeV, computed from ``tracks.px/py/pz`` with the muon mass; NaN for
         events with fewer than two tracks).
     """
-    from zprime.constants import M_MUON
-    from zprime.kinematics import four_momentum, lab_to_cm
+    from zprime.physics.constants import M_MUON
+    from zprime.physics.kinematics import four_momentum, lab_to_cm
 
     p3 = np.stack([np.stack(_two(events, f), axis=-1) for f in ("px", "py", "pz")], axis=-1)
     p_cm = lab_to_cm(four_momentum(p3, M_MUON))[..., 1:]
@@ -272,7 +273,8 @@ def step_masks(
         else:  # punzinet
             if "punzinet" not in ak.fields(events):
                 raise InputError(
-                    "selection: missing column 'punzinet' (apply zprime.punzinet first, or "
+                    "selection: missing column 'punzinet' (apply "
+                    "zprime.analyses.invisible_zprime.punzinet first, or "
                     "disable the step 'punzinet')"
                 )
             mask = _column(events, "punzinet") > c.punzinet_min
@@ -424,7 +426,7 @@ def select_file(
     Writes ``<out_dir>/<stem>.parquet`` (the selected events, same schema and metadata) and
     ``<stem>.cutflow.csv`` / ``.md`` beside it, all atomically.
     """
-    from zprime.events import EventWriter, iter_events, read_metadata
+    from zprime.io.events import EventWriter, iter_events, read_metadata
 
     src = Path(path)
     out = Path(out_dir)

@@ -172,7 +172,7 @@ def measure_width(
         that describes the events within ``+- n_sigma`` of itself; tails outside the window do
         not enter, a tail inside it widens the core only by its share there. ``"sigma68"``:
         half the distance between the 15.87% and 84.13% quantiles (the detector module's
-        estimator, :func:`zprime.detector.m_recoil2_resolution`).
+        estimator, :func:`zprime.detector.simulation.m_recoil2_resolution`).
     n_sigma
         Half-range of the core fit in units of the current width.
     min_events

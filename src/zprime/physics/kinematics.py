@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from zprime.constants import BETA_BOOST, P_BEAMS_LAB, SQRT_S
+from zprime.physics.constants import BETA_BOOST, P_BEAMS_LAB, SQRT_S
 
 __all__ = [
     "PAIR_VARIABLES",

@@ -330,7 +330,8 @@ def unweight_file(
     weight_fb``), and is kept once with its weight otherwise (``max_copies = 1``: every heavier
     event as it is). Every weighted yield stays the same in expectation. With ``weight_fb = 1 /
     L`` a sample generated at several times the luminosity ``L`` becomes one with the statistical
-    power of real data at ``L`` (the pseudo-data, ``zprime.pseudodata``); the copies of a heavy
+    power of real data at ``L`` (the pseudo-data, ``zprime.stats.pseudodata``); the copies of a
+    heavy
     event, passed through the detector each with its own random numbers, behave as the ``k``
     independent events that real data would hold (an event that passes the selection only
     through a rare detector failure then passes with that failure's probability per copy,

@@ -27,7 +27,7 @@ The singular factor :math:`v^{\\beta/2-1}` (``v = 1 - x``) is sampled exactly by
 so that the convolution is a smooth integrand in ``u`` for ``vegas``.
 
 Real photons couple with the Thomson-limit coupling, so the structure function uses
-:data:`zprime.constants.ALPHA_0` unless told otherwise.
+:data:`zprime.physics.constants.ALPHA_0` unless told otherwise.
 
 References
 ----------
@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from zprime.constants import ALPHA_0, M_ELECTRON
+from zprime.physics.constants import ALPHA_0, M_ELECTRON
 
 __all__ = [
     "IsrKinematics",

@@ -1,6 +1,7 @@
 """HEPData submission of the scan results (issue 8).
 
-:func:`write_hepdata` turns the results table of ``zprime.results`` (``results/limits.csv`` or
+:func:`write_hepdata` turns the results table of ``zprime.analyses.invisible_zprime.results``
+(``results/limits.csv`` or
 ``results/limits.parquet``, one row per mass hypothesis, narrow and wide Z' together; columns in
 ``docs/hepdata.md``) into a HEPData submission built with ``hepdata_lib``: cross-section limits,
 coupling limits (vanilla and fully invisible L_mu - L_tau) and the local significance, one table
@@ -38,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from zprime._util import atomic_path
-from zprime.constants import SQRT_S
 from zprime.errors import InputError
+from zprime.physics.constants import SQRT_S
 
 __all__ = [
     "SUBMISSION_ARCHIVE",
@@ -194,7 +195,8 @@ def read_results_table(path: str | Path) -> ResultsTable:
     Parameters
     ----------
     path
-        ``results/limits.csv`` or ``results/limits.parquet`` of ``zprime.results``.
+        ``results/limits.csv`` or ``results/limits.parquet`` of
+        ``zprime.analyses.invisible_zprime.results``.
 
     Returns
     -------
@@ -212,7 +214,10 @@ def read_results_table(path: str | Path) -> ResultsTable:
     names, rows = _read_rows(path)
     missing = [c for c in _REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise InputError(f"{path}: missing column {missing[0]!r} (results table of zprime.results)")
+        raise InputError(
+            f"{path}: missing column {missing[0]!r} (results table of "
+            f"zprime.analyses.invisible_zprime.results)"
+        )
     float_columns = [c for c in _REQUIRED_COLUMNS[3:] if c] + [
         c for c in _OPTIONAL_COLUMNS if c in names
     ]
@@ -699,7 +704,8 @@ def write_hepdata(
     Parameters
     ----------
     results_csv
-        ``results/limits.csv`` (or ``.parquet``) of ``zprime.results``. A ``significance.json``
+        ``results/limits.csv`` (or ``.parquet``) of ``zprime.analyses.invisible_zprime.results``. A
+        ``significance.json``
         beside it, when present, adds the global significance to the significance tables.
     out_dir
         Output folder (replaced if it holds an earlier submission): ``submission/`` and

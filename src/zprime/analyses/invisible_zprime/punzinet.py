@@ -116,7 +116,7 @@ WEIGHT_COLUMN = "weight"
 OUTPUT_COLUMN = "punzinet"
 PRL_OUTPUT_CUT = 0.5
 """The PRL's cut on the network output, used by the training-time figure-of-merit report."""
-FILE_FORMAT = "zprime.punzinet"
+FILE_FORMAT = "zprime.analyses.invisible_zprime.punzinet"
 FILE_VERSION = 1
 
 Resolution = Callable[[np.ndarray], np.ndarray]
@@ -133,7 +133,8 @@ def default_resolution(m2: np.ndarray | float) -> np.ndarray:
 
     Linear interpolation in M^2 between the PRL's two quoted values, 0.23 GeV^2 at
     M^2 = 9 GeV^2 and 0.06 GeV^2 at 80 GeV^2, held constant outside that range. The analysis
-    should pass the resolution measured on the simulated signal instead (``zprime.binning``).
+    should pass the resolution measured on the simulated signal instead
+    (``zprime.analyses.invisible_zprime.binning``).
     """
     (x0, y0), (x1, y1) = _PRL_RESOLUTION_POINTS
     return np.interp(np.asarray(m2, dtype=np.float64), [x0, x1], [y0, y1])
@@ -1007,7 +1008,7 @@ def _punzi_phase(
 
 def _resolution_callable(resolution: Any) -> Resolution:
     """``resolution`` as a function of M^2: a callable, or an object with a ``sigma`` method
-    (:class:`zprime.binning.ResolutionModel`)."""
+    (:class:`zprime.analyses.invisible_zprime.binning.ResolutionModel`)."""
     if hasattr(resolution, "sigma") and callable(resolution.sigma):
         return resolution.sigma  # type: ignore[no-any-return]
     if callable(resolution):
@@ -1052,7 +1053,8 @@ def train(
         Integrated luminosity at which the figure of merit is optimised, fb^-1.
     resolution
         Signal M_recoil^2 resolution sigma(M^2), GeV^2: a callable or an object with a
-        ``sigma`` method such as :class:`zprime.binning.ResolutionModel` (the measured one the
+        ``sigma`` method such as :class:`zprime.analyses.invisible_zprime.binning.ResolutionModel`
+        (the measured one the
         fit uses; default :func:`default_resolution`).
     features
         Input columns (default: the PRL's four).
@@ -1492,7 +1494,7 @@ def read_training_files(
     InputError
         A missing or corrupt file, a missing column, or a signal file without its metadata.
     """
-    from zprime.events import read_events, read_metadata
+    from zprime.io.events import read_events, read_metadata
 
     cols = [*features, MASS2_COLUMN, WEIGHT_COLUMN]
 

@@ -95,7 +95,7 @@ def _config_subset(config: Config, keys: Sequence[str]) -> dict[str, Any]:
 def _code_digest() -> str:
     """A digest of zprime's own source files: a stage is re-run when the code changes."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+    for path in sorted(Path(__file__).resolve().parent.parent.rglob("*.py")):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -143,8 +143,8 @@ def xsec_summary(config: Config) -> list[dict[str, float]]:
     g' = 1 with ISR, from the cached table), ``br_inv_vanilla``, ``br_inv_fully_invisible`` and
     the band ``g2_low``/``g2_high`` of g' that explains Delta a_mu within 2 sigma.
     """
-    from zprime.model import branching_invisible, g2_band
-    from zprime.signal import load_xsec_table
+    from zprime.generators.signal import load_xsec_table
+    from zprime.physics.model import branching_invisible, g2_band
 
     masses = np.asarray(config.signal.masses_gev, dtype=float)
     sigma = np.broadcast_to(load_xsec_table().sigma_fb(masses, g=1.0), masses.shape)
@@ -205,9 +205,9 @@ def _data_seed(config: Config) -> int:
     """Master seed of the pseudo-data samples (generation and detector), independent of the
     simulation's: ``SeedSequence([seed, pseudo_data.seed_offset, 0])``."""
     return int(
-        np.random.SeedSequence([config.seed, config.pseudo_data.seed_offset, 0]).generate_state(
-            1
-        )[0]
+        np.random.SeedSequence([config.seed, config.pseudo_data.seed_offset, 0]).generate_state(1)[
+            0
+        ]
     )
 
 
@@ -229,11 +229,11 @@ def _generate_backgrounds(
     ``master_seed`` ``None``: each sample's seed derives from the configuration's seed;
     otherwise from this master seed (independent samples for the pseudo-data).
     ``unweight_fb``: keep only a subset unweighted to this weight
-    (:func:`zprime.events.unweight_file`; the pseudo-data at ``1 / L``): the full sample is
+    (:func:`zprime.io.events.unweight_file`; the pseudo-data at ``1 / L``): the full sample is
     written to ``out_dir/full/`` first and removed once the subset is written.
     """
-    from zprime.backgrounds import generate_sample, sample_seed
-    from zprime.events import unweight_file
+    from zprime.generators.backgrounds import generate_sample, sample_seed
+    from zprime.io.events import unweight_file
 
     cfg = ctx.config
     paths: dict[str, str] = {}
@@ -274,7 +274,7 @@ def _generate_backgrounds(
 
 
 def _stage_generate(ctx: RunContext) -> dict[str, Any]:
-    from zprime.signal import write_signal
+    from zprime.generators.signal import write_signal
 
     cfg = ctx.config
     out_dir = ctx.out / "events"
@@ -363,8 +363,8 @@ def _stage_generate(ctx: RunContext) -> dict[str, Any]:
 
 
 def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
-    from zprime.detector import simulate_file
-    from zprime.events import unweight_file
+    from zprime.detector.simulation import simulate_file
+    from zprime.io.events import unweight_file
 
     gen = ctx.outputs["generate"]
     detector = ctx.config.detector.use
@@ -409,7 +409,7 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
 
         def make_data(path: str = path) -> Path:
             # an event that stands for k data events is simulated k times, each copy with its
-            # own detector random numbers (zprime.events.unweight_file): real data hold k
+            # own detector random numbers (zprime.io.events.unweight_file): real data hold k
             # independent events, not a clump of k identical ones
             ctx.console.print(f"simulate {Path(path).name} ({data_det}, pseudo-data)")
             copies = ctx.out / "reco" / data_det / "copies" / Path(path).name
@@ -438,7 +438,7 @@ def _stage_simulate(ctx: RunContext) -> dict[str, Any]:
 def _convert_observed(ctx: RunContext) -> Path:
     """The user's ntuple (``observed_data.file``) converted to our reconstructed schema, cached
     by the file's size and modification time and by the column map's content."""
-    from zprime.realdata import convert_observed
+    from zprime.detector.realdata import convert_observed
 
     obs = ctx.config.observed_data
     src = Path(obs.file or "")
@@ -468,7 +468,7 @@ def _convert_observed(ctx: RunContext) -> Path:
 
 
 def _stage_select(ctx: RunContext) -> dict[str, Any]:
-    from zprime.selection import select_file
+    from zprime.analyses.invisible_zprime.selection import select_file
 
     cfg = ctx.config
     reco = ctx.outputs["simulate"]
@@ -511,11 +511,11 @@ def _stage_select(ctx: RunContext) -> dict[str, Any]:
 
 
 def _stage_train(ctx: RunContext) -> dict[str, Any]:
-    from zprime import punzinet
-    from zprime.binning import resolution_model_from_config
-    from zprime.events import transform_file
-    from zprime.selection import select_file
-    from zprime.templates import SimulatedSignal
+    from zprime.analyses.invisible_zprime import punzinet
+    from zprime.analyses.invisible_zprime.binning import resolution_model_from_config
+    from zprime.analyses.invisible_zprime.selection import select_file
+    from zprime.analyses.invisible_zprime.templates import SimulatedSignal
+    from zprime.io.events import transform_file
 
     cfg = ctx.config
     presel = ctx.outputs["select"]
@@ -523,9 +523,7 @@ def _stage_train(ctx: RunContext) -> dict[str, Any]:
     # the network cut (and before the M^2-dependent theta_recoil cut), where the samples are
     # largest. The network's windows and the fit's use this one model (resolution.json).
     notheta = [SimulatedSignal.read(p) for p in presel["signal_notheta"].values()]
-    resolution = resolution_model_from_config(
-        cfg.binning, {s.mass: s.residuals for s in notheta}
-    )
+    resolution = resolution_model_from_config(cfg.binning, {s.mass: s.residuals for s in notheta})
     resolution_path = resolution.save(ctx.path("resolution.json"))
     # no network (``punzinet`` in selection.disabled, e.g. the pilot2018 preset): nothing is
     # trained; the final selection is the preselection (every enabled step but the network)
@@ -614,8 +612,8 @@ def _selection_diagnostics(
 
     Without a network (``model`` None: ``punzinet`` disabled) the final selection is the
     preselection: the figures are labelled so and the network's figure of merit is skipped."""
-    from zprime import plots
-    from zprime.events import read_events, read_metadata
+    from zprime.io.events import read_events, read_metadata
+    from zprime.report import plots
 
     cfg = ctx.config
     lumi = cfg.luminosity_fb
@@ -734,7 +732,7 @@ def _punzi_cut_scan(
     after the network does not hinge on the exact cut value."""
     import matplotlib.pyplot as plt
 
-    from zprime import plots
+    from zprime.report import plots
 
     rows = [
         {
@@ -752,7 +750,7 @@ def _punzi_cut_scan(
     if not rows:  # no test mass (a single simulated mass)
         return {}
     _write_csv(out_dir / "punzi_cut_scan.csv", rows)
-    plots._style()  # the package's one plot style (zprime.plots)
+    plots._style()  # the package's one plot style (zprime.report.plots)
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     cmap = plt.get_cmap("viridis")
     n = len(scan["rows"])
@@ -780,7 +778,7 @@ def _stage_control(ctx: RunContext) -> dict[str, Any]:
     """The control samples (e mu, ee, mu mu gamma): data versus simulation, the corrections and
     the systematic uncertainties they give (``control/corrections.json``, ``comparison.md``,
     cut flows and figures)."""
-    from zprime.control import run_control
+    from zprime.analyses.invisible_zprime.control import run_control
 
     sim = ctx.outputs["simulate"]
     config = ctx.config
@@ -802,13 +800,13 @@ def _stage_control(ctx: RunContext) -> dict[str, Any]:
 
 def _pseudo_data(ctx: RunContext, final: dict[str, Any]) -> dict[str, np.ndarray]:
     """The observed data of the templates: the user's data (``observed_data.file``), or the
-    pseudo-data (:func:`zprime.pseudodata.draw`): the independently generated data-detector
+    pseudo-data (:func:`zprime.stats.pseudodata.draw`): the independently generated data-detector
     samples after the full selection, thinned to unit-weight events at the luminosity (or, with
     ``pseudo_data.source: simulation``, the selected simulation thinned the same way), with an
     injected signal if asked. What each sample contributed is written to
     ``data/pseudo_data_samples.json``."""
-    from zprime import pseudodata
-    from zprime.events import read_events, read_metadata
+    from zprime.io.events import read_events, read_metadata
+    from zprime.stats import pseudodata
 
     cfg = ctx.config
     pcfg = cfg.pseudo_data
@@ -855,15 +853,16 @@ def _photon_veto_reweighted(
     ctx: RunContext, name: str, corrections: Any, model: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(M^2, theta^CM, weight) of a background selected without the photon veto and re-weighted
-    with the measured photon-veto correction (``zprime.control.Corrections``): passing events
+    with the measured photon-veto correction
+    (``zprime.analyses.invisible_zprime.control.Corrections``): passing events
     keep their weight, events that fail only because of photons in the backward barrel enter
     with the measured extra probability that data miss them."""
     import awkward as ak
 
-    from zprime.control import photon_veto_recoverable
-    from zprime.events import iter_events
-    from zprime.punzinet import predict
-    from zprime.selection import step_masks
+    from zprime.analyses.invisible_zprime.control import photon_veto_recoverable
+    from zprime.analyses.invisible_zprime.punzinet import predict
+    from zprime.analyses.invisible_zprime.selection import step_masks
+    from zprime.io.events import iter_events
 
     cfg = ctx.config
     sel = cfg.selection.model_copy(
@@ -912,9 +911,9 @@ def _apply_corrections(
     """The control-stage corrections applied to the simulated signal and backgrounds."""
     import dataclasses
 
-    from zprime.control import read_corrections
-    from zprime.punzinet import load
-    from zprime.templates import EventSample
+    from zprime.analyses.invisible_zprime.control import read_corrections
+    from zprime.analyses.invisible_zprime.punzinet import load
+    from zprime.analyses.invisible_zprime.templates import EventSample
 
     path = ctx.outputs["control"].get("corrections")
     if not ctx.config.templates.apply_corrections or path is None:
@@ -957,14 +956,14 @@ def _apply_corrections(
 def _stage_template(ctx: RunContext) -> dict[str, Any]:
     import awkward as ak
 
-    from zprime.binning import ResolutionModel
-    from zprime.events import write_events
-    from zprime.templates import (
+    from zprime.analyses.invisible_zprime.binning import ResolutionModel
+    from zprime.analyses.invisible_zprime.templates import (
         EventSample,
         SimulatedSignal,
         templates_from_config,
         write_templates,
     )
+    from zprime.io.events import write_events
 
     cfg = ctx.config
     final = ctx.outputs["train"]
@@ -1073,6 +1072,7 @@ def _toy_bands(ctx: RunContext, specs: list[Any], limits: list[Any]) -> list[Any
 
 
 def _fit_scan(ctx: RunContext, directory: str, label: str) -> dict[str, Any]:
+    from zprime.analyses.invisible_zprime.templates import read_templates
     from zprime.stats import (
         build_workspace,
         compile_workspace,
@@ -1082,7 +1082,6 @@ def _fit_scan(ctx: RunContext, directory: str, label: str) -> dict[str, Any]:
         scan_limits,
         write_workspace,
     )
-    from zprime.templates import read_templates
 
     cfg = ctx.config
     tset = read_templates(directory)
@@ -1214,8 +1213,8 @@ def _systematics_impact(ctx: RunContext, directory: str) -> dict[str, str]:
     systematics degrade the limits by less than 5%, above by about 40%)."""
     import dataclasses
 
+    from zprime.analyses.invisible_zprime.templates import read_templates
     from zprime.stats import build_workspace, scan_limits
-    from zprime.templates import read_templates
 
     cfg = ctx.config
     windows = read_templates(directory).windows
@@ -1306,9 +1305,9 @@ def _stage_fit(ctx: RunContext) -> dict[str, Any]:
 
 def _stage_report(ctx: RunContext) -> dict[str, Any]:
     """Results tables (CSV, Parquet, Markdown), figures, projections and the HEPData submission."""
-    from zprime import plots
-    from zprime.report import spectra_figures
-    from zprime.results import build_results, write_results
+    from zprime.analyses.invisible_zprime.results import build_results, write_results
+    from zprime.analyses.invisible_zprime.spectra import spectra_figures
+    from zprime.report import plots
 
     cfg = ctx.config
     table = build_results(ctx.out, cfg)
@@ -1323,14 +1322,14 @@ def _stage_report(ctx: RunContext) -> dict[str, Any]:
         figures[key] = str(path)
     files["figures"] = figures
     if cfg.projections.luminosities_fb:
-        from zprime.projections import projections_from_config
+        from zprime.analyses.invisible_zprime.projections import projections_from_config
 
         written = projections_from_config(
             Path(ctx.outputs["template"]["narrow"]), cfg, ctx.out / "projections"
         )
         files["projections"] = {k: str(v) for k, v in written.items()}
     if cfg.report.hepdata:
-        from zprime.hepdata import write_hepdata
+        from zprime.analyses.invisible_zprime.hepdata import write_hepdata
 
         workspaces = {
             label: ctx.out / f"workspaces_{label}"

@@ -5,7 +5,8 @@ function that generates it, the process settings, the normalisation (a reference
 and its source, or the generator's own), the generator-level filter, the events of the default
 run and the chunk size. The Pythia 8 samples (``mumu``, ``tautau``, ``eemumu``,
 ``eemumu_q2max1``, ``eeee``) are generated here by :func:`chunk`; samples that Pythia lacks
-(Bhabha ``ee``, ``eegamma``, ``pipi``) come from :mod:`zprime.qed` through the same interface.
+(Bhabha ``ee``, ``eegamma``, ``pipi``) come from :mod:`zprime.generators.qed` through the same
+interface.
 
 The chunk interface
 -------------------
@@ -19,7 +20,7 @@ named by the sample's ``generator`` field (``"module:function"``), imported lazi
   ``pythia_forced``, ``tau_channels``.
 - ``n_generate`` events are generated with the generator seeded by ``seed`` (an int in
   [1, 900000000], Pythia's range).
-- The result's ``events`` are in the generator schema of :mod:`zprime.events` (``event`` =
+- The result's ``events`` are in the generator schema of :mod:`zprime.io.events` (``event`` =
   index of the event among the ``n_generate`` generated ones, ``weight``, ``particles``); only
   events that pass the generator-level filter are returned, and ``events.weight`` sums (in
   expectation) to the cross section in fb of everything generated that passed the filter: each
@@ -36,7 +37,7 @@ The driver :func:`generate_sample` splits a sample into K chunks whose sizes dep
 number of events and the chunk size, seeds chunk k from the sample seed and k through
 :class:`numpy.random.SeedSequence`, runs the chunks through :func:`zprime.parallel.map_tasks` in
 batches of one chunk per worker, rescales the weights by n_k / N (1/K for equal chunks) and streams
-each batch, in chunk order, into one Parquet file with :class:`zprime.events.EventWriter`. The
+each batch, in chunk order, into one Parquet file with :class:`zprime.io.events.EventWriter`. The
 file's weights therefore sum to the filtered cross section in fb, the yield at luminosity L is
 ``weight * L``, memory stays flat with the sample size, and the file does not depend on the number
 of workers.
@@ -60,10 +61,10 @@ import numpy as np
 
 from zprime._util import chunk_rng
 from zprime.config import Config, default_config
-from zprime.constants import E_ELECTRON_BEAM, E_POSITRON_BEAM
 from zprime.errors import ConfigError, InputError, ZprimeError
-from zprime.events import EventWriter, read_metadata, validate_generator_events
 from zprime.generators.filters import filter_particles
+from zprime.io.events import EventWriter, read_metadata, validate_generator_events
+from zprime.physics.constants import E_ELECTRON_BEAM, E_POSITRON_BEAM
 
 __all__ = [
     "GENERATORS",
@@ -109,7 +110,8 @@ _BATCH = 20_000
 
 
 class ChunkResult(NamedTuple):
-    """What a chunk function returns (the chunk interface, shared with :mod:`zprime.qed`).
+    """What a chunk function returns (the chunk interface, shared with
+    :mod:`zprime.generators.qed`).
 
     Attributes
     ----------
@@ -162,7 +164,7 @@ def sample_settings(name: str, config: Config | None = None) -> dict[str, Any]:
 
 
 GENERATORS: dict[str, str] = {
-    "pythia": "zprime.backgrounds:chunk",
+    "pythia": "zprime.generators.backgrounds:chunk",
     "tautau": "zprime.generators.tautau:chunk",
     "mumu": "zprime.generators.mumu:chunk",
     "fourfermion": "zprime.generators.fourfermion:chunk",

@@ -6,7 +6,8 @@ What the PRL (PRL 130, 231801 (2023)) prescribes and how it is done here:
 - "a binned likelihood based on signal and background two-dimensional templates obtained from
   simulation. The parameter of interest is the signal cross section": every template is a
   :class:`hist.Hist` with ``Weight`` storage (sum of w and of w^2) on the window's bins
-  (:mod:`zprime.binning`); backgrounds hold expected events (event weight in fb times the
+  (:mod:`zprime.analyses.invisible_zprime.binning`); backgrounds hold expected events (event weight
+  in fb times the
   luminosity in fb^-1); the signal holds expected events **per fb of sigma x B**, i.e.
   efficiency x luminosity per bin, so the fit's POI is the cross section in fb.
 - signal templates at every hypothesis from a handful of simulated masses
@@ -30,7 +31,8 @@ Flattening: a window's 2D template is one pyhf channel; bins are flattened **row
 M_recoil^2 as the slow index, ``flat = i_m2 * n_theta + i_theta`` (``values().ravel()``), and
 :meth:`WindowTemplates.bin_map` lists ``(i_m2, i_theta)`` per flat bin.
 
-Files: one JSON per hypothesis, ``<dir>/<name>.json`` (name :func:`zprime.binning.
+Files: one JSON per hypothesis, ``<dir>/<name>.json`` (name
+:func:`zprime.analyses.invisible_zprime.binning.
 hypothesis_name`, e.g. ``M2.3520.json``), plus ``<dir>/index.json`` with the list of windows,
 the failed ones and their reasons, the resolution model and the grid; all written atomically.
 """
@@ -52,7 +54,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from zprime._util import read_json_object, write_json_atomic
-from zprime.binning import (
+from zprime.analyses.invisible_zprime.binning import (
     ResolutionModel,
     ResolutionScale,
     Window,
@@ -72,8 +74,8 @@ from zprime.config import (
     SystematicsValues,
     ThetaBinningConfig,
 )
-from zprime.constants import M_MUON, SQRT_S
 from zprime.errors import ConfigError, InputError
+from zprime.physics.constants import M_MUON, SQRT_S
 
 __all__ = [
     "FORMAT_VERSION",
@@ -103,8 +105,12 @@ FORMAT_VERSION = 1
 
 FLATTEN_ORDER = "row-major (m_recoil2, theta_recoil_cm): flat = i_m2 * n_theta + i_theta"
 
-_BW_CUTOFF = 15.0  # MadGraph5 bwcutoff, as zprime.signal.BW_CUTOFF (Breit-Wigner truncation)
-_MU_MIN = 1e-3  # lowest Z' virtuality of a truncated Breit-Wigner, GeV (as zprime.signal)
+_BW_CUTOFF = (
+    15.0  # MadGraph5 bwcutoff, as zprime.generators.signal.BW_CUTOFF (Breit-Wigner truncation)
+)
+_MU_MIN = (
+    1e-3  # lowest Z' virtuality of a truncated Breit-Wigner, GeV (as zprime.generators.signal)
+)
 
 
 class EmptyWindowError(InputError):
@@ -175,7 +181,7 @@ class EventSample:
         cls, path: str | Path, name: str | None = None, *, is_data: bool = False
     ) -> EventSample:
         """From a selected Parquet file (``selected/<sample>.parquet``)."""
-        from zprime.events import read_events, read_metadata
+        from zprime.io.events import read_events, read_metadata
 
         meta = read_metadata(path)
         label = name or str(meta.get("sample", Path(path).stem))
@@ -265,7 +271,7 @@ class SimulatedSignal:
     def read(cls, path: str | Path) -> SimulatedSignal:
         """From a selected signal Parquet file; mass and cross section from its metadata
         (``mass_gev``, ``sigma_fb``)."""
-        from zprime.events import read_events, read_metadata
+        from zprime.io.events import read_events, read_metadata
 
         meta = read_metadata(path)
         try:
@@ -337,7 +343,8 @@ def _check_hist(h: hist.Hist, window: str, sample: str) -> None:
 def theta_recoil_acceptance(
     m2: NDArray[np.float64], theta_lab: NDArray[np.float64], cfg: SelectionConfig
 ) -> NDArray[np.bool_]:
-    """The selection's M^2-dependent theta_recoil requirement (PRL; ``zprime.selection`` step
+    """The selection's M^2-dependent theta_recoil requirement (PRL;
+    ``zprime.analyses.invisible_zprime.selection`` step
     ``theta_recoil``): below ``theta_recoil_split_m2_gev2`` the lab recoil angle must lie in
     the ECL barrel range and outside the 90 deg gap, above it below the maximum angle."""
     deg = math.pi / 180.0
@@ -931,7 +938,8 @@ def build_window(
     Parameters
     ----------
     window
-        The window (:mod:`zprime.binning`). A wide window (``width_gev`` set) gets 1D templates
+        The window (:mod:`zprime.analyses.invisible_zprime.binning`). A wide window (``width_gev``
+        set) gets 1D templates
         (one theta bin) and the Breit-Wigner signal.
     signal
         The signal model.
@@ -949,8 +957,10 @@ def build_window(
         than ``n_bins * min_events_per_bin``, from a range about the window's centre widened
         2, 4, 8 or 16 times (only the edges; the templates are filled in the window).
     smoothing
-        Smoothed backgrounds by name (:class:`zprime.smoothing.KdeBackground`, from
-        :func:`zprime.smoothing.smoothing_from_config`): a sample named here gets its smoothed
+        Smoothed backgrounds by name
+        (:class:`zprime.analyses.invisible_zprime.smoothing.KdeBackground`, from
+        :func:`zprime.analyses.invisible_zprime.smoothing.smoothing_from_config`): a sample named
+        here gets its smoothed
         template instead of the histogram of its events; ``None``: none.
 
     Raises
@@ -1173,7 +1183,7 @@ def templates_from_config(
     else:
         windows = make_windows(grid, scale, bcfg.window_bins, (lo, hi))
     syst = load_systematics(tcfg.systematics, corrections)
-    from zprime.smoothing import smoothing_from_config
+    from zprime.analyses.invisible_zprime.smoothing import smoothing_from_config
 
     smoothing = smoothing_from_config(config, used, resolution)
     tset = build_templates(

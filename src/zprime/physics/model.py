@@ -29,7 +29,7 @@ alpha'/(2 pi) for M -> 0 and g'^2 m_mu^2 / (12 pi^2 M^2) for M >> m_mu. The (g-2
 the PRL's Figs. 3 and 4 is the g' that gives Delta a_mu = (251 +- 59) x 10^-11 within +-2 sigma
 [7]_ (the PRL's Ref. [2]).
 
-Masses come from :mod:`zprime.constants` (PDG through ``particle``). Every function accepts
+Masses come from :mod:`zprime.physics.constants` (PDG through ``particle``). Every function accepts
 mass arrays and broadcasts its other array arguments against them; a scalar input gives a
 ``float`` back. Bad values raise :class:`zprime.errors.ConfigError` with a one-line message.
 
@@ -57,8 +57,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from zprime.constants import M_MUON, M_TAU
 from zprime.errors import ConfigError
+from zprime.physics.constants import M_MUON, M_TAU
 
 __all__ = [
     "G2_DELTA_A_MU",
@@ -196,7 +196,7 @@ def width_lepton_pair(mass: ArrayLike, m_lepton: float, g: ArrayLike = 1.0) -> A
     mass
         Z' mass in GeV (> 0).
     m_lepton
-        Mass of the charged lepton in GeV (e.g. :data:`zprime.constants.M_MUON`).
+        Mass of the charged lepton in GeV (e.g. :data:`zprime.physics.constants.M_MUON`).
     g
         Coupling g'.
 
@@ -524,7 +524,9 @@ def g2_band(
 def _sigma_g1(xsec: XsecFunction | None, mass: NDArray[np.float64]) -> NDArray[np.float64]:
     """sigma(e+e- -> mu mu Z') at g' = 1 in fb, from ``xsec`` or the package's cached table."""
     if xsec is None:
-        from zprime.signal import load_xsec_table  # lazy: the signal module is optional here
+        from zprime.generators.signal import (
+            load_xsec_table,  # lazy: the signal module is optional here
+        )
 
         table = load_xsec_table()
         values = table.sigma_fb(mass, g=1.0)
@@ -565,7 +567,7 @@ def sigma_times_br(
         ``"vanilla"`` or ``"fully_invisible"`` (see :func:`branching_invisible`).
     xsec
         Callable giving sigma at g' = 1 in fb for a mass array; ``None`` uses
-        ``zprime.signal.load_xsec_table().sigma_fb(mass, g=1.0)``.
+        ``zprime.generators.signal.load_xsec_table().sigma_fb(mass, g=1.0)``.
     alpha_d, m_chi
         Dark coupling and dark-fermion mass (GeV); fully invisible only.
     """

@@ -4,7 +4,8 @@ A small, general set of building blocks to evaluate Feynman amplitudes numerical
 explicit 4x4 matrices, for arrays of phase-space points at once: gamma matrices, ``slash``,
 massive or massless helicity spinors ``u``/``v``, polarisation vectors of massive and massless
 vector bosons, and fermion propagators. It is the independent oracle against which the
-analytic (FORM-derived) matrix element of :mod:`zprime.signal` is tested, and it is meant for
+analytic (FORM-derived) matrix element of :mod:`zprime.generators.signal` is tested, and it is meant
+for
 other amplitudes as well (e+e- -> e+e- gamma, e+e- -> pi+ pi- gamma).
 
 Conventions

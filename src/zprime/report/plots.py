@@ -268,7 +268,7 @@ def fom_gain(
 # --- result figures (issue 8: limits, couplings, significance) ---
 
 if TYPE_CHECKING:
-    from zprime.results import ResultsTable
+    from zprime.analyses.invisible_zprime.results import ResultsTable
 
 # Conventional colours of expected-limit bands ("Brazil" plot): +-1 sigma green, +-2 sigma yellow.
 BAND_1SIGMA_COLOR = "#00cc00"
@@ -392,7 +392,7 @@ def xsec_limit_figure(
     Parameters
     ----------
     table
-        The results table (:class:`zprime.results.ResultsTable`).
+        The results table (:class:`zprime.analyses.invisible_zprime.results.ResultsTable`).
     luminosity_fb
         For the label; default: the table's.
     logx
@@ -482,7 +482,8 @@ def gprime_limit_figure(
     """Upper limits on the coupling g' versus M_Z' (PRL Figs. 3 and 4).
 
     Observed and expected limits (+-1, +-2 sigma bands) of the narrow Z' for ``model``, the
-    band of g' that explains (g-2)_mu within +-2 sigma (:func:`zprime.model.g2_band`, shaded),
+    band of g' that explains (g-2)_mu within +-2 sigma (:func:`zprime.physics.model.g2_band`,
+    shaded),
     and, for the fully invisible model, the observed limit of the Gamma = 0.1 M benchmark and a
     dashed line where the PRL says the negligible-width assumption stops holding.
 
@@ -502,7 +503,7 @@ def gprime_limit_figure(
         Fully invisible only: where to draw the PRL's validity line (``None``: none).
     """
     from zprime.errors import ConfigError
-    from zprime.model import g2_band
+    from zprime.physics.model import g2_band
 
     if model not in _GPRIME_MODELS:
         raise ConfigError(f"unknown model {model!r}; expected one of {', '.join(_GPRIME_MODELS)}")

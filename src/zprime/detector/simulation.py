@@ -53,15 +53,15 @@ from zprime.config import (
     TriggerConfig,
     default_config,
 )
-from zprime.constants import BETA_BOOST, GAMMA_BOOST, M_MUON, SQRT_S, S
 from zprime.errors import ConfigError, InputError
-from zprime.events import (
+from zprime.io.events import (
     EventWriter,
     iter_events,
     read_metadata,
     validate_generator_events,
 )
-from zprime.kinematics import (
+from zprime.physics.constants import BETA_BOOST, GAMMA_BOOST, M_MUON, SQRT_S, S
+from zprime.physics.kinematics import (
     PAIR_VARIABLES,
     four_momentum,
     lab_to_cm,
@@ -646,7 +646,7 @@ def simulate(
     Parameters
     ----------
     events
-        Generator-level events (``zprime.events`` schema: ``event``, ``weight``, ``particles``
+        Generator-level events (``zprime.io.events`` schema: ``event``, ``weight``, ``particles``
         in the lab frame). Extra scalar columns (truth such as ``mass``) are passed through.
     detector
         A :class:`DetectorConfig`, or the name of a configuration in ``config`` (default: the
@@ -949,7 +949,7 @@ def simulate_file(
     Parameters
     ----------
     input_path
-        Generator-level events (``zprime.events`` schema).
+        Generator-level events (``zprime.io.events`` schema).
     out_dir
         Output directory (created if needed), e.g. ``<run>/reco``.
     detector
@@ -1061,7 +1061,8 @@ def signal_resolution(
     detector: DetectorConfig | str | None = None,
     config: Config | None = None,
 ) -> list[dict[str, float]]:
-    """Signal M_recoil^2 resolution from the full chain (zprime.signal with ISR, then this
+    """Signal M_recoil^2 resolution from the full chain (zprime.generators.signal with ISR, then
+    this
     simulation) at each Z' mass.
 
     Returns one row per mass: ``mass_gev``, ``m2_gev2``, ``sigma68_gev2`` (see
@@ -1070,7 +1071,7 @@ def signal_resolution(
     """
     from scipy.ndimage import gaussian_filter1d
 
-    from zprime.signal import generate
+    from zprime.generators.signal import generate
 
     rows = []
     for i, mass in enumerate(np.atleast_1d(np.asarray(masses, dtype=float))):

@@ -18,7 +18,7 @@ behaviour of real data, with no event used twice. An event heavier than ``L w = 
 ``k >= 1`` times (a "clump": the expected count is right, the fluctuation is not Poisson). The
 pipeline avoids clumps before the detector: a data-detector event that stands for ``k`` data
 events is simulated as ``k`` copies with their own random numbers
-(:func:`zprime.events.unweight_file`, up to ``pseudo_data.max_copies``), so only heavier events
+(:func:`zprime.io.events.unweight_file`, up to ``pseudo_data.max_copies``), so only heavier events
 reach :func:`draw` with ``L w > 1``; it counts them and the pipeline records the count per
 sample (``data/pseudo_data_samples.json``), so that a reader sees where the generated sample
 was too small for the luminosity.
@@ -164,7 +164,7 @@ def draw_from_files(
     signal_xsec_fb: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """:func:`draw` from selected Parquet files (the signal's total weight from its metadata)."""
-    from zprime.events import read_events, read_metadata
+    from zprime.io.events import read_events, read_metadata
 
     cols = [*COLUMNS, "weight"]
     samples = {name: read_events(p, cols) for name, p in paths.items()}

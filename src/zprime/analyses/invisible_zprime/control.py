@@ -3,7 +3,8 @@
 PRL 130, 231801 (2023), "Three control samples are used to validate the analysis and estimate
 systematic uncertainties": mu mu gamma (photon veto reversed: a photon above 1 GeV within 15 deg
 of the recoil), e mu and ee (one or both tracks identified as electrons, all else equal). They
-are the selection channels ``mumugamma``, ``emu`` and ``ee`` of :mod:`zprime.selection`. Data
+are the selection channels ``mumugamma``, ``emu`` and ``ee`` of
+:mod:`zprime.analyses.invisible_zprime.selection`. Data
 are compared with simulation in each; from the comparisons come
 
 1. the two-track **trigger** efficiency versus M_recoil^2 in e mu events taken by the ECL trigger
@@ -44,13 +45,14 @@ Layers
   derives everything and writes ``corrections.json``, the comparison table, cut flows and plots;
 - application: :class:`Corrections` (from ``corrections.json``) gives the trigger weight
   ``c(M^2)`` and the photon-veto weights of the mu mu background; the ``systematics`` entry of
-  ``corrections.json`` is what :func:`zprime.templates.load_systematics` reads with
+  ``corrections.json`` is what :func:`zprime.analyses.invisible_zprime.templates.load_systematics`
+  reads with
   ``source: derived``.
 
 Weights: every event carries ``w`` (expected events: weight in fb times the luminosity for the
 simulation; 1, or the multiplicity of a drawn event, for data) and ``w2`` (its variance
 contribution, ``w^2``). The statistical uncertainty of a sum is ``sqrt(sum w2)``. The
-pseudo-data are thinned as the run's are (:func:`zprime.pseudodata.event_counts`):
+pseudo-data are thinned as the run's are (:func:`zprime.stats.pseudodata.event_counts`):
 ``m_j = floor(L w_j) + Bernoulli(frac(L w_j))`` per independently generated data-detector event,
 so an event with ``L w <= 1`` enters at most once and the counts are Poisson, as real data's
 are; an event that enters ``m`` times counts with ``w = m``, ``w2 = m^2``.
@@ -76,6 +78,7 @@ from scipy.special import ndtr
 
 from zprime import __version__
 from zprime._util import atomic_path, chunk_rng, write_json_atomic
+from zprime.analyses.invisible_zprime.selection import CutFlow, apply_selection, step_masks
 from zprime.config import (
     Config,
     ControlConfig,
@@ -83,10 +86,9 @@ from zprime.config import (
     SystematicsValues,
     TriggerConfig,
 )
-from zprime.constants import BETA_BOOST, GAMMA_BOOST, P_BEAMS_LAB
 from zprime.errors import ConfigError, InputError
-from zprime.pseudodata import event_counts
-from zprime.selection import CutFlow, apply_selection, step_masks
+from zprime.physics.constants import BETA_BOOST, GAMMA_BOOST, P_BEAMS_LAB
+from zprime.stats.pseudodata import event_counts
 
 __all__ = [
     "CONTROL_CHANNELS",
@@ -438,7 +440,8 @@ def core_width(
 ) -> tuple[float, float, float]:
     """Mean, width and width uncertainty of the Gaussian core of a weighted distribution.
 
-    The weighted counterpart of :func:`zprime.binning.measure_width` (which takes unweighted
+    The weighted counterpart of :func:`zprime.analyses.invisible_zprime.binning.measure_width`
+    (which takes unweighted
     residuals): a least-squares Gaussian fit (:func:`scipy.optimize.curve_fit`, bin errors
     ``sqrt(sum w2)``, at least one typical event's) to an ``n_bins`` histogram within
     ``+- n_sigma`` widths of the current centre, started from the weighted median and 68%
@@ -501,7 +504,8 @@ def signal_shape_from_scale(scale: float, *, n_bins: int = 20, offset: float = 0
     """Signal-shape uncertainty implied by a resolution ``scale`` (data width / simulation).
 
     The signal template of a window is a Gaussian of width sigma in ``n_bins`` bins one sigma
-    wide (PRL: bin width = resolution, windows of 20 bins; :mod:`zprime.binning` puts the
+    wide (PRL: bin width = resolution, windows of 20 bins;
+    :mod:`zprime.analyses.invisible_zprime.binning` puts the
     hypothesis on the middle edge, ``offset = 0``; the result hardly depends on it). Widening
     the Gaussian by ``scale`` changes bin i's share of the window by ``delta_i``; the
     uncertainty is the content-weighted r.m.s. ``sqrt(sum p_i delta_i^2)``, the per-bin
@@ -1307,7 +1311,8 @@ def measure_background_shape(
     """Background-shape uncertainty per M^2 range (PRL definition, plus a statistics-only
     reference).
 
-    For every search window (``windows``: :class:`zprime.binning.Window`, 1D in M^2) the control
+    For every search window (``windows``: :class:`zprime.analyses.invisible_zprime.binning.Window`,
+    1D in M^2) the control
     sample is mu mu gamma when the hypothesis M^2 is up to ``split_m2_gev2`` and e mu above.
     Bin i of the window has data ``D_i`` and simulation ``S_i`` (selected up to, or with,
     the Punzi-net); bins with at least ``min_sim_events_per_bin`` effective simulated events
@@ -1737,12 +1742,13 @@ def derive(
         The simulated signal-region sample of ``photon_veto_samples`` with ``recoverable``
         flags, for the photon-veto shape uncertainty.
     resolution
-        :class:`zprime.binning.ResolutionModel` of the search windows (default: the PRL's).
+        :class:`zprime.analyses.invisible_zprime.binning.ResolutionModel` of the search windows
+        (default: the PRL's).
     rng
         Random numbers for the statistics-only toys (default: from ``seed`` and
         ``control.seed_offset``).
     """
-    from zprime.binning import ResolutionModel, windows_from_config
+    from zprime.analyses.invisible_zprime.binning import ResolutionModel, windows_from_config
 
     _check_config(config)
     cc = config.control
@@ -1926,9 +1932,9 @@ def photon_veto_recoverable(
 
     The veto is recomputed like the selection's (total photon energy below
     ``photon_energy_max_gev``, no photon within ``photon_recoil_angle_min_deg`` of the recoil)
-    with :func:`zprime.kinematics.photon_recoil_variables`.
+    with :func:`zprime.physics.kinematics.photon_recoil_variables`.
     """
-    from zprime.kinematics import photon_recoil_variables, polar_angle
+    from zprime.physics.kinematics import photon_recoil_variables, polar_angle
 
     p1 = [_first_two(events, c) for c in ("px", "py", "pz")]
     rec = np.stack([P_BEAMS_LAB[1 + k] - (p1[k][0] + p1[k][1]) for k in range(3)], axis=-1)
@@ -1987,7 +1993,7 @@ def _cm_cluster(
     pz: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """c.m. energy and polar angle and the azimuth of a massless cluster of lab energy ``e``
-    along (px, py, pz) (the boost of :func:`zprime.detector.simulate`'s Bhabha veto)."""
+    along (px, py, pz) (the boost of :func:`zprime.detector.simulation.simulate`'s Bhabha veto)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         cos_t = pz / np.hypot(np.hypot(px, py), pz)
     e_cm = GAMMA_BOOST * e * (1.0 - BETA_BOOST * cos_t)
@@ -2009,7 +2015,8 @@ def recoil_bhabha_veto(
     together with one of the two tracks taken as electron showers (with ``track_pair``: or the
     two tracks together).
 
-    The veto (basf2 TrgEclBhabha, :func:`zprime.detector.simulate`; settings ``trigger.bhabha_*``
+    The veto (basf2 TrgEclBhabha, :func:`zprime.detector.simulation.simulate`; settings
+    ``trigger.bhabha_*``
     of the detector configuration) fires on two ECL clusters with c.m. energies above
     ``bhabha_e_min_cm_gev``, the larger above ``bhabha_e_max_cm_gev``, back to back in azimuth
     (``bhabha_dphi_cm_deg``) and with polar angles summing to ``bhabha_theta_sum_cm_deg`` in the
@@ -2091,7 +2098,7 @@ def _extract_channel(
     fields = ak.fields(batch)
     pn_full = np.full(len(batch), np.nan)
     if model is not None and len(kept):
-        from zprime.punzinet import predict
+        from zprime.analyses.invisible_zprime.punzinet import predict
 
         pn_full[base] = predict(model, kept)
     elif "punzinet" in fields:
@@ -2149,14 +2156,15 @@ def read_channels(
     ----------
     paths
         Sample name -> reconstructed file (``docs/event-schema.md``; a file selected with
-        :func:`zprime.selection.select_file` is fine as long as no step of
+        :func:`zprime.analyses.invisible_zprime.selection.select_file` is fine as long as no step of
         :data:`DEFERRED_STEPS` was applied).
     config
         The configuration (``selection``, ``luminosity_fb``, ``control``).
     channels
         Channels to fill.
     model
-        A trained Punzi-net (:class:`zprime.punzinet.TrainedPunziNet`) applied to the kept
+        A trained Punzi-net (:class:`zprime.analyses.invisible_zprime.punzinet.TrainedPunziNet`)
+        applied to the kept
         events; ``None``: a ``punzinet`` column of the files is used if present, else NaN.
     is_data
         Data-detector samples: with ``control.data_mode: poisson`` every kept event is drawn
@@ -2173,7 +2181,7 @@ def read_channels(
         expected yields at ``luminosity_fb``; the full channel selection, the Punzi-net step
         included when outputs exist).
     """
-    from zprime.events import iter_events
+    from zprime.io.events import iter_events
 
     cc = config.control
     lumi = config.luminosity_fb
@@ -2234,7 +2242,7 @@ def _draw(smp: ChannelSample, mode: str, rng: np.random.Generator) -> ChannelSam
     """Pseudo-data from a weighted data-detector sample (see :func:`read_channels`)."""
     if mode == "weighted":
         return smp
-    # the same thinning as the run's pseudo-data (zprime.pseudodata.event_counts): each
+    # the same thinning as the run's pseudo-data (zprime.stats.pseudodata.event_counts): each
     # independently generated data-detector event enters at most once when L w <= 1
     m = event_counts(smp.w, rng).astype(float)
     out = smp.subset(m > 0)
@@ -2281,7 +2289,7 @@ def comparison_figure(
     import matplotlib.pyplot as plt
     import mplhep as mh
 
-    from zprime import plots
+    from zprime.report import plots
 
     mh.style.use("plothist")
     e = np.asarray(edges, dtype=float)
@@ -2344,7 +2352,7 @@ def trigger_figure(trig: TriggerResult, luminosity_fb: float) -> Any:
     import matplotlib.pyplot as plt
     import mplhep as mh
 
-    from zprime import plots
+    from zprime.report import plots
 
     mh.style.use("plothist")
     fig, (ax, rax) = plt.subplots(
@@ -2375,7 +2383,7 @@ def trigger_figure(trig: TriggerResult, luminosity_fb: float) -> Any:
 def _write_plots(
     samples: Mapping[str, ControlSample], result: ControlResult, out: Path, config: Config
 ) -> list[str]:
-    from zprime import plots
+    from zprime.report import plots
 
     lumi = config.luminosity_fb
     written: list[str] = []
@@ -2456,10 +2464,12 @@ def run_control(
     config
         The configuration.
     model
-        The trained Punzi-net (object or path of :func:`zprime.punzinet.save`); ``None``: no
+        The trained Punzi-net (object or path of
+        :func:`zprime.analyses.invisible_zprime.punzinet.save`); ``None``: no
         network-efficiency term (recorded).
     resolution
-        :class:`zprime.binning.ResolutionModel` of the search windows (default: the PRL's).
+        :class:`zprime.analyses.invisible_zprime.binning.ResolutionModel` of the search windows
+        (default: the PRL's).
     make_plots
         Draw the data/simulation figures.
 
@@ -2472,7 +2482,7 @@ def run_control(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(model, str | Path):
-        from zprime.punzinet import load
+        from zprime.analyses.invisible_zprime.punzinet import load
 
         model = load(model)
     pv_samples = [

@@ -15,7 +15,8 @@ Method, per background sample (:func:`smooth_background`):
 
 - **M_recoil^2 density**: a weighted Gaussian kernel estimate of *all* the sample's selected
   events (not per window). Event ``i`` at ``x_i`` gets the width ``h_i = k sigma(x_i)``:
-  ``sigma`` is the signal M^2 resolution of the :class:`~zprime.binning.ResolutionModel` (the
+  ``sigma`` is the signal M^2 resolution of the
+  :class:`~zprime.analyses.invisible_zprime.binning.ResolutionModel` (the
   bin width of the search windows) and ``k <= 1`` the configured ``smoothing_bandwidth``.
 - **edges and discontinuities**: the M^2 axis is cut into *segments* at the ends of the
   binning's M^2 range and at the M^2 where the selection's theta_recoil requirement changes
@@ -57,9 +58,9 @@ from zprime.errors import ConfigError, InputError
 if TYPE_CHECKING:
     import hist
 
-    from zprime.binning import ResolutionModel, Window
+    from zprime.analyses.invisible_zprime.binning import ResolutionModel, Window
+    from zprime.analyses.invisible_zprime.templates import EventSample
     from zprime.config import Config
-    from zprime.templates import EventSample
 
 __all__ = [
     "MC_VARIANCE_MODES",
@@ -325,7 +326,7 @@ class KdeBackground:
     def template(self, window: Window, luminosity_fb: float) -> hist.Hist:
         """The smoothed template of the window (expected events; ``Weight`` storage with the
         variances above), on the window's 2D bins."""
-        from zprime.templates import _from_arrays
+        from zprime.analyses.invisible_zprime.templates import _from_arrays
 
         vals, var = self.arrays(window, luminosity_fb)
         return _from_arrays(window, vals, var)

@@ -10,8 +10,9 @@ vertices ``-i e gamma^mu`` with ``e^2 = 4 pi alpha``; electron mass neglected, m
 Z' polarisation sum ``-g + q q / M^2`` (the ``q q`` part vanishes because the muon current is
 conserved); average 1/4 over the initial spins. The spin-summed tensor contraction
 ``L_{ab} H^{ab}`` was derived with FORM (``tools/signal_me.frm``) and code-generated into
-:mod:`zprime._me_generated`; the tests compare it with an explicit helicity sum built from
-:mod:`zprime.dirac`.
+:mod:`zprime.generators._signal_me_generated`; the tests compare it with an explicit helicity sum
+built from
+:mod:`zprime.physics.dirac`.
 
 Phase space
 -----------
@@ -30,9 +31,10 @@ uniformly for events. ``vegas`` adapts to what is left.
 ISR
 ---
 With ``isr=True`` each beam radiates collinear photons according to the Kuraev-Fadin structure
-function (:mod:`zprime.isr`), sampled with ``v = u**(2/beta)`` so that vegas sees a smooth
+function (:mod:`zprime.generators.isr`), sampled with ``v = u**(2/beta)`` so that vegas sees a
+smooth
 integrand in ``u``; the hard system then moves along z with ``beta_z``, and events are boosted to
-the Belle II lab frame (:func:`zprime.kinematics.cm_to_lab`).
+the Belle II lab frame (:func:`zprime.physics.kinematics.cm_to_lab`).
 
 Units: GeV, GeV^2; cross sections in fb.
 """
@@ -55,13 +57,13 @@ import vegas
 from numpy.typing import ArrayLike, NDArray
 
 from zprime import __version__
-from zprime._me_generated import lh_contracted
 from zprime._util import atomic_path, chunk_rng, provenance
-from zprime.constants import ALPHA_INVERSE_MADGRAPH, GEV2_TO_FB, M_MUON, PDG_ZPRIME, SQRT_S
 from zprime.errors import ConfigError, InputError
-from zprime.events import EventWriter, make_particles
-from zprime.isr import isr_kinematics, sample_energy_loss
-from zprime.kinematics import boost_z, cm_to_lab
+from zprime.generators._signal_me_generated import lh_contracted
+from zprime.generators.isr import isr_kinematics, sample_energy_loss
+from zprime.io.events import EventWriter, make_particles
+from zprime.physics.constants import ALPHA_INVERSE_MADGRAPH, GEV2_TO_FB, M_MUON, PDG_ZPRIME, SQRT_S
+from zprime.physics.kinematics import boost_z, cm_to_lab
 
 __all__ = [
     "ALPHA_DEFAULT",
@@ -219,7 +221,8 @@ def matrix_element_squared(
 
     Four-momenta are (..., 4) arrays (E, px, py, pz) in GeV in any frame; they must be on
     shell (massless electrons, muons of mass m_mu) and conserve momentum. The Z' mass is taken
-    from ``q^2``. Evaluated with the FORM-generated expression (:mod:`zprime._me_generated`).
+    from ``q^2``. Evaluated with the FORM-generated expression
+    (:mod:`zprime.generators._signal_me_generated`).
     """
     p1, p2, k1, k2, q = (np.asarray(v, dtype=np.float64) for v in (p1, p2, k1, k2, q))
     mz2 = _dot(q, q)
@@ -547,10 +550,10 @@ def cross_section(
     g
         Z' coupling g' (sigma scales as g'^2).
     isr
-        Convolve with the electron structure function (:mod:`zprime.isr`).
+        Convolve with the electron structure function (:mod:`zprime.generators.isr`).
     alpha
         alpha of the two photon vertices (default 1/132.507, MadGraph5's SM card; pass
-        :data:`zprime.constants.ALPHA_0` for the Thomson limit). The ISR structure function
+        :data:`zprime.physics.constants.ALPHA_0` for the Thomson limit). The ISR structure function
         always uses alpha(0).
     rel_precision
         Target relative Monte Carlo uncertainty.
@@ -820,10 +823,10 @@ def xsec_table(
     meta = {
         "alpha": f"{a:.10g}",
         "alpha_inverse": f"{1.0 / a:.6f}",
-        "alpha_isr": "alpha(0) = 1/137.036 (zprime.isr structure function)",
+        "alpha_isr": "alpha(0) = 1/137.036 (zprime.generators.isr structure function)",
         "sqrt_s_gev": f"{rs:.6f}",
         "g_prime": "1",
-        "isr": "Kuraev-Fadin structure function, zprime.isr",
+        "isr": "Kuraev-Fadin structure function, zprime.generators.isr",
         "rel_precision": f"{rp:g}",
         "seed": str(int(seed)),
         "zprime_version": __version__,
@@ -852,7 +855,7 @@ class SignalSample:
     """Unweighted signal events and what describes them."""
 
     events: ak.Array
-    """Events in the generator-level schema of :mod:`zprime.events` (lab frame) plus the
+    """Events in the generator-level schema of :mod:`zprime.io.events` (lab frame) plus the
     truth columns ``mass`` (Z' mass or virtuality, GeV) and ``sqrt_s_hat`` (GeV)."""
     sigma_fb: float
     """Cross section of the sample in fb (sum of the weights)."""
@@ -1097,7 +1100,7 @@ class SignalGenerator:
         return {
             "sample": "signal",
             "process": "e+e- -> mu+ mu- Z'",
-            "generator": f"zprime.signal {__version__}",
+            "generator": f"zprime.generators.signal {__version__}",
             "mass_gev": self.mass,
             "width_gev": self.width,
             "g_prime": self.g,

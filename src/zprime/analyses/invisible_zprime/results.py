@@ -4,7 +4,7 @@ This module turns the fit stage's per-hypothesis tables (``limits_narrow.csv``,
 ``limits_wide.csv``, ``significance_narrow.json``) into the results table of the analysis, one
 row per mass hypothesis (narrow Z' and the Gamma = 0.1 M benchmark in the same table), and
 writes it as CSV, Parquet and a Markdown summary. Its columns are the contract in
-``docs/results.md`` (read by :mod:`zprime.hepdata` and the report stage).
+``docs/results.md`` (read by :mod:`zprime.analyses.invisible_zprime.hepdata` and the report stage).
 
 The limits on the coupling follow from the limits on sigma(e+e- -> mu+ mu- Z') x
 B(Z' -> invisible): sigma is proportional to g'^2 (the Z' is radiated off a muon) and B does not
@@ -12,10 +12,14 @@ depend on g' when all partial widths scale as g'^2, so
 
     g'_UL = sqrt(sigma_UL / (sigma_{g'=1}(M) B(M)))
 
-(PRL 130, 231801 (2023), "the PRL"; :func:`zprime.model.coupling_limit`). sigma_{g'=1} comes from
-the package's cross-section table (:func:`zprime.signal.load_xsec_table`, interpolated) through
-:func:`zprime.model.sigma_times_br`; nothing here recomputes a cross section. B is the vanilla
-model's (:func:`zprime.model.branching_invisible`) or 1 for the fully invisible model (the PRL's
+(PRL 130, 231801 (2023), "the PRL"; :func:`zprime.physics.model.coupling_limit`). sigma_{g'=1} comes
+from
+the package's cross-section table (:func:`zprime.generators.signal.load_xsec_table`, interpolated)
+through
+:func:`zprime.physics.model.sigma_times_br`; nothing here recomputes a cross section. B is the
+vanilla
+model's (:func:`zprime.physics.model.branching_invisible`) or 1 for the fully invisible model (the
+PRL's
 g_D >> g' limit). For the Gamma = 0.1 M benchmark the PRL takes alpha_D large, so B = 1 and only
 the fully invisible translation is given; the narrow-width sigma_{g'=1} at the pole mass is used
 there as well.
@@ -315,7 +319,7 @@ def _csv_text(columns: Mapping[str, Sequence[Any] | NDArray[Any]]) -> str:
 
 # --------------------------------------------------------------------------- g' translation
 def _table_range() -> tuple[float, float]:
-    from zprime.signal import load_xsec_table
+    from zprime.generators.signal import load_xsec_table
 
     m = load_xsec_table().mass_gev
     return float(m[0]), float(m[-1])
@@ -329,7 +333,7 @@ def _in_range(mass: NDArray[np.float64]) -> NDArray[np.bool_]:
 
 def _sigma_g1(mass: NDArray[np.float64]) -> NDArray[np.float64]:
     """sigma(e+e- -> mu mu Z') at g' = 1 in fb (NaN outside the table): sigma x B with B = 1."""
-    from zprime.model import sigma_times_br
+    from zprime.physics.model import sigma_times_br
 
     out = np.full(mass.shape, np.nan)
     good = _in_range(mass)
@@ -339,7 +343,7 @@ def _sigma_g1(mass: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _br_vanilla(mass: NDArray[np.float64]) -> NDArray[np.float64]:
-    from zprime.model import branching_invisible
+    from zprime.physics.model import branching_invisible
 
     out = np.full(mass.shape, np.nan)
     good = np.isfinite(mass) & (mass > 0)
@@ -351,9 +355,9 @@ def _br_vanilla(mass: NDArray[np.float64]) -> NDArray[np.float64]:
 def _gprime(
     limit_fb: NDArray[np.float64], mass: NDArray[np.float64], model: str
 ) -> NDArray[np.float64]:
-    """g' limits from sigma x B limits (:func:`zprime.model.coupling_limit`); NaN where the
+    """g' limits from sigma x B limits (:func:`zprime.physics.model.coupling_limit`); NaN where the
     limit or the mass is unusable (failed rows)."""
-    from zprime.model import coupling_limit
+    from zprime.physics.model import coupling_limit
 
     out = np.full(limit_fb.shape, np.nan)
     with np.errstate(invalid="ignore"):
@@ -758,7 +762,7 @@ def recast(limits_csv: str | Path, model: str, out: str | Path | None = None) ->
         ``width`` column: ``wide`` rows get NaN ``br_inv`` and g' for the vanilla model (the
         Gamma = 0.1 M benchmark is a fully invisible Z').
     model
-        ``"vanilla"`` (B from :func:`zprime.model.branching_invisible`) or
+        ``"vanilla"`` (B from :func:`zprime.physics.model.branching_invisible`) or
         ``"fully_invisible"`` (B = 1).
     out
         CSV to write the result to (atomically), or ``None``.
@@ -806,7 +810,7 @@ def recast(limits_csv: str | Path, model: str, out: str | Path | None = None) ->
             )
         limits[res] = np.where(use, arr, np.nan)
     tag = RECAST_MODELS[model]
-    from zprime.model import branching_invisible
+    from zprime.physics.model import branching_invisible
 
     m_use = np.where(use, mass, np.nan)
     br = np.full(len(rows), np.nan)

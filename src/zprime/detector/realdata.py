@@ -18,7 +18,8 @@ selection, the Punzi-net and the templates read exactly like the simulation's, a
 The columns (``COLUMNS``): what the selection + network + templates need is *required*;
 everything else is *optional* with a documented default; ``weight`` (1 for data),
 ``tracks.true_pdg`` (0 for data) and the analysis variables are set by zprime (the variables
-are computed from the tracks and photons with :func:`zprime.detector.analysis_variables`, as
+are computed from the tracks and photons with :func:`zprime.detector.simulation.analysis_variables`,
+as
 for the simulation). See the "Real data" section of ``docs/event-schema.md`` and the commented
 example ``zprime/data/columns_example.yaml``.
 
@@ -784,21 +785,21 @@ def _object_arrays(
     order = np.lexsort((order_key, event_of))
     fields = {k: v[order] for k, v in fields.items()}
     if level == "tracks":
-        from zprime.detector import TRACK_FIELDS
+        from zprime.detector.simulation import TRACK_FIELDS
 
         fields = {k: fields[k] for k in TRACK_FIELDS}
     return ak.unflatten(ak.zip(fields), counts), keep
 
 
 def _empty_photons(n: int) -> ak.Array:
-    from zprime.detector import PHOTON_FIELDS
+    from zprime.detector.simulation import PHOTON_FIELDS
 
     flat = ak.zip({f: np.zeros(0) for f in PHOTON_FIELDS})
     return ak.unflatten(flat, np.zeros(n, dtype=np.int64))
 
 
 def _assemble(batch: _Batch, cmap: ColumnMap, where: str, labels: dict[str, str]) -> ak.Array:
-    from zprime.detector import analysis_variables
+    from zprime.detector.simulation import analysis_variables
 
     n = batch.n
     tracks, keep = _object_arrays(batch, cmap, "tracks", where, labels)
@@ -909,7 +910,7 @@ def iter_observed(
     event's ``n_tracks``: such events cannot pass the exactly-two-tracks step and are left
     out). Arguments and errors as :func:`read_observed`.
     """
-    from zprime.detector import validate_reco_events
+    from zprime.detector.simulation import validate_reco_events
 
     cmap = columns_yaml if isinstance(columns_yaml, ColumnMap) else load_column_map(columns_yaml)
     if batch_size <= 0:
@@ -989,20 +990,21 @@ def convert_observed(
 ) -> Path:
     """Convert a user's ntuple into a Parquet file of our reconstructed schema (streamed).
 
-    The output (written atomically with :class:`zprime.events.EventWriter`) carries the
+    The output (written atomically with :class:`zprime.io.events.EventWriter`) carries the
     metadata ``sample = "data"``, ``is_data = true``, ``stage = "reco"``, the source file and
     tree, the column map, ``n_input_events`` (rows read), ``n_events`` (rows written),
     ``n_left_out_tracks`` (events with more tracks than per-slot branches), the map's
     ``luminosity_fb`` and the provenance. Every batch passes
-    :func:`zprime.detector.validate_reco_events`. Arguments and errors as :func:`read_observed`.
+    :func:`zprime.detector.simulation.validate_reco_events`. Arguments and errors as
+    :func:`read_observed`.
 
     Returns
     -------
     pathlib.Path
         ``out_path``.
     """
-    from zprime.detector import RECO_SCHEMA_VERSION
-    from zprime.events import EventWriter
+    from zprime.detector.simulation import RECO_SCHEMA_VERSION
+    from zprime.io.events import EventWriter
 
     cmap = columns_yaml if isinstance(columns_yaml, ColumnMap) else load_column_map(columns_yaml)
     out = Path(out_path)

@@ -6,7 +6,7 @@ BabaYaga@NLO for ee(gamma) and PHOKHARA 9.1 for pi pi(gamma):
 ``ee``
     Bhabha scattering e+e- -> e+e-, s- and t-channel photon exchange with their interference,
     the exact massless tree-level cross section, convolved with collinear initial-state radiation
-    from the Kuraev-Fadin structure function of :mod:`zprime.isr` on both beams.
+    from the Kuraev-Fadin structure function of :mod:`zprime.generators.isr` on both beams.
 ``eegamma``
     Radiative Bhabha scattering e+e- -> e+e- gamma at tree level with one hard photon at a wide
     angle: the exact massless matrix element of Berends et al. (CALKUL), Nucl. Phys. B206 (1982)
@@ -17,7 +17,7 @@ BabaYaga@NLO for ee(gamma) and PHOKHARA 9.1 for pi pi(gamma):
     current ``F_pi(Q^2) (q+ - q-)^mu``, the leptonic tensor with the electron mass kept, and the
     Kuhn-Santamaria pion form factor.
 
-Each sample has a chunk function with the interface of :mod:`zprime.backgrounds`
+Each sample has a chunk function with the interface of :mod:`zprime.generators.backgrounds`
 (``<name>_chunk(settings, n_generate, seed) -> ChunkResult``). The events are *weighted*: each
 kept event carries ``w_i = f(x_i) J(x_i) / n_generate`` in fb, ``f`` the differential cross
 section and ``J`` the Jacobian of the phase-space map, so that the sum of the weights over the
@@ -26,7 +26,7 @@ outside the cuts get ``w = 0`` and are dropped). The phase-space maps flatten th
 singular factors analytically (t-channel pole, 1/E_gamma, collinear peaks, the rho
 Breit-Wigner) and a :class:`vegas.AdaptiveMap`, trained once per setting with a fixed seed
 and cached, adapts to what is left. Events are in the Belle II lab frame (7 GeV e- along +z
-on 4 GeV e+; :func:`zprime.kinematics.cm_to_lab`).
+on 4 GeV e+; :func:`zprime.physics.kinematics.cm_to_lab`).
 
 Generator options (``settings["options"]``, defaults in :data:`DEFAULT_SETTINGS`, documented in
 :data:`OPTION_DOCS` and ``docs/qed.md``) are the generation cuts and the coupling; unknown
@@ -55,11 +55,11 @@ import numpy as np
 import vegas
 from numpy.typing import ArrayLike, NDArray
 
-from zprime.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, M_PION, SQRT_S
 from zprime.errors import ConfigError, InputError
-from zprime.events import make_particles
-from zprime.isr import isr_kinematics, sample_energy_loss
-from zprime.kinematics import boost_z, cm_to_lab
+from zprime.generators.isr import isr_kinematics, sample_energy_loss
+from zprime.io.events import make_particles
+from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, M_PION, SQRT_S
+from zprime.physics.kinematics import boost_z, cm_to_lab
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -96,7 +96,8 @@ _OPTIONS: dict[str, dict[str, tuple[Any, str]]] = {
         "theta_max_deg": (160.0, "maximum c.m. polar angle of both leptons, deg"),
         "isr": (
             True,
-            "collinear initial-state radiation on both beams (zprime.isr structure function); "
+            "collinear initial-state radiation on both beams (zprime.generators.isr structure "
+            "function); "
             "false: Born Bhabha at fixed sqrt(s)",
         ),
         "m_ee_min_gev": (
@@ -184,19 +185,20 @@ OPTION_DOCS: dict[str, dict[str, str]] = {
 
 _DESCRIPTIONS = {
     "ee": "Bhabha e+e- -> e+e- (gamma): tree-level s+t photon exchange, collinear ISR "
-    "(structure function), zprime.qed",
+    "(structure function), zprime.generators.qed",
     "eegamma": "radiative Bhabha e+e- -> e+e- gamma, one hard wide-angle photon, exact massless "
-    "tree level (CALKUL), zprime.qed",
+    "tree level (CALKUL), zprime.generators.qed",
     "pipi": "e+e- -> pi+ pi- gamma, photon from ISR at tree level (PHOKHARA LO), Kuhn-Santamaria "
-    "pion form factor, zprime.qed",
+    "pion form factor, zprime.generators.qed",
 }
 
 DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
     name: {
         "description": _DESCRIPTIONS[name],
-        "generator": f"zprime.qed:{name}_chunk",
+        "generator": f"zprime.generators.qed:{name}_chunk",
         "normalisation": "generator",
-        "xsec_source": "zprime.qed tree-level Monte Carlo integral inside the generation cuts "
+        "xsec_source": "zprime.generators.qed tree-level Monte Carlo integral inside the "
+        "generation cuts "
         "(options)",
         "events": {"ee": 1_000_000, "eegamma": 500_000, "pipi": 500_000}[name],
         "chunk_size": 250_000,
@@ -219,7 +221,9 @@ def resolve_options(name: str, settings: Mapping[str, Any] | None = None) -> dic
         For an unknown sample, an unknown option or a value of the wrong kind or range.
     """
     if name not in _OPTIONS:
-        raise ConfigError(f"zprime.qed: unknown sample '{name}' (known: {', '.join(_OPTIONS)})")
+        raise ConfigError(
+            f"zprime.generators.qed: unknown sample '{name}' (known: {', '.join(_OPTIONS)})"
+        )
     given = dict((settings or {}).get("options") or {})
     opts = {key: value for key, (value, _) in _OPTIONS[name].items()}
     for key, value in given.items():
@@ -377,7 +381,7 @@ def eegamma_me2(
     limit the first factor tends to twice the Bhabha ``(s^4+t^4+u^4)/(s^2 t^2)`` and the result
     to Bhabha times the eikonal factor ``2 e^2 W``. The normalisation and signs are checked in
     ``tests/test_qed.py`` against the eight Feynman diagrams evaluated with explicit Dirac
-    matrices (:mod:`zprime.dirac`). Invariants are formed as ``2 p_i p_j``, the massless
+    matrices (:mod:`zprime.physics.dirac`). Invariants are formed as ``2 p_i p_j``, the massless
     convention, so physical (massive) momenta may be passed.
     """
     pm = np.asarray(p_electron, dtype=np.float64)
@@ -893,10 +897,11 @@ def _trained_map(name: str, frozen: tuple[tuple[str, Any], ...]) -> vegas.Adapti
 
 
 def _chunk_result_type() -> type:
-    """ChunkResult of zprime.backgrounds (imported lazily: it imports this module's names)."""
-    if importlib.util.find_spec("zprime.backgrounds") is None:  # pragma: no cover
+    """ChunkResult of zprime.generators.backgrounds (imported lazily: it imports this module's
+    names)."""
+    if importlib.util.find_spec("zprime.generators.backgrounds") is None:  # pragma: no cover
         return _ChunkResult
-    from zprime.backgrounds import ChunkResult
+    from zprime.generators.backgrounds import ChunkResult
 
     return ChunkResult
 
@@ -972,7 +977,7 @@ def _generate(name: str, settings: Mapping[str, Any] | None, n_generate: int, se
             pdg_arr = np.broadcast_to(np.asarray(pdg, dtype=np.int32), (len(index), len(pdg)))
             particles = make_particles(pdg_arr, p4_lab)
             if filt is not None:
-                from zprime.backgrounds import track_filter
+                from zprime.generators.backgrounds import track_filter
 
                 mask = track_filter(particles, filt)
                 index, particles = index[mask], particles[mask]
@@ -1006,7 +1011,8 @@ def ee_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> 
     Parameters
     ----------
     settings
-        The sample's settings (:func:`zprime.backgrounds.sample_settings`): ``options`` (see
+        The sample's settings (:func:`zprime.generators.backgrounds.sample_settings`): ``options``
+        (see
         :data:`OPTION_DOCS` ``['ee']``; missing ones take their defaults), ``filter`` (the
         generator-level track filter, none if absent), ``normalisation`` (``generator``, the
         default, or ``reference`` with ``xsec_ref_fb``). ``{}`` gives the defaults.
@@ -1017,7 +1023,7 @@ def ee_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> 
 
     Returns
     -------
-    zprime.backgrounds.ChunkResult
+    zprime.generators.backgrounds.ChunkResult
         Weighted events (particles e-, e+ and the two collinear ISR photons, lab frame; truth
         column ``sqrt_s_hat``) whose weights sum to the Monte Carlo estimate of the cross
         section in fb inside the cuts (and filter), ``n_generate``, that estimate over the cuts
@@ -1059,7 +1065,8 @@ def describe(settings: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"qed sample '{settings.get('name', '?')}': unknown generator '{target}'")
     opts = resolve_options(name, settings)
     return {
-        "generator": f"zprime.qed {name} (tree level, weighted, vegas {vegas.__version__})",
+        "generator": f"zprime.generators.qed {name} (tree level, weighted, vegas "
+        "{vegas.__version__})",
         "br_weight": 1.0,
         "qed_options": opts,
     }
