@@ -3,10 +3,11 @@
 Run: ``.venv/bin/python benchmarks/bench_control.py [--quick]``
 
 Generates radiative Bhabha (eegamma), mu mu and tau tau (tau -> e, mu only) events, simulates
-them with the ``simulation`` and the ``data`` detector (the same events and random numbers: the
-pipeline's default pseudo-data) and runs ``zprime.analyses.invisible_zprime.control.run_control``
-with ``data_mode:
-weighted``. Prints, next to the truth the data detector was built with:
+them with the ``simulation`` and the ``data`` detector (the same events and random numbers; the
+pipeline's default pseudo-data are independent samples with random numbers of their own, like
+the ``independent`` mu mu sample below) and runs
+``zprime.analyses.invisible_zprime.control.run_control`` with ``data_mode: weighted``. Prints,
+next to the truth the data detector was built with:
 
 - the photon-veto inefficiency of the backward barrel (per photon) with the estimator variants:
   no trigger at all (impossible with real data; the reference), the two-track trigger keeping

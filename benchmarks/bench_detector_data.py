@@ -38,6 +38,7 @@ from zprime.detector.simulation import (
 )
 from zprime.generators.signal import generate
 from zprime.io.events import iter_events, read_metadata
+from zprime.io.rundir import RunDir
 
 CONFIGS = ("simulation", "data")
 LUMINOSITY_FB = 79.7  # [PRL]
@@ -129,8 +130,9 @@ def _select(path: Path, batches: int, channel: str, skip: list[str]) -> dict[str
 
 def background_part(run: Path, batches: int) -> None:
     edges = np.array([-0.5, 1.0, 4.0, 9.0, 36.0, 81.0])
-    print(f"\n4. backgrounds from {run}/events ({batches} x 200k events per sample at most)")
-    mumu = _select(run / "events" / "mumu.parquet", batches, "mumu", ["punzinet"])
+    events = RunDir(run).events  # the run's generated samples (generate stage)
+    print(f"\n4. backgrounds from {events} ({batches} x 200k events per sample at most)")
+    mumu = _select(events / "mumu.parquet", batches, "mumu", ["punzinet"])
     print(f"mu mu in the signal region (no Punzi-net), events at {LUMINOSITY_FB} fb^-1")
     print(f"  M^2 bins {edges.tolist()}")
     for name in CONFIGS:
@@ -139,13 +141,13 @@ def background_part(run: Path, batches: int) -> None:
         print(
             f"  {name:10s} {np.array2string(h, precision=0)}  raw {np.histogram(o['m2'], edges)[0]}"
         )
-    ee = _select(run / "events" / "eegamma.parquet", batches, "ee", ["punzinet"])
+    ee = _select(events / "eegamma.parquet", batches, "ee", ["punzinet"])
     print("ee control sample (radiative Bhabha), M^2 < 1 GeV^2, events at 79.7 fb^-1")
     for name in CONFIGS:
         o = ee[name]
         low = o["m2"] < 1.0
         print(f"  {name:10s} {o['w'][low].sum():10.0f}  raw {int(low.sum())}")
-    mmg = _select(run / "events" / "mumu.parquet", batches, "mumugamma", ["punzinet"])
+    mmg = _select(events / "mumu.parquet", batches, "mumugamma", ["punzinet"])
     print("mu mu gamma control sample: width of the M_recoil^2 peak, data / simulation")
     for lo, hi in ((-0.5, 0.5), (-1.0, 1.0), (-2.0, 2.0)):
         w = []
@@ -155,7 +157,7 @@ def background_part(run: Path, batches: int) -> None:
         print(
             f"  68% half-width in [{lo}, {hi}] GeV^2: {w[0]:.4f} -> {w[1]:.4f}, {w[1] / w[0]:.4f}"
         )
-    emu = _select(run / "events" / "tautau.parquet", 10**6, "emu", ["trigger", "punzinet"])
+    emu = _select(events / "tautau.parquet", 10**6, "emu", ["trigger", "punzinet"])
     print(
         "two-track trigger efficiency in the e mu sample, ECL trigger as reference, tracks "
         "inside the trigger's polar-angle and opening-angle conditions"

@@ -12,6 +12,7 @@ import pytest
 from zprime.config import config_from_dict, default_config
 from zprime.errors import ConfigError, InputError
 from zprime.generators import backgrounds as bg
+from zprime.generators import chunk as gc
 from zprime.io.events import EventWriter, read_events, read_metadata
 from zprime.physics.constants import E_ELECTRON_BEAM, E_POSITRON_BEAM
 
@@ -410,3 +411,8 @@ def test_eemumu_accepted_cross_section_does_not_depend_on_the_pthat_cut() -> Non
     (s0, e0), (s3, e3) = accepted(0.0), accepted(0.3)
     assert 1.1e6 < s0 < 1.4e6  # 1.24 nb (shared notes: 1.24 nb for Q2max = 2)
     assert abs(s0 - s3) < 3 * np.hypot(e0, e3)
+
+
+def test_chunk_interface_is_reexported() -> None:
+    assert bg.ChunkResult is gc.ChunkResult
+    assert bg.track_filter is gc.track_filter

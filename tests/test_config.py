@@ -4,8 +4,23 @@ from pathlib import Path
 
 import pytest
 
-from zprime.config import Config, default_config, load_config
+import zprime.config as config
+from zprime.analyses.invisible_zprime.selection import STEPS
+from zprime.config import (
+    SELECTION_STEPS,
+    Config,
+    _z_mass_max_gev,
+    analysis,
+    base,
+    control,
+    core,
+    default_config,
+    load_config,
+    results,
+    samples,
+)
 from zprime.errors import ConfigError
+from zprime.physics.constants import M_MUON, SQRT_S
 
 
 def test_defaults_are_the_prl_analysis() -> None:
@@ -71,3 +86,32 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     f = tmp_path / "again.yaml"
     f.write_text(cfg.to_yaml())
     assert load_config(f) == cfg
+
+
+def test_z_mass_limit_is_the_physics_one() -> None:
+    # config (base layer) computes sqrt(s) - 2 m_mu itself: it must be the physics constants'
+    assert _z_mass_max_gev() == SQRT_S - 2.0 * M_MUON
+    top = float(f"{_z_mass_max_gev():.4f}")
+    with pytest.raises(ConfigError, match=rf"outside \(0, {top:.4f}\) GeV"):
+        load_config(None, **{"signal.masses_gev": [1.0, _z_mass_max_gev()]})
+
+
+def test_selection_steps_are_validated() -> None:
+    assert STEPS is SELECTION_STEPS
+    cfg = load_config(None, **{"selection.disabled": ["punzinet"]})
+    assert cfg.selection.disabled == ["punzinet"]
+    with pytest.raises(ConfigError, match="unknown selection step 'punzi'"):
+        load_config(None, **{"selection.disabled": ["punzi"]})
+
+
+def test_package_re_exports_every_model() -> None:
+    # zprime.config is a package; every name its modules define stays importable from it
+    for module in (analysis, base, control, core, results, samples):
+        for name in module.__all__:
+            assert getattr(config, name) is getattr(module, name), name
+            assert name in config.__all__, name
+    assert config._format_validation_error is base._format_validation_error
+    assert config._z_mass_max_gev is samples._z_mass_max_gev
+    for name, field in Config.model_fields.items():  # each section's model is re-exported
+        if isinstance(field.annotation, type) and issubclass(field.annotation, base._Strict):
+            assert getattr(config, field.annotation.__name__) is field.annotation, name

@@ -66,7 +66,14 @@ def test_injected_signal_is_recovered(mass: float, xsec: float) -> None:
         "theta_recoil": inj.theta,
         "weight": inj.weight,
     }
-    data = pseudodata.draw({"bkg": bkg}, LUMI, rng, signal=(inj_cols, 1.0), signal_xsec_fb=xsec)
+    data = pseudodata.draw(
+        {"bkg": bkg},
+        LUMI,
+        rng,
+        columns=("m_recoil2", "theta_recoil_cm", "theta_recoil"),
+        signal=(inj_cols, 1.0),
+        signal_xsec_fb=xsec,
+    )
     observed = EventSample("data", data["m_recoil2"], data["theta_recoil_cm"], None, is_data=True)
     model = SignalModel(signals, RES)
     background = {"bkg": EventSample("bkg", bm2, bth, bkg["weight"])}

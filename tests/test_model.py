@@ -4,8 +4,6 @@ translation."""
 from __future__ import annotations
 
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -275,14 +273,12 @@ def test_coupling_limit_uses_package_table_when_xsec_is_none(
 ) -> None:
     calls: list[float] = []
 
-    class FakeTable:  # TEST INPUT standing in for zprime.generators.signal's cached table
+    class FakeTable:  # TEST INPUT standing in for zprime.physics.xsec_table's cached table
         def sigma_fb(self, mass: np.ndarray, g: float = 1.0) -> np.ndarray:
             calls.append(g)
             return stand_in_xsec(mass) * g**2
 
-    fake = types.ModuleType("zprime.generators.signal")
-    fake.load_xsec_table = FakeTable  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "zprime.generators.signal", fake)
+    monkeypatch.setattr(zm, "load_xsec_table", FakeTable)
     got = zm.coupling_limit(0.5, 2.0, "vanilla")
     assert got == zm.coupling_limit(0.5, 2.0, "vanilla", xsec=stand_in_xsec)
     assert calls == [1.0]

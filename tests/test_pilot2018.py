@@ -197,15 +197,15 @@ def test_pipeline_without_network_gives_a_final_selection(pilot: Config, tmp_pat
             workers=1,
         )
     train = outputs["train"]
-    assert train["model"] is None
+    assert train.model is None
     assert not (out / "punzinet.pt").exists()
     assert not (out / "selection" / "punzi_fom.md").exists()
     assert (out / "selection" / "signal_efficiency.csv").is_file()
-    assert set(train["signal"]) == set(outputs["select"]["signal"])
+    assert set(train.signal) == set(outputs["select"].signal)
     for group in ("signal", "backgrounds"):
-        for key, path in train[group].items():
+        for key, path in getattr(train, group).items():
             final = read_events(path, ["event"])
-            presel = read_events(outputs["select"][group][key], ["event"])
+            presel = read_events(getattr(outputs["select"], group)[key], ["event"])
             # no network: the final selection is the preselection
             assert np.array_equal(np.asarray(final["event"]), np.asarray(presel["event"]))
     flows = (out / "selected" / "final" / "cutflows.md").read_text()

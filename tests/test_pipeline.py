@@ -151,15 +151,15 @@ def test_photon_veto_reweighting_reduces_to_the_selection(
     import numpy as np
 
     from zprime.analyses.invisible_zprime.control import Corrections
+    from zprime.analyses.invisible_zprime.observed import _photon_veto_reweighted
     from zprime.analyses.invisible_zprime.punzinet import load
     from zprime.io.events import read_events
-    from zprime.pipeline import RunContext, _photon_veto_reweighted
 
-    out, outputs, _ = tiny_run
-    ctx = RunContext(config_from_dict(TINY), out, Console(quiet=True))
-    ctx.outputs = outputs
-    model = load(outputs["train"]["model"])
-    final = read_events(outputs["train"]["backgrounds"]["mumu"], ["weight", "m_recoil2"])
+    _, outputs, _ = tiny_run
+    cfg = config_from_dict(TINY)
+    reco = outputs["simulate"].backgrounds["mumu"]
+    model = load(outputs["train"].model)
+    final = read_events(outputs["train"].backgrounds["mumu"], ["weight", "m_recoil2"])
 
     def corr(extra: float) -> Corrections:
         return Corrections(
@@ -174,10 +174,10 @@ def test_photon_veto_reweighting_reduces_to_the_selection(
             ("mumu",),
         )
 
-    m2, _, w = _photon_veto_reweighted(ctx, "mumu", corr(0.0), model)
+    m2, _, w = _photon_veto_reweighted(cfg, reco, corr(0.0), model)
     np.testing.assert_allclose(np.sort(m2), np.sort(np.asarray(final["m_recoil2"])))
     assert w.sum() == pytest.approx(float(np.sum(final["weight"])), rel=1e-12)
-    m2x, _, wx = _photon_veto_reweighted(ctx, "mumu", corr(0.5), model)
+    m2x, _, wx = _photon_veto_reweighted(cfg, reco, corr(0.5), model)
     assert m2x.size >= m2.size
     assert wx.sum() >= w.sum()
 
@@ -196,7 +196,7 @@ def test_user_data_file_is_the_observed_data(
     from zprime.io.events import read_events, read_metadata
 
     out, outputs, _ = tiny_run
-    reco = ak.concatenate([read_events(outputs["simulate"]["data"][k]) for k in ("mumu", "eemumu")])
+    reco = ak.concatenate([read_events(outputs["simulate"].data[k]) for k in ("mumu", "eemumu")])
     t, g = reco["tracks"], reco["photons"]
     branches = {
         "L1_2trk": ak.to_numpy(reco["trg_two_track"]).astype(np.float64),
@@ -243,15 +243,20 @@ def test_user_data_file_is_the_observed_data(
         )
     )
     run_dir = tmp_path / "run"
-    # reuse the tiny run's generated and simulated samples (their stamps point to them)
+    # reuse the tiny run's generated and simulated samples: their stamps and files (linked),
+    # whose paths the stamps record relative to the run directory
+    import os
     import shutil
 
     shutil.copytree(out / "stages" / "files", run_dir / "stages" / "files")
+    for folder in ("events", "events_data", "reco"):
+        if (out / folder).is_dir():
+            shutil.copytree(out / folder, run_dir / folder, copy_function=os.link)
     outs, _ = _run(
         run_dir,
         **{"observed_data.file": str(ntuple), "observed_data.columns": str(columns)},
     )
-    final = outs["train"]["data"]["observed"]
+    final = outs["train"].data["observed"]
     n_final = len(read_events(final, ["m_recoil2"]))
     data = read_events(out / "data" / "pseudo_data.parquet", ["weight"])
     observed = read_events(run_dir / "data" / "pseudo_data.parquet", ["weight"])
@@ -278,8 +283,8 @@ def test_toy_bands_do_not_depend_on_the_executor(tiny_run: tuple[Path, dict, str
     import numpy as np
 
     from zprime.parallel import scheduler_executor
-    from zprime.pipeline import RunContext, _toy_bands
     from zprime.stats import read_workspace, scan_limits
+    from zprime.stats.scan import toy_bands
 
     out, _, _ = tiny_run
     paths = sorted((out / "workspaces_narrow").glob("M*.json"))
@@ -290,15 +295,15 @@ def test_toy_bands_do_not_depend_on_the_executor(tiny_run: tuple[Path, dict, str
     bands = []
     for executor, workers in (("serial", None), (None, 2), ("local:2", None)):
         with scheduler_executor(executor if executor != "serial" else None) as ex:
-            ctx = RunContext(
-                cfg,
-                out,
-                Console(quiet=True),
+            res = toy_bands(
+                specs,
+                limits,
+                ntoys=cfg.fit.toys,
+                seed=cfg.seed,
                 executor="serial" if executor == "serial" else ex,
                 workers=workers,
                 progress=False,
             )
-            res = _toy_bands(ctx, specs, limits)
         bands.append(np.array([r.expected for r in res]))
         assert all(r.ntoys == 200 for r in res if r.ok)
     np.testing.assert_array_equal(bands[0], bands[1])
@@ -314,7 +319,7 @@ def test_ctrl_c_in_a_stage_leaves_it_unrecorded_and_the_next_run_resumes(
 ) -> None:
     import dataclasses
 
-    import zprime.pipeline as pl
+    import zprime.pipeline.stages as pl
 
     out, _, _ = tiny_run
     state = out / "stages" / "report.json"
@@ -324,8 +329,15 @@ def test_ctrl_c_in_a_stage_leaves_it_unrecorded_and_the_next_run_resumes(
     def interrupted(ctx: object) -> dict:
         raise KeyboardInterrupt
 
-    stage = dataclasses.replace(pl._BY_NAME["report"], run=interrupted)
-    monkeypatch.setitem(pl._BY_NAME, "report", stage)
+    table = pl.stage_table
+
+    def patched(analysis: object) -> tuple:
+        return tuple(
+            dataclasses.replace(s, run=interrupted) if s.name == "report" else s
+            for s in table(analysis)
+        )
+
+    monkeypatch.setattr(pl, "stage_table", patched)
     with pytest.raises(KeyboardInterrupt, match="in stage report"):
         _run(out)
     assert not state.exists()

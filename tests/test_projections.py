@@ -17,6 +17,7 @@ from zprime.analyses.invisible_zprime.projections import (
     project_limits,
     project_systematics,
     project_templates,
+    projections_from_config,
     scale_window,
     smooth_background,
     write_projection,
@@ -288,8 +289,6 @@ def test_bad_options_and_inputs():
 
 
 def test_projections_from_config(tmp_path):
-    from zprime.analyses.invisible_zprime.projections import projections_from_config
-
     tset = TemplateSet(windows=[_window(1.0), _window(3.0, index=1)])
     write_templates(tmp_path / "tpl", tset)
     cfg = default_config()

@@ -7,6 +7,8 @@ from scipy.stats import norm
 from zprime.errors import ConfigError, InputError
 from zprime.stats.pseudodata import draw, event_counts
 
+COLS = ("m_recoil2", "theta_recoil_cm", "theta_recoil")
+
 
 def _sample(rng: np.random.Generator, n: int, weight: float, centre: float) -> dict:
     return {
@@ -27,7 +29,9 @@ def test_bin_counts_are_poisson_with_the_expected_means(rng: np.random.Generator
     for _ in range(3000):
         a = _sample(rng, rng.poisson(2000), 0.0025, 10.0)  # L w = 0.25
         b = _sample(rng, rng.poisson(800), 0.001, 14.0)  # L w = 0.1
-        counts.append(np.histogram(draw({"a": a, "b": b}, lumi, rng)["m_recoil2"], edges)[0])
+        counts.append(
+            np.histogram(draw({"a": a, "b": b}, lumi, rng, columns=COLS)["m_recoil2"], edges)[0]
+        )
     counts_arr = np.array(counts)
     expected = 2000 * 0.25 * (
         norm.cdf(edges[1:], 10, 1) - norm.cdf(edges[:-1], 10, 1)
@@ -49,13 +53,13 @@ def test_light_events_enter_at_most_once_and_heavy_ones_by_their_weight() -> Non
     assert set(np.unique(k[:, 3])) == {2, 3}
     sample = _sample(rng, 1000, 0.004, 10.0)  # L w = 0.4
     stats: dict = {}
-    out = draw({"a": sample}, 100.0, rng, stats=stats)
+    out = draw({"a": sample}, 100.0, rng, columns=COLS, stats=stats)
     _, repeats = np.unique(out["m_recoil2"], return_counts=True)
     assert repeats.max() == 1  # no event used twice
     assert stats["a"]["expected"] == pytest.approx(400.0)
     assert stats["a"]["heavy_events"] == 0
     heavy = dict(sample, weight=np.where(np.arange(1000) < 3, 0.05, 0.004))  # 3 events: L w = 5
-    draw({"a": heavy}, 100.0, rng, stats=stats)
+    draw({"a": heavy}, 100.0, rng, columns=COLS, stats=stats)
     assert stats["a"]["heavy_events"] == 3
     assert stats["a"]["heavy_expected"] == pytest.approx(15.0)
     with pytest.raises(InputError, match="finite"):
@@ -68,11 +72,11 @@ def test_injected_signal_scales_to_the_cross_section(rng: np.random.Generator) -
     total = 100.0
     n_sig = []
     for _ in range(400):
-        d = draw(bkg, 50.0, rng, signal=(sig, total), signal_xsec_fb=2.0)
+        d = draw(bkg, 50.0, rng, columns=COLS, signal=(sig, total), signal_xsec_fb=2.0)
         n_sig.append(np.sum(d["source"] == 1))
     # expected: sigma x efficiency x L = 2 fb x (500 x 0.04 / 100) x 50 fb^-1 = 20 events
     assert np.mean(n_sig) == pytest.approx(20.0, rel=0.05)
-    d0 = draw(bkg, 50.0, rng, signal=(sig, total), signal_xsec_fb=0.0)
+    d0 = draw(bkg, 50.0, rng, columns=COLS, signal=(sig, total), signal_xsec_fb=0.0)
     assert not np.any(d0["source"] == 1)
     assert np.all(d0["weight"] == 1.0)
 
@@ -80,11 +84,11 @@ def test_injected_signal_scales_to_the_cross_section(rng: np.random.Generator) -
 def test_bad_inputs_are_named(rng: np.random.Generator) -> None:
     good = _sample(rng, 10, 1.0, 1.0)
     with pytest.raises(ConfigError, match="luminosity"):
-        draw({"a": good}, 0.0, rng)
+        draw({"a": good}, 0.0, rng, columns=COLS)
     bad = dict(good)
     del bad["theta_recoil_cm"]
     with pytest.raises(InputError, match="a: missing column 'theta_recoil_cm'"):
-        draw({"a": bad}, 1.0, rng)
+        draw({"a": bad}, 1.0, rng, columns=COLS)
     neg = dict(good, weight=-good["weight"])
     with pytest.raises(InputError, match="sample 'a' has negative"):
-        draw({"a": neg}, 1.0, rng)
+        draw({"a": neg}, 1.0, rng, columns=COLS)

@@ -3,6 +3,7 @@ determinism."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 
@@ -10,11 +11,16 @@ import awkward as ak
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from zprime.analyses.invisible_zprime.binning import ResolutionModel
 from zprime.analyses.invisible_zprime.punzinet import (
     FEATURES,
     SCAN_CUTS,
+    PunziEnsemble,
+    PunziNetwork,
     SignalSample,
+    _mass_split,
     apply,
     default_resolution,
     load,
@@ -27,8 +33,10 @@ from zprime.analyses.invisible_zprime.punzinet import (
     toy_samples,
     train,
 )
+from zprime.cli import app
 from zprime.config import PunziNetConfig, default_config
 from zprime.errors import ConfigError, InputError
+from zprime.io.events import write_events
 
 LUMI = 79.7
 MASSES = [1.0, 3.0, 5.0, 7.0, 8.5]
@@ -190,8 +198,6 @@ def test_output_one_is_no_network_figure_of_merit(toy):
 
 def test_gradients_flow(toy):
     sig, bkg = toy
-    from zprime.analyses.invisible_zprime.punzinet import PunziNetwork
-
     torch.manual_seed(0)
     net = PunziNetwork(4, [8, 4])
     x = torch.from_numpy(
@@ -216,8 +222,6 @@ def test_gradients_flow(toy):
 def test_network_shape_and_reference_initialisation():
     """4-8-4-1 with tanh and a sigmoid output by default; Kaiming-normal weights and
     standard-normal biases ([PL] train.weights_init)."""
-    from zprime.analyses.invisible_zprime.punzinet import PunziNetwork
-
     cfg = default_config().punzinet
     assert cfg.hidden_layers == [8, 4]
     assert cfg.activation == "tanh"
@@ -292,8 +296,6 @@ def test_every_other_mass_trains_and_test_masses_are_unseen(toy, trained):
     a, b = trained.network.state_dict(), again.network.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # four masses: 0 and 2 by parity, 3 as the last; one mass: it trains
-    from zprime.analyses.invisible_zprime.punzinet import _mass_split
-
     assert _mass_split(4).tolist() == [True, False, True, True]
     assert _mass_split(5).tolist() == [True, False, True, False, True]
     assert _mass_split(1).tolist() == [True]
@@ -458,8 +460,6 @@ def test_record_contents(trained):
 
 def test_resolution_object_with_sigma_method(toy):
     """``train`` takes the fit's resolution model (an object with ``sigma``) as it is."""
-    from zprime.analyses.invisible_zprime.binning import ResolutionModel
-
     sig, bkg = toy
     model = ResolutionModel.from_points([0.0, 80.0], [0.3, 0.1])
     cfg = PunziNetConfig(**{**FAST, "bce_epochs": 1, "punzi_epochs": 1})
@@ -624,11 +624,6 @@ def test_fom_table_of_the_record_is_labelled(trained):
 
 
 def test_cli_train(tmp_path):
-    from typer.testing import CliRunner
-
-    from zprime.cli import app
-    from zprime.io.events import write_events
-
     sig, bkg = toy_samples(np.random.default_rng(5), [2.0, 4.0, 6.0], 600, 8000)
     args = ["train"]
     for s in sig:
@@ -687,10 +682,6 @@ def test_realistic_size_default_config():
 def test_ensemble_is_the_mean_of_its_members_and_round_trips(trained, toy, independent, tmp_path):
     """punzinet.ensemble = 3: three networks on the same split (the first is the single network
     of the same seed), the output is their mean, and the file keeps all three."""
-    import copy
-
-    from zprime.analyses.invisible_zprime.punzinet import PunziEnsemble
-
     sig, bkg = toy
     _, other = independent
     cfg = PunziNetConfig(**{**FAST, "ensemble": 3})

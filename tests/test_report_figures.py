@@ -1,15 +1,21 @@
-"""Tests of the data-versus-simulation figures
-(zprime.analyses.invisible_zprime.spectra.spectra_figures, zprime.report.plots)."""
+"""Tests of the figures: the data-versus-simulation figures
+(zprime.analyses.invisible_zprime.spectra.spectra_figures), the search's figure functions
+(zprime.analyses.invisible_zprime.figures) and the search-independent helpers (zprime.report.plots).
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import awkward as ak
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from hist.intervals import poisson_interval
 
+from zprime.analyses.invisible_zprime import figures
 from zprime.analyses.invisible_zprime.spectra import (
     M2_EDGES,
     before_network_pseudo_data,
@@ -71,7 +77,7 @@ def test_spectrum_histograms_totals() -> None:
     b = _sample(rng, 100, 3.0, (10.0, 30.0))
     empty = _sample(rng, 0, 1.0, (0.0, 1.0))
     data = rng.uniform(0.0, 80.0, 700)
-    hs = plots.spectrum_histograms(
+    hs = figures.spectrum_histograms(
         data,
         {
             "a": (a["m_recoil2"], a["weight"]),
@@ -100,7 +106,7 @@ def test_m2_spectrum_figure_draws_the_data_counts() -> None:
     rng = np.random.default_rng(5)
     s = _sample(rng, 300, 1.0, (0.0, 80.0))
     data = rng.uniform(0.0, 80.0, 6000)
-    fig = plots.m2_spectrum_figure(
+    fig = figures.m2_spectrum_figure(
         data, {"tautau": (s["m_recoil2"], s["weight"])}, M2_EDGES, luminosity_fb=LUMI, title="t"
     )
     ax, rax = fig.axes
@@ -118,11 +124,11 @@ def test_figures_with_empty_inputs() -> None:
     empty = (np.zeros(0), np.zeros(0))
     cfg = load_config(None)
     figs = [
-        plots.m2_spectrum_figure(data, {"mumu": empty}, M2_EDGES, luminosity_fb=LUMI)
+        figures.m2_spectrum_figure(data, {"mumu": empty}, M2_EDGES, luminosity_fb=LUMI)
         for data in (None, np.zeros(0))
     ]
     figs += [
-        plots.theta_plane_figure(
+        figures.theta_plane_figure(
             None,
             (np.zeros(0), np.zeros(0), np.zeros(0)),
             luminosity_fb=LUMI,
@@ -201,3 +207,57 @@ def test_missing_inputs_raise(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"signal_M2\.0000"):
         before_network_pseudo_data(run, cfg)
+
+
+def test_punzi_cut_scan_figure() -> None:
+    """One line per test mass (non-finite sigma_min are gaps) and the applied cut marked."""
+    cuts = [0.1, 0.3, 0.5, 0.7]
+    scan = {
+        "cuts": cuts,
+        "rows": [
+            {"mass_gev": 1.0, "sigma_min_fb": [3.0, 2.0, 1.5, float("inf")]},
+            {"mass_gev": 5.0, "sigma_min_fb": [4.0, 3.0, 2.5, 2.8]},
+        ],
+    }
+    fig = figures.punzi_cut_scan_figure(scan, 0.5, LUMI)
+    ax = fig.axes[0]
+    curves = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [line.get_label() for line in curves] == ["1 GeV", "5 GeV"]
+    assert np.isnan(np.asarray(curves[0].get_ydata())[-1])
+    assert "applied cut 0.5" in [line.get_label() for line in ax.lines]
+    assert ax.get_yscale() == "log"
+    fig.canvas.draw()
+    plt.close(fig)
+
+
+def test_background_composition_data_errors() -> None:
+    """The generic stacked histogram draws the data with 68% Garwood intervals."""
+    rng = np.random.default_rng(11)
+    s = _sample(rng, 200, 0.5, (0.0, 80.0))
+    data = rng.uniform(0.0, 80.0, 300)
+    edges = np.linspace(0.0, 80.0, 9)
+    fig = plots.background_composition(
+        {"mumu": (s["m_recoil2"], s["weight"])}, edges, luminosity_fb=LUMI, data=data
+    )
+    ax = fig.axes[0]
+    n_obs, _ = np.histogram(data, bins=edges)
+    lo, hi = plots.poisson_errors(n_obs.astype(float))
+    ref_lo, ref_hi = poisson_interval(n_obs.astype(float))
+    np.testing.assert_allclose(lo, n_obs - np.nan_to_num(ref_lo))
+    np.testing.assert_allclose(hi, ref_hi - n_obs)
+    assert ax.get_xlabel() == r"$M_{\mathrm{recoil}}^2$ [GeV$^2$]"
+    assert "pseudo-data" in ax.get_legend_handles_labels()[1]
+    plt.close(fig)
+
+
+def test_report_plots_knows_no_search() -> None:
+    """zprime.report.plots imports no analysis, no physics model and no pipeline."""
+    code = (
+        "import sys, zprime.report.plots\n"
+        "bad = [m for m in sys.modules if m.startswith(('zprime.analyses', 'zprime.pipeline',"
+        " 'zprime.physics', 'zprime.config', 'zprime.cli'))]\n"
+        "print(bad)\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,5 +1,5 @@
 """Tests of zprime.analyses.invisible_zprime.results (results table, g' translation, recast) and the
-result figures."""
+result figures (zprime.analyses.invisible_zprime.figures)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ import csv
 import itertools
 import json
 import math
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from zprime.analyses.invisible_zprime.figures import (
+    gprime_limit_figure,
+    result_figures,
+    xsec_limit_figure,
+)
 from zprime.analyses.invisible_zprime.results import (
     BANDS,
     COLUMNS,
@@ -24,6 +32,7 @@ from zprime.analyses.invisible_zprime.results import (
     summary_markdown,
     write_results,
 )
+from zprime.cli import app
 from zprime.config import default_config
 from zprime.errors import ConfigError, InputError
 from zprime.physics.constants import M_MUON, M_TAU
@@ -379,8 +388,6 @@ def test_recast_missing_file_and_model(tmp_path: Path) -> None:
 
 
 def test_recast_cli(tmp_path: Path) -> None:
-    from zprime.cli import app
-
     src = _user_csv(tmp_path / "u.csv", "mass_gev,observed_fb\n1,0.5\n2,0.3\n")
     out = tmp_path / "g.csv"
     runner = CliRunner()
@@ -397,9 +404,6 @@ def test_recast_cli(tmp_path: Path) -> None:
 
 
 def test_recast_cli_error_exit(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     proc = subprocess.run(
         [
             sys.executable,
@@ -420,8 +424,6 @@ def test_recast_cli_error_exit(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- figures
 def test_figures_written(table: ResultsTable, tmp_path: Path) -> None:
-    from zprime.report.plots import result_figures
-
     written = result_figures(table, tmp_path / "figs")
     assert len(written) == 12
     for p in written:
@@ -432,10 +434,6 @@ def test_figures_written(table: ResultsTable, tmp_path: Path) -> None:
 
 
 def test_figures_gaps_and_bands(table: ResultsTable) -> None:
-    import matplotlib.pyplot as plt
-
-    from zprime.report.plots import gprime_limit_figure, xsec_limit_figure
-
     fig = xsec_limit_figure(table)
     ax = fig.axes[0]
     obs = next(ln for ln in ax.get_lines() if ln.get_label().startswith("observed, narrow"))

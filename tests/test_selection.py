@@ -17,6 +17,7 @@ from zprime.config import SelectionConfig, load_config
 from zprime.detector.simulation import analysis_variables
 from zprime.errors import ConfigError, InputError
 from zprime.io.events import read_events, write_events
+from zprime.physics.kinematics import cm_to_lab
 
 DEG = math.pi / 180
 
@@ -100,8 +101,6 @@ def test_each_step_rejects_what_it_should(change: dict, failing: str) -> None:
 
 def test_back_to_back_muons_fail_the_opening_angle() -> None:
     # back to back in the c.m. frame: equal and opposite c.m. momenta, boosted to the lab
-    from zprime.physics.kinematics import cm_to_lab
-
     e = 5.0
     p = math.sqrt(e**2 - 0.10566**2)
     d = np.array([math.sin(1.2), 0.0, math.cos(1.2)])

@@ -19,6 +19,7 @@ from zprime.errors import ConfigError, InputError
 from zprime.generators import signal as S
 from zprime.io.events import read_events, read_metadata, validate_generator_events
 from zprime.physics import dirac as D
+from zprime.physics import xsec_table as XT
 from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, M_MUON, PDG_ZPRIME, SQRT_S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -679,3 +680,8 @@ def test_signal_isr_matches_radiator_convolution() -> None:
     hi = quad(dens, 0.01, 1 - rs_min**2 / S_NOM, limit=400)[0]
     mc = S.cross_section(mz, isr=True, rel_precision=5e-4)
     assert mc.sigma_fb == pytest.approx(lo + hi, rel=0.004)
+
+
+def test_table_names_are_reexported_from_the_physics_layer() -> None:
+    for name in ("XsecTable", "load_xsec_table", "package_table_path", "write_xsec_table"):
+        assert getattr(S, name) is getattr(XT, name)

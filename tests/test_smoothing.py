@@ -18,6 +18,7 @@ from zprime.analyses.invisible_zprime.smoothing import (
 )
 from zprime.analyses.invisible_zprime.templates import (
     EventSample,
+    SignalModel,
     SimulatedSignal,
     build_templates,
     templates_from_config,
@@ -270,6 +271,4 @@ def test_option_off_is_the_current_behaviour_and_on_fills_every_bin(rng) -> None
 
 
 def off_signal_model(signals):
-    from zprime.analyses.invisible_zprime.templates import SignalModel
-
     return SignalModel(signals, RES, None)

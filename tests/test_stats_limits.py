@@ -22,6 +22,9 @@ from zprime.stats import (
     expected_main,
     fit,
     hypotest,
+    limit_result,
+    limits,
+    pyhf_engine,
     qtilde,
     sample_toys,
     scan_limits,
@@ -247,3 +250,9 @@ def test_expected_band_from_background_toys() -> None:
     assert band["expected"][1] == pytest.approx(asym.expected[1], rel=0.1)
     assert band["expected"][3] == pytest.approx(asym.expected[3], rel=0.1)
     assert isinstance(Params, type)
+
+
+def test_result_types_are_shared() -> None:
+    for name in ("LEVEL", "NSIGMA", "LimitResult"):
+        assert getattr(limits, name) is getattr(limit_result, name)
+    assert pyhf_engine.LimitResult is limits.LimitResult

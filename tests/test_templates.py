@@ -7,16 +7,20 @@ import json
 import logging
 import math
 
+import awkward as ak
 import numpy as np
 import pytest
 
+from zprime._util import chunk_rng
 from zprime.analyses.invisible_zprime.binning import (
     ResolutionModel,
     ResolutionScale,
     Window,
     hypothesis_grid,
     make_windows,
+    wide_window,
 )
+from zprime.analyses.invisible_zprime.selection import apply_selection
 from zprime.analyses.invisible_zprime.templates import (
     FLATTEN_ORDER,
     EmptyWindowError,
@@ -35,8 +39,12 @@ from zprime.analyses.invisible_zprime.templates import (
     write_templates,
 )
 from zprime.config import SystematicsConfig, config_from_dict, default_config
+from zprime.detector.simulation import simulate
 from zprime.errors import ConfigError, InputError
+from zprime.generators.signal import generate
+from zprime.io.events import write_events
 from zprime.physics.constants import M_MUON, SQRT_S
+from zprime.stats.workspace import build_workspace
 
 RES = ResolutionModel.prl()
 LUMI = 79.7
@@ -178,11 +186,6 @@ def test_interpolation_closure_synthetic(rng: np.random.Generator) -> None:
 
 def test_interpolation_closure_real_chain() -> None:
     """Signal generator + fast detector + selection (no Punzi-net) at 3.0, 3.5, 4.0 GeV."""
-    from zprime._util import chunk_rng
-    from zprime.analyses.invisible_zprime.selection import apply_selection
-    from zprime.detector.simulation import simulate
-    from zprime.generators.signal import generate
-
     cfg = default_config()
     signals = []
     for i, mass in enumerate((3.0, 3.5, 4.0)):
@@ -310,8 +313,6 @@ def test_systematics_sources(tmp_path) -> None:
 
 
 def test_wide_templates_are_normalised_and_wider(samples) -> None:
-    from zprime.analyses.invisible_zprime.binning import wide_window
-
     signals, bkgs, _ = samples
     model = SignalModel(signals, RES)
     scale = ResolutionScale(RES)
@@ -377,7 +378,6 @@ def test_bad_inputs_are_named(samples, caplog) -> None:
 
 def test_workspace_export_is_valid_pyhf(samples) -> None:
     pyhf = pytest.importorskip("pyhf")
-    from zprime.stats.workspace import build_workspace
 
     signals, bkgs, data = samples
     wt = build_window(
@@ -496,10 +496,6 @@ def test_sparse_background_widens_the_theta_quantile_range(rng: np.random.Genera
 
 
 def test_read_selected_parquet(tmp_path, rng: np.random.Generator) -> None:
-    import awkward as ak
-
-    from zprime.io.events import write_events
-
     n = 500
     cols = {
         "m_recoil2": 4.0 + 0.2 * rng.standard_normal(n),

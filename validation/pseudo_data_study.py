@@ -27,14 +27,15 @@ from one **pool**:
 1. the samples that survive the final selection (those with events in the run's final
    selection, ``selection/background_composition_final.csv``, or in its pseudo-data,
    ``data/pseudo_data_samples.json``) are generated once, full size (not unweighted), with the
-   run's data seeds (``pipeline._data_seed`` and ``backgrounds.sample_seed``: the very events
-   from which the run unweighted its own pseudo-data), into ``--cache``;
+   run's data seeds (``zprime.pipeline.samples.data_seed`` and ``backgrounds.sample_seed``: the
+   very events from which the run unweighted its own pseudo-data), into ``--cache``;
 2. set k takes each pool event ``event_counts(L w)`` times (floor + Bernoulli, seeded by k),
    simulates the kept events with the data detector and a detector seed of its own, selects
    them with the run's selection and Punzi-net, builds the narrow templates with the set as the
-   observed data (``pipeline._stage_template`` on a ``RunContext`` whose outputs are the run's
-   stage outputs, so the control-stage corrections are the run's) and runs the narrow fit scan
-   (``pipeline._fit_scan``);
+   observed data (``invisible_zprime.observed.stage_template`` on a ``StageContext`` whose
+   outputs are the run's stage outputs, read from ``stages/<stage>.json``, so the control-stage
+   corrections are the run's) and runs the narrow fit scan
+   (``invisible_zprime.fitting._fit_scan``);
 3. the limitation is measured: events that are drawn in several sets are shared, hence
    correlated. Most pool events carry ``L w = 0.1`` (samples at 10x the luminosity) and are in
    a given set with probability 0.1, but the pool also holds events with ``L w >= 1`` (mu mu
@@ -61,7 +62,6 @@ are not physics results.
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import dataclasses
 import hashlib
@@ -89,13 +89,26 @@ from rich.table import Table
 from scipy import optimize
 from scipy import stats as sps
 
-from zprime import pipeline
 from zprime._util import atomic_path, write_json_atomic
+from zprime.analyses.base import GenerateOutput, SimulateOutput, StageContext
 from zprime.analyses.invisible_zprime import punzinet
+from zprime.analyses.invisible_zprime.fitting import _fit_scan
+from zprime.analyses.invisible_zprime.observables import PSEUDO_DATA_COLUMNS
+from zprime.analyses.invisible_zprime.observed import stage_template
+from zprime.analyses.invisible_zprime.outputs import (
+    ControlOutput,
+    FitOutput,
+    SelectOutput,
+    TemplateOutput,
+    TrainOutput,
+)
 from zprime.analyses.invisible_zprime.selection import select_file
 from zprime.config import Config, default_config, load_config
 from zprime.detector.simulation import simulate_file
 from zprime.io.events import read_events, read_metadata, transform_file
+from zprime.io.rundir import RunDir, StageOutput, from_manifest
+from zprime.pipeline import samples as engine
+from zprime.pipeline.cache import GENERATION_CODE, SIMULATION_CODE, cached_file, code_digest
 from zprime.stats import pseudodata
 
 STUDY_KEY = 14
@@ -107,10 +120,24 @@ M2_RANGES: tuple[tuple[float, float], ...] = ((-0.5, 1.0), (1.0, 9.0), (9.0, 36.
 HEAVY = 1.0 - 1e-6
 """``L w`` from which a pool event is in every set (1 within rounding: ``0.1 * 10`` etc.)."""
 DEFAULT_MASSES = (0.5, 2.0, 4.0, 6.0, 8.0)
-STAGES = ("generate", "simulate", "select", "train", "control", "template", "fit")
+STAGES: dict[str, type[StageOutput]] = {
+    "generate": GenerateOutput,
+    "simulate": SimulateOutput,
+    "select": SelectOutput,
+    "train": TrainOutput,
+    "control": ControlOutput,
+    "template": TemplateOutput,
+    "fit": FitOutput,
+}
+"""The stages whose records the study reads, with their output types."""
 
 
 # ----------------------------------------------------------------------------- the run
+
+
+def run_data_seed(cfg: Config) -> int:
+    """The master seed of the run's pseudo-data (``zprime.pipeline.samples.data_seed``)."""
+    return engine.data_seed(cfg.seed, cfg.pseudo_data.seed_offset)
 
 
 @dataclass
@@ -121,8 +148,8 @@ class RunInputs:
     config: Config
     """The run's configuration."""
     config_source: str
-    outputs: dict[str, dict[str, Any]]
-    """Stage name -> output manifest (``stages/<name>.json``)."""
+    outputs: dict[str, StageOutput]
+    """Stage name -> its output, read from ``stages/<name>.json``."""
     pool_samples: list[str]
     composition: dict[str, dict[str, float]]
     """Sample -> {"simulation": expected events after the final selection, "pseudo_data":
@@ -132,35 +159,48 @@ class RunInputs:
     notes: list[str] = field(default_factory=list)
 
 
+def _read_stage(path: Path, cls: type[StageOutput], run_dir: Path) -> StageOutput:
+    """The output recorded in a stage record (``zprime.io.rundir.to_manifest`` form)."""
+    raw = json.loads(path.read_text())["outputs"]
+    # records of older runs store plain path strings ({"$path": ...} since the typed outputs)
+    if "$path" not in json.dumps(raw):
+        raise SystemExit(f"{path}: a record of an older zprime (no typed outputs): run it again")
+    try:
+        return from_manifest(cls, raw, run_dir)
+    except (KeyError, TypeError) as err:
+        raise SystemExit(f"{path}: not a {cls.__name__} record ({err}): run it again") from err
+
+
 def _stage_outputs(
     run_dir: Path, notes: list[str], *, allow_foreign: bool = False
-) -> dict[str, dict[str, Any]]:
-    outputs: dict[str, dict[str, Any]] = {}
+) -> dict[str, StageOutput]:
+    outputs: dict[str, StageOutput] = {}
     stamps: list[tuple[str, float]] = []
-    for name in STAGES:
-        path = run_dir / "stages" / f"{name}.json"
+    rundir = RunDir(run_dir)
+    for name, cls in STAGES.items():
+        path = rundir.stage_record(name)
         if path.is_file():
-            outputs[name] = json.loads(path.read_text())["outputs"]
+            outputs[name] = _read_stage(path, cls, run_dir)
             stamps.append((name, path.stat().st_mtime))
     missing = [s for s in ("simulate", "train", "control", "fit") if s not in outputs]
     if missing:
         raise SystemExit(f"{run_dir}: stage '{missing[0]}' has not run (stages/*.json)")
-    # a run directory copied from another (cp -al) keeps the other's stage records until its
-    # stages run again: their paths then point into the other directory
+    # the records store paths relative to the run directory; one outside it stays absolute (a
+    # user's data file, or a record written for another directory)
     foreign = sorted(
         {
             name
             for name, out in outputs.items()
             for path in _paths(out)
-            if Path(path).is_absolute() and not Path(path).is_relative_to(run_dir)
+            if path.is_absolute() and not path.is_relative_to(run_dir)
         }
     )
     if foreign:
         msg = f"stages {', '.join(foreign)} record files outside {run_dir}"
         if not allow_foreign:
             raise SystemExit(
-                f"{msg}: the run has not (re)made them (a copied run directory?); wait for the "
-                "run to finish or pass --allow-foreign-paths"
+                f"{msg} (a user's data file, or records written for another directory); pass "
+                "--allow-foreign-paths to use them"
             )
         notes.append(msg)
     late = [a for (a, ta), (_, tb) in itertools.pairwise(stamps) if ta > tb]
@@ -172,13 +212,15 @@ def _stage_outputs(
     return outputs
 
 
-def _paths(node: Any) -> list[str]:
-    """Every string that looks like a file path in a stage's output manifest."""
+def _paths(node: Any) -> list[Path]:
+    """Every path in a stage's output (its fields, nested dicts and lists)."""
+    if isinstance(node, StageOutput):
+        return [p for f in dataclasses.fields(node) for p in _paths(getattr(node, f.name))]
     if isinstance(node, dict):
         return [p for v in node.values() for p in _paths(v)]
-    if isinstance(node, list):
+    if isinstance(node, list | tuple):
         return [p for v in node for p in _paths(v)]
-    return [node] if isinstance(node, str) and node.startswith("/") else []
+    return [node] if isinstance(node, Path) else []
 
 
 def _run_config(
@@ -229,8 +271,10 @@ def _check_config(
             notes.append(f"configuration: {key} differs from the run's (provenance.json)")
 
 
-def _composition(run_dir: Path, outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-    names = list(outputs["train"]["backgrounds"])
+def _composition(run_dir: Path, outputs: dict[str, StageOutput]) -> dict[str, dict[str, float]]:
+    train = outputs["train"]
+    assert isinstance(train, TrainOutput)
+    names = list(train.backgrounds)
     comp = {n: {"simulation": math.nan, "pseudo_data": math.nan} for n in names}
     path = run_dir / "selection" / "background_composition_final.csv"
     if path.is_file():
@@ -247,12 +291,12 @@ def _composition(run_dir: Path, outputs: dict[str, dict[str, Any]]) -> dict[str,
     return comp
 
 
-def _expected_limits(
-    run_dir: Path, outputs: dict[str, dict[str, Any]]
-) -> list[tuple[float, float]]:
-    path = Path(outputs["fit"]["narrow"]["limits"])
-    if not path.is_file():
-        path = run_dir / "limits_narrow.csv"
+def _expected_limits(run_dir: Path, outputs: dict[str, StageOutput]) -> list[tuple[float, float]]:
+    fit = outputs["fit"]
+    assert isinstance(fit, FitOutput)
+    path = fit.limits.get("narrow")
+    if path is None or not path.is_file():
+        path = RunDir(run_dir).scan_limits("narrow")
     with path.open() as fh:
         rows = [r for r in csv.DictReader(fh) if r["status"] == "ok"]
     return [(float(r["mass_gev"]), float(r["expected_median_fb"])) for r in rows]
@@ -276,8 +320,8 @@ def load_run(
     samples
         The pool's samples; ``None``: those with events after the run's final selection.
     allow_foreign
-        Accept stage records that name files outside ``run_dir`` (else an error: a copied run
-        directory whose stages have not run again).
+        Accept stage records that name files outside ``run_dir`` (recorded as absolute paths;
+        else an error).
 
     Returns
     -------
@@ -286,14 +330,6 @@ def load_run(
     """
     notes: list[str] = []
     outputs = _stage_outputs(run_dir, notes, allow_foreign=allow_foreign)
-    train = outputs["train"]
-    if "resolution" not in train:
-        # runs made before the train stage measured the resolution kept it in the template
-        # stage's outputs
-        train["resolution"] = outputs.get("template", {}).get(
-            "resolution", str(run_dir / "resolution.json")
-        )
-        notes.append("older run: the resolution model is taken from the template stage")
     comp = _composition(run_dir, outputs)
     if samples:
         pool = list(samples)
@@ -346,17 +382,17 @@ def make_pool(
 ) -> dict[str, Path]:
     """Generate (or reuse) the pool: the run's pseudo-data samples before unweighting.
 
-    ``pipeline._generate_backgrounds`` with the run's data seed and no unweighting: the same
-    call as the run's generate stage makes before it unweights (the files are cached by their
-    parameters in ``cache/pool_L<L>_f<fraction>/stages/files``).
+    ``zprime.pipeline.samples.generate_backgrounds`` with the run's data seed and no
+    unweighting: the same call as the run's generate stage makes before it unweights (the files
+    are cached by their parameters in ``cache/pool_L<L>_f<fraction>/stages/files``).
     """
     cfg = pool_config(run.config, run.pool_samples, fraction)
     # the files' stamps record the seeds and the samples' settings, not the luminosity that
     # sizes a sample with a luminosity factor: it names the folder
     out = cache / f"pool_L{cfg.luminosity_fb:g}_f{fraction:g}"
-    ctx = pipeline.RunContext(cfg, out, console, workers=workers, progress=console.is_terminal)
-    paths = pipeline._generate_backgrounds(
-        ctx, out, "pool", pipeline._data_seed(run.config), hashes={}
+    ctx = StageContext(cfg, RunDir(out), console, workers=workers, progress=console.is_terminal)
+    paths = engine.generate_backgrounds(
+        ctx, out, "pool", run_data_seed(run.config), {}, group="pool"
     )
     return {name: Path(p) for name, p in paths.items()}
 
@@ -367,10 +403,11 @@ def check_pool(run: RunInputs, pool: dict[str, Path], fraction: float) -> list[s
     if fraction != 1.0:
         return ["pool check skipped (--pool-fraction < 1 generates other events)"]
     lines = []
-    data = run.outputs.get("generate", {}).get("data", {})
+    gen = run.outputs.get("generate")
+    data = gen.data if isinstance(gen, GenerateOutput) else {}
     for name, path in pool.items():
-        src = Path(data.get(name, ""))
-        if not src.is_file():
+        src = data.get(name)
+        if src is None or not src.is_file():
             lines.append(f"{name}: the run's unweighted pseudo-data sample is not on disk")
             continue
         a = read_events(src, ["event", "weight"])
@@ -405,10 +442,10 @@ def make_injection_samples(
     from zprime.generators.signal import write_signal
 
     cfg = run.config
-    seed = pipeline._data_seed(cfg)
+    seed = run_data_seed(cfg)
     det = cfg.control.data_detector
     det_cfg = cfg.detector.get(det).model_dump(mode="json")
-    ctx = pipeline.RunContext(cfg, cache / "inject", console, workers=workers, progress=False)
+    ctx = StageContext(cfg, RunDir(cache / "inject"), console, workers=workers, progress=False)
     out: dict[float, Path] = {}
     for mass in masses:
         params = {
@@ -431,18 +468,21 @@ def make_injection_samples(
                 progress=False,
             )
 
-        path, digest = pipeline._cached_file(ctx, f"events_signal_{mass:g}", params, gen)
+        path, digest = cached_file(
+            ctx, f"events_signal_{mass:g}", params, gen, code=GENERATION_CODE
+        )
 
         def sim(path: Path = path) -> Path:
             return simulate_file(
                 path, cache / "inject" / "reco", detector=det, config=cfg, seed=seed
             )
 
-        reco, _ = pipeline._cached_file(
+        reco, _ = cached_file(
             ctx,
             f"reco_signal_{mass:g}",
             {"input": digest, "detector": det_cfg, "data_seed": seed},
             sim,
+            code=SIMULATION_CODE,
         )
         out[mass] = select_final(reco, work / "inject", cfg, model)
     return out
@@ -475,7 +515,7 @@ def thin_file(
     row in ``src``), which the detector simulation and the selection carry through. The counts
     are drawn for the whole file at once, so they do not depend on the batch size. A pool event
     with ``L w > 1`` gives several copies that the detector sees independently, as the run's
-    pseudo-data do (``pipeline._stage_simulate``, ``events.unweight_file``), up to
+    pseudo-data do (``zprime.pipeline.samples.stage_simulate``, ``events.unweight_file``), up to
     ``max_copies``; a heavier event is one copy of weight ``k * weight_fb``.
 
     Parameters
@@ -504,7 +544,7 @@ def thin_file(
         start = offset[0]
         offset[0] += len(batch)
         k = counts[start : start + len(batch)].copy()
-        # as the run's pseudo-data (pipeline._stage_simulate, events.unweight_file): up to
+        # as the run's pseudo-data (pipeline.samples.stage_simulate, events.unweight_file): up to
         # max_copies copies simulated independently, a heavier event once with its multiplicity
         heavy = k > max_copies
         mult = np.where(heavy, k, 1)
@@ -522,8 +562,9 @@ def thin_file(
 
 
 def select_final(reco: Path, out_dir: Path, cfg: Config, model: Any) -> Path:
-    """The run's final selection of a reconstructed file (``pipeline._stage_train``):
-    preselection without the network, the network's output added, the full selection."""
+    """The run's final selection of a reconstructed file (the train stage,
+    ``invisible_zprime.selecting.stage_train``): preselection without the network, the
+    network's output added, the full selection."""
     lumi = cfg.luminosity_fb
     presel, _ = select_file(
         reco, out_dir / "presel", cfg.selection, luminosity_fb=lumi, skip=["punzinet"]
@@ -633,7 +674,8 @@ def injection_fits(
     list of dict
         One row per mass (the columns of ``pulls.csv``).
     """
-    from zprime.analyses.invisible_zprime.templates import _filled, _from_arrays, read_templates
+    from zprime.analyses.invisible_zprime.samples import _filled, _from_arrays
+    from zprime.analyses.invisible_zprime.templates import read_templates
     from zprime.stats import build_workspace, compile_workspace, fit
 
     tset = read_templates(templates_dir)
@@ -642,12 +684,17 @@ def injection_fits(
         w = min(tset.windows, key=lambda t: abs(t.mass_gev - mass))
         _, limit = nearest(run.expected_limits, w.mass_gev)
         mu_inj = factor * limit
-        cols = [*pseudodata.COLUMNS, "weight"]
+        cols = [*PSEUDO_DATA_COLUMNS, "weight"]
         events = read_events(path, cols)
         total = float(read_metadata(path)["sigma_fb"])
         rng = np.random.default_rng(set_seed(data_seed, k, INJECT, i))
         drawn = pseudodata.draw(
-            {}, cfg.luminosity_fb, rng, signal=(events, total), signal_xsec_fb=mu_inj
+            {},
+            cfg.luminosity_fb,
+            rng,
+            columns=PSEUDO_DATA_COLUMNS,
+            signal=(events, total),
+            signal_xsec_fb=mu_inj,
         )
         added = _filled(
             w.window, drawn["m_recoil2"], drawn["theta_recoil_cm"], np.ones(drawn["weight"].size)
@@ -785,7 +832,7 @@ def run_set(
             console.print(f"set {k}: cached ({cached['seconds']['total']:.0f} s when made)")
             return cached
     started = time.time()
-    data_seed = pipeline._data_seed(cfg)
+    data_seed = run_data_seed(cfg)
     det = cfg.control.data_detector
     det_seed = int(set_seed(data_seed, k, DETECTOR).generate_state(1)[0])
     w_unit = unit_weight(cfg.luminosity_fb)
@@ -819,21 +866,22 @@ def run_set(
             f"{len(read_events(finals[name], ['weight']))} selected"
         )
     quiet = Console(stderr=True, quiet=not verbose)
-    ctx = pipeline.RunContext(cfg, set_dir, quiet, executor="serial", progress=False)
-    ctx.outputs = copy.deepcopy(run.outputs)
-    ctx.outputs["train"]["data"] = finals
+    ctx = StageContext(cfg, RunDir(set_dir), quiet, executor="serial", progress=False)
+    ctx.outputs = dict(run.outputs)  # frozen outputs: only the train stage's data change
+    train = ctx.output("train", TrainOutput)
+    ctx.outputs["train"] = dataclasses.replace(
+        train, data={name: Path(p) for name, p in finals.items()}
+    )
     t = time.time()
-    tpl = pipeline._stage_template(ctx)
+    tpl = stage_template(ctx).templates["narrow"]
     seconds["templates"] = time.time() - t
     t = time.time()
-    scan = pipeline._fit_scan(ctx, tpl["narrow"], "narrow")
+    scan = _fit_scan(ctx, tpl, "narrow")
     seconds["fit"] = time.time() - t
     t = time.time()
-    pulls = injection_fits(
-        Path(tpl["narrow"]), run, cfg, signals, params.inject_factor, data_seed, k
-    )
+    pulls = injection_fits(tpl, run, cfg, signals, params.inject_factor, data_seed, k)
     seconds["inject"] = time.time() - t
-    disjoint = sorted(disjoint_windows(Path(tpl["narrow"])))
+    disjoint = sorted(disjoint_windows(tpl))
     if not keep:
         for sub in ("workspaces_narrow", "templates_narrow", "data/corrected", "reco", "events"):
             shutil.rmtree(set_dir / sub, ignore_errors=True)
@@ -846,7 +894,7 @@ def run_set(
         "simulated_events": kept,
         "observed": {n: int(v["events"]) for n, v in observed.items()},
         "selected": finals,
-        "limits": scan["limits"],
+        "limits": str(scan["limits"]),
         "summary": scan["summary"],
         "pulls": pulls,
         "disjoint_windows": disjoint,
@@ -1151,7 +1199,7 @@ def summarise(
         "# Background-only pseudo-data study (issue 14, item 3)",
         "",
         f"Run `{run.run_dir}`, configuration: {run.config_source}; {n} sets; "
-        f"code {_git()} (zprime digest {pipeline._code_digest()}).",
+        f"code {_git()} (zprime digest {code_digest()}).",
         f"Pool samples: {', '.join(f'{k} ({_pool_size(p)} events)' for k, p in pool.items())}; "
         f"pool fraction {params.pool_fraction:g}; each set thinned at "
         f"L = {params.set_luminosity_fb:g} fb^-1 (templates at {run.config.luminosity_fb:g}).",
@@ -1389,11 +1437,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(
         f"run {run_dir}: pool samples {run.pool_samples}; luminosity {cfg.luminosity_fb} fb^-1"
     )
-    known = {float(k) for k in run.outputs["train"]["signal"]}
+    train = run.outputs["train"]
+    assert isinstance(train, TrainOutput)
+    known = {float(k) for k in train.signal}
     masses = [m for m in args.masses if m in known]
     for m in sorted(set(args.masses) - set(masses)):
         console.print(f"[yellow]no simulated signal at {m:g} GeV in the run: not injected[/]")
-    model_path = run.outputs["train"].get("model")
+    model_path = train.model
     model = punzinet.load(model_path) if model_path else None
     work = args.work.resolve()
 

@@ -9,8 +9,9 @@ preselected sample, and their relative difference |a - b| / ((a + b) / 2); the m
 masses; and the training times. The goal (issue 14) is a relative difference below 10% at every
 simulated mass.
 
-The windows use the resolution measured as the pipeline does (``binning.resolution`` on the
-signal selected without the theta_recoil cut, ``selected/presel_notheta/``).
+The windows use the resolution measured as the train stage does
+(``zprime.analyses.invisible_zprime.selecting.stage_train``: ``binning.resolution`` on the signal
+selected without the theta_recoil cut, ``selected/presel_notheta/``).
 
 Usage::
 
@@ -35,6 +36,7 @@ from zprime.analyses.invisible_zprime import punzinet
 from zprime.analyses.invisible_zprime.binning import resolution_model_from_config
 from zprime.analyses.invisible_zprime.templates import SimulatedSignal
 from zprime.config import Config, load_config
+from zprime.io.rundir import RunDir
 
 
 def _config(path: str | None, overrides: list[str]) -> Config:
@@ -61,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cfg = _config(args.config, args.overrides)
-    presel = args.run / "selected" / "presel"
+    run = RunDir(args.run)
+    presel = run.selected("presel")
     sig_paths = sorted(presel.glob("signal_*.parquet"))
     bkg_paths = [presel / f"{k}.parquet" for k in cfg.backgrounds.default_run]
     bkg_paths = [p for p in bkg_paths if p.is_file()]
-    notheta = sorted((args.run / "selected" / "presel_notheta").glob("signal_*.parquet"))
+    notheta = sorted(run.selected("presel_notheta").glob("signal_*.parquet"))
     if not sig_paths or not bkg_paths or not notheta:
         raise SystemExit(f"{args.run}: no preselected samples under selected/presel*/")
     t0 = time.perf_counter()

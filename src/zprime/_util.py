@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from zprime.errors import InputError
+
 __all__ = [
     "atomic_path",
     "chunk_rng",
@@ -92,8 +94,6 @@ def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
     InputError
         If the file is missing, unreadable, not JSON, or not a JSON object.
     """
-    from zprime.errors import InputError
-
     p = Path(path)
     try:
         data = json.loads(p.read_text())

@@ -7,16 +7,43 @@ status 2.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
+import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from zprime import __version__
-from zprime.errors import ZprimeError
+from zprime._util import atomic_path, provenance
+from zprime.analyses.invisible_zprime.punzinet import read_training_files, save, train
+from zprime.analyses.invisible_zprime.results import SUMMARY_MASSES_GEV, recast
+from zprime.analyses.invisible_zprime.selection import check_steps, select_file
+from zprime.config import load_config
+from zprime.detector.simulation import simulate_file
+from zprime.errors import ConfigError, ZprimeError
+from zprime.generators.backgrounds import generate_sample
+from zprime.generators.signal import (
+    DEFAULT_SEED,
+    cross_section,
+    package_table_path,
+    write_signal,
+    write_xsec_table,
+    xsec_grid_masses,
+    xsec_table,
+)
+from zprime.io.events import read_metadata
+from zprime.parallel import map_tasks, scheduler_executor
+from zprime.physics.model import branching_invisible, delta_a_mu
+from zprime.pipeline import run
+from zprime.stats import read_workspace, upper_limit
 
 app = typer.Typer(
     name="zprime",
@@ -57,7 +84,6 @@ def _root(
 @config_app.command("show")
 def config_show(config: ConfigOpt = None) -> None:
     """Print the resolved configuration (defaults merged with CONFIG)."""
-    from zprime.config import load_config
 
     out.print(load_config(config).to_yaml(), end="", markup=False, highlight=False)
 
@@ -68,9 +94,6 @@ def config_init(
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write the default configuration, with its comments, to PATH."""
-    from importlib import resources
-
-    from zprime._util import atomic_path
 
     if path.exists() and not force:
         raise ZprimeError(f"{path}: exists already (use --force to overwrite)")
@@ -101,8 +124,6 @@ def train_cmd(
     progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
 ) -> None:
     """Train the Punzi-net on selected SIGNAL and BACKGROUND events and write it to OUT."""
-    from zprime.analyses.invisible_zprime.punzinet import read_training_files, save, train
-    from zprime.config import load_config
 
     cfg = load_config(config)
     signals, bkg = read_training_files(signal, background)
@@ -133,8 +154,6 @@ def select_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Apply the PRL selection to INPUTS; write selected events and cut flows to OUT."""
-    from zprime.analyses.invisible_zprime.selection import check_steps, select_file
-    from zprime.config import load_config
 
     cfg = load_config(config)
     check_steps(skip or [])
@@ -163,8 +182,6 @@ def _run_config(
     columns: Path | None,
 ) -> Any:
     """The run's configuration: preset, then the file, then the command-line options."""
-    from zprime.config import load_config
-    from zprime.errors import ConfigError
 
     overrides: dict[str, Any] = {}
     if (inject_mass is None) != (inject_xsec is None):
@@ -230,8 +247,6 @@ def _run(
     workers: int | None,
     scheduler: str | None,
 ) -> None:
-    from zprime.parallel import scheduler_executor
-    from zprime.pipeline import run
 
     with scheduler_executor(scheduler) as executor:
         run(
@@ -345,8 +360,6 @@ def xsec_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """sigma(e+e- -> mu+ mu- Z') at one mass (computed now), or the whole table with --grid."""
-    from zprime.config import load_config
-    from zprime.generators.signal import DEFAULT_SEED
 
     cfg = load_config(config)
     alpha = 1.0 / cfg.signal.alpha_inverse
@@ -355,13 +368,6 @@ def xsec_cmd(
     if grid == (mass is not None):
         raise ZprimeError("give either --mass M or --grid")
     if grid:
-        from zprime.generators.signal import (
-            package_table_path,
-            write_xsec_table,
-            xsec_grid_masses,
-            xsec_table,
-        )
-
         if (out_file is None) == (not update_package):
             raise ZprimeError("--grid needs exactly one of --out FILE or --update-package")
         target = package_table_path() if update_package else out_file
@@ -386,9 +392,6 @@ def xsec_cmd(
             highlight=False,
         )
         return
-
-    from zprime.generators.signal import cross_section
-    from zprime.physics.model import branching_invisible, delta_a_mu
 
     isr = cfg.signal.isr and not no_isr
     res = cross_section(
@@ -445,10 +448,6 @@ def generate_signal_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Generate unweighted e+e- -> mu+ mu- Z' events into OUT/signal_M<mass>.parquet."""
-    from zprime.config import load_config
-    from zprime.errors import ConfigError
-    from zprime.generators.signal import write_signal
-    from zprime.io.events import read_metadata
 
     cfg = load_config(config)
     if width_frac is not None and not 0.0 < width_frac <= 1.0:
@@ -491,9 +490,6 @@ def generate_background(
     config: ConfigOpt = None,
 ) -> None:
     """Generate a Standard Model background sample into OUT/SAMPLE.parquet."""
-    from zprime.config import load_config
-    from zprime.generators.backgrounds import generate_sample
-    from zprime.io.events import read_metadata
 
     path = generate_sample(
         sample, n_events, out_dir, config=load_config(config), seed=seed, workers=workers
@@ -532,11 +528,6 @@ def simulate_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Run the fast Belle II simulation on INPUT files; write OUT/<same name>.parquet each."""
-    import functools
-
-    from zprime.config import load_config
-    from zprime.detector.simulation import simulate_file
-    from zprime.parallel import map_tasks
 
     cfg = load_config(config)
     cfg.detector.get(detector)  # unknown name: ConfigError before any work
@@ -570,8 +561,6 @@ def limit_cmd(
     ] = False,
 ) -> None:
     """CLs upper limits (q~_mu) on the POI of WORKSPACE: observed and expected band."""
-    from zprime.errors import ConfigError
-    from zprime.stats import read_workspace, upper_limit
 
     if engine not in ("fast", "pyhf"):
         raise ConfigError(f"--engine must be fast or pyhf, got {engine!r}")
@@ -621,11 +610,6 @@ def recast_cmd(
     ] = None,
 ) -> None:
     """Turn limits on sigma(e+e- -> mu mu Z') x B(Z' -> invisible) into limits on g'."""
-    import numpy as np
-    from rich.markup import escape
-    from rich.table import Table
-
-    from zprime.analyses.invisible_zprime.results import SUMMARY_MASSES_GEV, recast
 
     target = out_file or limits.with_name(f"{limits.stem}_gprime_{model}.csv")
     res = recast(limits, model, target)
@@ -682,7 +666,6 @@ def recast_cmd(
 @app.command("env")
 def env() -> None:
     """Print versions of Python, the platform and the packages zprime uses (for bug reports)."""
-    from zprime._util import provenance
 
     record = provenance()
     record.pop("config")
@@ -705,8 +688,6 @@ def main() -> None:
     except typer.Abort:
         sys.exit(1)
     except Exception as err:  # click usage errors
-        import click
-
         if isinstance(err, click.ClickException):
             err.show()
             sys.exit(err.exit_code)

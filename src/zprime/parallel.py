@@ -117,7 +117,7 @@ CONNECT_TIMEOUT_S = 10.0
 
 def _open_client(address: str, timeout_s: float) -> tuple[Any, Any]:
     """(client, cluster or None) for a ``--scheduler`` address (see :func:`scheduler_executor`)."""
-    try:
+    try:  # lazy: dask.distributed is heavy and only needed with --scheduler
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - a dependency of zprime
         raise ConfigError(f"--scheduler {address}: dask.distributed is not installed") from None

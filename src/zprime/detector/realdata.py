@@ -27,6 +27,9 @@ Bad input gives one line: :class:`~zprime.errors.ConfigError` for the map (unkno
 unit, inconsistent layout, an expression that is not allowed), :class:`~zprime.errors.InputError`
 for the data file (missing or unreadable file, missing tree, a mapped branch not in the file,
 NaN/infinite or out-of-range values with the column and the first row, a wrong type).
+
+Length: one conversion: the column-map schema, the unit handling and the checks of the file all name
+the same columns.
 """
 
 from __future__ import annotations
@@ -47,7 +50,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zprime._util import provenance
+from zprime.config import _format_validation_error
+from zprime.detector.simulation import (
+    PHOTON_FIELDS,
+    RECO_SCHEMA_VERSION,
+    TRACK_FIELDS,
+    analysis_variables,
+    validate_reco_events,
+)
 from zprime.errors import ConfigError, InputError
+from zprime.io.events import EventWriter
 
 __all__ = [
     "COLUMNS",
@@ -331,8 +343,6 @@ def load_column_map(path: str | Path) -> ColumnMap:
         Missing or unreadable file, unknown or unmappable column, bad unit or constant,
         inconsistent per-slot layout, a required column not mapped, no photon information.
     """
-    from zprime.config import _format_validation_error
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: column map not found")
@@ -524,7 +534,7 @@ class _Source:
             raise InputError(f"{path}: unsupported data format '{suffix}' (.root or .parquet)")
 
     def _open_root(self, tree: str | None, map_src: str) -> None:
-        import uproot
+        import uproot  # lazy: heavy (~0.3 s to import), needed only for ROOT input
 
         path = self.path
         try:
@@ -785,22 +795,16 @@ def _object_arrays(
     order = np.lexsort((order_key, event_of))
     fields = {k: v[order] for k, v in fields.items()}
     if level == "tracks":
-        from zprime.detector.simulation import TRACK_FIELDS
-
         fields = {k: fields[k] for k in TRACK_FIELDS}
     return ak.unflatten(ak.zip(fields), counts), keep
 
 
 def _empty_photons(n: int) -> ak.Array:
-    from zprime.detector.simulation import PHOTON_FIELDS
-
     flat = ak.zip({f: np.zeros(0) for f in PHOTON_FIELDS})
     return ak.unflatten(flat, np.zeros(n, dtype=np.int64))
 
 
 def _assemble(batch: _Batch, cmap: ColumnMap, where: str, labels: dict[str, str]) -> ak.Array:
-    from zprime.detector.simulation import analysis_variables
-
     n = batch.n
     tracks, keep = _object_arrays(batch, cmap, "tracks", where, labels)
     if cmap.has_photon_list:
@@ -910,8 +914,6 @@ def iter_observed(
     event's ``n_tracks``: such events cannot pass the exactly-two-tracks step and are left
     out). Arguments and errors as :func:`read_observed`.
     """
-    from zprime.detector.simulation import validate_reco_events
-
     cmap = columns_yaml if isinstance(columns_yaml, ColumnMap) else load_column_map(columns_yaml)
     if batch_size <= 0:
         raise ConfigError(f"batch_size must be positive, got {batch_size}")
@@ -1003,9 +1005,6 @@ def convert_observed(
     pathlib.Path
         ``out_path``.
     """
-    from zprime.detector.simulation import RECO_SCHEMA_VERSION
-    from zprime.io.events import EventWriter
-
     cmap = columns_yaml if isinstance(columns_yaml, ColumnMap) else load_column_map(columns_yaml)
     out = Path(out_path)
     if out.resolve() == Path(file).resolve():

@@ -26,6 +26,9 @@ their differences (``docs/detector.md``, "The data configuration").
 
 The reconstructed-event schema is described in ``docs/event-schema.md`` and checked by
 :func:`validate_reco_events`.
+
+Length: one detector: its steps share the flat-array batch representation and the detector
+configuration.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 from scipy.special import ndtr, ndtri
 
 from zprime._util import chunk_rng, provenance
@@ -54,6 +58,7 @@ from zprime.config import (
     default_config,
 )
 from zprime.errors import ConfigError, InputError
+from zprime.generators.signal import generate as generate_signal
 from zprime.io.events import (
     EventWriter,
     iter_events,
@@ -1069,13 +1074,9 @@ def signal_resolution(
     :func:`m_recoil2_resolution`), ``fwhm_gev2`` (FWHM / 2.355 of the reconstructed M^2 peak,
     which includes the ISR smearing of the peak), ``preselection_efficiency`` and ``n``.
     """
-    from scipy.ndimage import gaussian_filter1d
-
-    from zprime.generators.signal import generate
-
     rows = []
     for i, mass in enumerate(np.atleast_1d(np.asarray(masses, dtype=float))):
-        sample = generate(float(mass), n_events, chunk_rng(seed, _STAGE_KEY, 1000, i))
+        sample = generate_signal(float(mass), n_events, chunk_rng(seed, _STAGE_KEY, 1000, i))
         reco = simulate(
             sample.events, detector, chunk_rng(seed, _STAGE_KEY, 2000, i), config=config
         )

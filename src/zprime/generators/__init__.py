@@ -2,6 +2,9 @@
 
 Modules
 -------
+``chunk``
+    The chunk interface every background generator shares: ``ChunkResult`` and the
+    generator-level ``track_filter``.
 ``filters``
     Named generator-level cuts (looser than the selection they serve), applied before anything
     is written; shared by every generator.
@@ -15,7 +18,7 @@ Modules
     sampling toward the phase space that can pass the preselection.
 
 Every generator exposes the chunk interface of :mod:`zprime.generators.backgrounds`
-(``chunk(settings,
-n_generate, seed) -> ChunkResult`` and ``describe(settings) -> dict``), so a configured sample
+(``chunk(settings, n_generate, seed) -> ChunkResult``, the result type from
+:mod:`zprime.generators.chunk`, and ``describe(settings) -> dict``), so a configured sample
 names it with ``generator: zprime.generators.<module>:chunk``.
 """

@@ -11,7 +11,9 @@ interface.
 The chunk interface
 -------------------
 A chunk function is a module-level function ``chunk(settings, n_generate, seed) -> ChunkResult``
-named by the sample's ``generator`` field (``"module:function"``), imported lazily:
+named by the sample's ``generator`` field (``"module:function"``), imported lazily;
+:class:`~zprime.generators.chunk.ChunkResult` and :func:`~zprime.generators.chunk.track_filter`
+live in :mod:`zprime.generators.chunk` (re-exported here):
 
 - ``settings`` is :func:`sample_settings` (the sample's configuration as a plain dict plus its
   ``name``): ``filter`` (a dict, see :func:`track_filter`), ``normalisation`` (``"reference"``:
@@ -50,20 +52,32 @@ record is in the lab frame with z along the electron beam).
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import math
 import zlib
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import awkward as ak
 import numpy as np
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from zprime._util import chunk_rng
+from zprime._util import chunk_rng, provenance
 from zprime.config import Config, default_config
 from zprime.errors import ConfigError, InputError, ZprimeError
-from zprime.generators.filters import filter_particles
+from zprime.generators.chunk import ChunkResult, track_filter
+from zprime.generators.filters import check_against_selection
 from zprime.io.events import EventWriter, read_metadata, validate_generator_events
+from zprime.parallel import default_workers, map_tasks
 from zprime.physics.constants import E_ELECTRON_BEAM, E_POSITRON_BEAM
 
 __all__ = [
@@ -107,28 +121,6 @@ _SEED_STAGE = 4
 
 _BATCH = 20_000
 """Events per ``Pythia.nextBatch`` call inside a chunk (bounds the memory of the raw record)."""
-
-
-class ChunkResult(NamedTuple):
-    """What a chunk function returns (the chunk interface, shared with
-    :mod:`zprime.generators.qed`).
-
-    Attributes
-    ----------
-    events
-        Kept events in the generator schema (``event``, ``weight`` in fb, ``particles``).
-    n_generated
-        Events generated in the chunk, before the generator-level filter.
-    sigma_fb
-        The generator's own cross section of the process as generated, fb.
-    sigma_err_fb
-        Its statistical uncertainty, fb.
-    """
-
-    events: ak.Array
-    n_generated: int
-    sigma_fb: float
-    sigma_err_fb: float
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,45 +242,16 @@ def _chunk_sizes(n_events: int, chunk_size: int) -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------
-# generator-level filter
-
-
-def track_filter(particles: ak.Array, filt: Mapping[str, Any]) -> np.ndarray:
-    """Generator-level filter of the chunk interface on the ragged ``particles`` column.
-
-    The named cuts of :mod:`zprime.generators.filters` (good prongs: charged, p_T above
-    ``track_pt_min_gev``, lab polar angle in ``theta_min_deg``-``theta_max_deg``, the CDC
-    acceptance of basf2 ``thetaInCDCAcceptance``; at least ``min_tracks`` of them; and the
-    optional two-prong cuts on the trigger angles and the recoil).
-
-    Parameters
-    ----------
-    particles
-        ``var * {pdg, e, px, py, pz}`` final-state particles in the lab frame.
-    filt
-        :class:`zprime.config.GeneratorFilterConfig` as a dict.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean mask over events.
-    """
-    return filter_particles(particles, filt)
-
-
-# --------------------------------------------------------------------------------------------
 # Pythia 8
 
 
 def _pythia_version() -> str:
-    from importlib.metadata import version
-
-    return version("pythia8mc")
+    return importlib.metadata.version("pythia8mc")
 
 
 def _make_pythia(settings: Mapping[str, Any], seed: int | None) -> Any:
     """A configured (not initialised) Pythia instance; ConfigError naming a refused setting."""
-    import pythia8mc
+    import pythia8mc  # lazy: Pythia 8 is heavy and only the Pythia samples need it
 
     name = settings["name"]
     pythia = pythia8mc.Pythia("", False)
@@ -472,8 +435,6 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> ChunkResul
 
 def _provenance() -> dict[str, Any]:
     """Package versions and git commit, without the time stamp (files are reproducible)."""
-    from zprime._util import provenance
-
     record = provenance()
     return {key: record[key] for key in ("python", "packages", "git")}
 
@@ -486,8 +447,6 @@ def check_filter(name: str, config: Config) -> None:
     ConfigError
         Naming the filter field (:func:`zprime.generators.filters.check_against_selection`).
     """
-    from zprime.generators.filters import check_against_selection
-
     filt = config.backgrounds.samples[name].filter.model_dump(mode="json")
     trigger = config.detector.get().trigger.track_theta_deg
     check_against_selection(
@@ -594,19 +553,6 @@ def generate_sample(
     InputError
         Non-positive ``n_events`` or ``chunk_size``.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from zprime.parallel import default_workers, map_tasks
-
     cfg = config if config is not None else default_config()
     settings = sample_settings(name, cfg)
     size = int(settings["chunk_size"] if chunk_size is None else chunk_size)

@@ -45,6 +45,9 @@ Weights and unweighting
 Each point weighs ``dsigma/g`` (fb, summing to the cross section within the filter); as in
 :mod:`zprime.generators.mumu` the sample driver's target weight ``1/(luminosity_factor L)``
 sets a threshold toward which the events are partially unweighted (per region: ``w_t / r``).
+
+Length: one process class: the phase-space channels, their multichannel weights and the chunk
+function share the mappings.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from numpy.typing import NDArray
 from zprime.errors import ConfigError, InputError
 from zprime.generators import fourfermion_me as me
 from zprime.generators import tau_decays as td
+from zprime.generators.chunk import ChunkResult
 from zprime.generators.filters import filter_mask
 from zprime.generators.mumu import (
     _BARREL_DEG,
@@ -73,7 +77,6 @@ from zprime.generators.mumu import (
     _VETO_CONE_DEG,
     _basis,
     _boost,
-    _chunk_result_type,
     _freeze,
     _thaw,
 )
@@ -1077,7 +1080,7 @@ def generate(
     }
 
 
-def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
+def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> ChunkResult:
     """Generate one chunk of e+e- -> e+e- f fbar (the chunk interface of backgrounds).
 
     Parameters
@@ -1093,7 +1096,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
 
     Returns
     -------
-    zprime.generators.backgrounds.ChunkResult
+    zprime.generators.chunk.ChunkResult
         The kept events (e-, e+, f-, f+ in the lab; truth ``q2_minus``, ``q2_plus``,
         ``w_pair``) with weights in fb, ``n_generate``, and the cross section of the points
         (before the filter) with its statistical error.
@@ -1153,7 +1156,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
     n = n_generate
     sigma = sum_w / n
     err = math.sqrt(max(sum_w2 / n - sigma * sigma, 0.0) / max(n - 1, 1))
-    return _chunk_result_type()(ak.to_packed(events), int(n_generate), sigma, err)
+    return ChunkResult(ak.to_packed(events), int(n_generate), sigma, err)
 
 
 def describe(settings: Mapping[str, Any]) -> dict[str, Any]:

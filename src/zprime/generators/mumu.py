@@ -119,6 +119,9 @@ References: Belle II, PRL 130, 231801 (2023); E. Kou et al., Belle II Physics Bo
 P. Nason, JHEP 0411 (2004) 040 (p_T-ordered matching); G. P. Lepage, J. Comput. Phys. 27 (1978)
 192 and vegas 6 (the adaptive map); R. Kleiss and R. Pittau, Comput. Phys. Commun. 83 (1994)
 141 (multichannel weights).
+
+Length: one generator: the matrix-element interface, the importance sampling and the chunk function
+share the phase-space parametrisation.
 """
 
 from __future__ import annotations
@@ -135,6 +138,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from zprime.errors import ConfigError, InputError
 from zprime.generators import _mumugamma_me_generated as _me
+from zprime.generators.chunk import ChunkResult
 from zprime.generators.filters import filter_mask
 from zprime.generators.isr import beta_isr, radiator
 from zprime.io.events import make_particles
@@ -425,8 +429,6 @@ def sigma_sf(m_min: float = 0.3, alpha: float = ALPHA_0) -> float:
     Gauss-Legendre in ``t = v^beta`` below v = 0.5 (the ``v^(beta-1)`` peak) and in
     ``ln(1 - v)`` above (the ``1/s'`` rise of the Born cross section).
     """
-    from zprime.generators.isr import beta_isr
-
     b = beta_isr(_S, alpha)
     v_max = 1.0 - m_min**2 / _S
     x, w = np.polynomial.legendre.leggauss(400)
@@ -901,13 +903,7 @@ def generate(
     }
 
 
-def _chunk_result_type() -> type:
-    from zprime.generators.backgrounds import ChunkResult
-
-    return ChunkResult
-
-
-def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
+def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> ChunkResult:
     """Generate one chunk of e+e- -> mu+ mu- (gamma) (the chunk interface of backgrounds).
 
     Parameters
@@ -925,7 +921,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
 
     Returns
     -------
-    zprime.generators.backgrounds.ChunkResult
+    zprime.generators.chunk.ChunkResult
         The kept events (particles mu-, mu+, photons in the lab; truth ``sqrt_s_hat`` after the
         structure-function ISR and ``e_gamma_hard_cm``) with weights in fb that sum to the Monte
         Carlo estimate of the filtered cross section (``f K / (g n_generate)``, before the
@@ -995,7 +991,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> Any:
     sigma = sum_w / n
     err = math.sqrt(max(sum_w2 / n - sigma * sigma, 0.0) / max(n - 1, 1))
     del r
-    return _chunk_result_type()(ak.to_packed(events), int(n_generate), sigma, err)
+    return ChunkResult(ak.to_packed(events), int(n_generate), sigma, err)
 
 
 def describe(settings: Mapping[str, Any]) -> dict[str, Any]:

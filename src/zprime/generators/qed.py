@@ -17,7 +17,7 @@ BabaYaga@NLO for ee(gamma) and PHOKHARA 9.1 for pi pi(gamma):
     current ``F_pi(Q^2) (q+ - q-)^mu``, the leptonic tensor with the electron mass kept, and the
     Kuhn-Santamaria pion form factor.
 
-Each sample has a chunk function with the interface of :mod:`zprime.generators.backgrounds`
+Each sample has a chunk function with the interface of :mod:`zprime.generators.chunk`
 (``<name>_chunk(settings, n_generate, seed) -> ChunkResult``). The events are *weighted*: each
 kept event carries ``w_i = f(x_i) J(x_i) / n_generate`` in fb, ``f`` the differential cross
 section and ``J`` the Jacobian of the phase-space map, so that the sum of the weights over the
@@ -40,12 +40,14 @@ distribution are unchanged, the weights inside the stratum lighter (``docs/contr
 What is left out (see ``docs/qed.md``): Z exchange (a (s/m_Z^2)-suppressed effect, below 1%
 at 10.58 GeV), vacuum polarisation (alpha does not run), virtual corrections, final-state
 radiation in ``ee`` and ``pipi``, more than one hard photon, the rho-omega interference.
+
+Length: three small tree-level generators (ee, ee gamma, pi pi gamma) that share one integration,
+ISR and chunk machinery.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -56,6 +58,7 @@ import vegas
 from numpy.typing import ArrayLike, NDArray
 
 from zprime.errors import ConfigError, InputError
+from zprime.generators.chunk import ChunkResult, track_filter
 from zprime.generators.isr import isr_kinematics, sample_energy_loss
 from zprime.io.events import make_particles
 from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, M_ELECTRON, M_PION, SQRT_S
@@ -896,23 +899,6 @@ def _trained_map(name: str, frozen: tuple[tuple[str, Any], ...]) -> vegas.Adapti
     return amap
 
 
-def _chunk_result_type() -> type:
-    """ChunkResult of zprime.generators.backgrounds (imported lazily: it imports this module's
-    names)."""
-    if importlib.util.find_spec("zprime.generators.backgrounds") is None:  # pragma: no cover
-        return _ChunkResult
-    from zprime.generators.backgrounds import ChunkResult
-
-    return ChunkResult
-
-
-class _ChunkResult(NamedTuple):  # pragma: no cover - fallback, same fields as backgrounds'
-    events: ak.Array
-    n_generated: int
-    sigma_fb: float
-    sigma_err_fb: float
-
-
 def _strata(
     name: str, opts: Mapping[str, Any], n_generate: int, label: str
 ) -> list[tuple[dict[str, Any], int]]:
@@ -943,7 +929,9 @@ def _strata(
     return [({**opts, _EXCLUDE_STRATUM: True}, n_generate - n_stratum), (stratum, n_stratum)]
 
 
-def _generate(name: str, settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> Any:
+def _generate(
+    name: str, settings: Mapping[str, Any] | None, n_generate: int, seed: int
+) -> ChunkResult:
     settings = dict(settings or {})
     label = settings.get("name", name)
     if n_generate <= 0:
@@ -977,8 +965,6 @@ def _generate(name: str, settings: Mapping[str, Any] | None, n_generate: int, se
             pdg_arr = np.broadcast_to(np.asarray(pdg, dtype=np.int32), (len(index), len(pdg)))
             particles = make_particles(pdg_arr, p4_lab)
             if filt is not None:
-                from zprime.generators.backgrounds import track_filter
-
                 mask = track_filter(particles, filt)
                 index, particles = index[mask], particles[mask]
             columns: dict[str, Any] = {
@@ -1002,10 +988,10 @@ def _generate(name: str, settings: Mapping[str, Any] | None, n_generate: int, se
             raise ConfigError(f"qed sample '{label}': normalisation 'reference' needs xsec_ref_fb")
         if sigma > 0.0:
             events = ak.with_field(events, events["weight"] * (float(ref) / sigma), "weight")
-    return _chunk_result_type()(ak.to_packed(events), int(n_generate), sigma, err)
+    return ChunkResult(ak.to_packed(events), int(n_generate), sigma, err)
 
 
-def ee_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> Any:
+def ee_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> ChunkResult:
     """Generate one chunk of Bhabha events e+e- -> e+e- with collinear ISR (the chunk interface).
 
     Parameters
@@ -1023,7 +1009,7 @@ def ee_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> 
 
     Returns
     -------
-    zprime.generators.backgrounds.ChunkResult
+    zprime.generators.chunk.ChunkResult
         Weighted events (particles e-, e+ and the two collinear ISR photons, lab frame; truth
         column ``sqrt_s_hat``) whose weights sum to the Monte Carlo estimate of the cross
         section in fb inside the cuts (and filter), ``n_generate``, that estimate over the cuts
@@ -1032,7 +1018,7 @@ def ee_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> 
     return _generate("ee", settings, n_generate, seed)
 
 
-def eegamma_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> Any:
+def eegamma_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> ChunkResult:
     """Generate one chunk of radiative Bhabha events e+e- -> e+e- gamma (the chunk interface).
 
     Same parameters and result as :func:`ee_chunk`, options :data:`OPTION_DOCS` ``['eegamma']``;
@@ -1041,7 +1027,7 @@ def eegamma_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int
     return _generate("eegamma", settings, n_generate, seed)
 
 
-def pipi_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> Any:
+def pipi_chunk(settings: Mapping[str, Any] | None, n_generate: int, seed: int) -> ChunkResult:
     """Generate one chunk of e+e- -> pi+ pi- gamma(ISR) events (the chunk interface).
 
     Same parameters and result as :func:`ee_chunk`, options :data:`OPTION_DOCS` ``['pipi']``;

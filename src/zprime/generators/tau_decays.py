@@ -64,10 +64,14 @@ References
 .. [2] S. Jadach, Z. Was, Comput. Phys. Commun. 36 (1985) 191 (KORALB), and the TAUOLA code
        (polarimeter vectors ``HV``, running a1 width ``GFUN``/``WGA1``).
 .. [3] J. H. Kuhn, A. Santamaria, Z. Phys. C 48 (1990) 445.
+
+Length: one decay library: the mode table, the per-mode kinematics and the polarimeter vectors share
+their conventions, and half of the length is cited physics per mode.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -327,8 +331,6 @@ def _eps_contract(a: F64, b: F64, c: F64) -> F64:
 
 
 def _eps_terms() -> list[tuple[int, tuple[int, int, int], float]]:
-    import itertools
-
     terms = []
     for perm in itertools.permutations(range(4)):
         inv = sum(1 for x in range(4) for y in range(x + 1, 4) if perm[x] > perm[y])

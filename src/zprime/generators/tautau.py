@@ -75,7 +75,7 @@ from numpy.typing import NDArray
 
 from zprime.errors import ConfigError, InputError
 from zprime.generators import tau_decays as td
-from zprime.generators.backgrounds import ChunkResult
+from zprime.generators.chunk import ChunkResult
 from zprime.generators.filters import filter_mask
 from zprime.generators.isr import beta_isr, isr_kinematics, sample_energy_loss
 from zprime.io.events import make_particles

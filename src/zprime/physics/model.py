@@ -59,6 +59,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from zprime.errors import ConfigError
 from zprime.physics.constants import M_MUON, M_TAU
+from zprime.physics.xsec_table import load_xsec_table
 
 __all__ = [
     "G2_DELTA_A_MU",
@@ -524,10 +525,6 @@ def g2_band(
 def _sigma_g1(xsec: XsecFunction | None, mass: NDArray[np.float64]) -> NDArray[np.float64]:
     """sigma(e+e- -> mu mu Z') at g' = 1 in fb, from ``xsec`` or the package's cached table."""
     if xsec is None:
-        from zprime.generators.signal import (
-            load_xsec_table,  # lazy: the signal module is optional here
-        )
-
         table = load_xsec_table()
         values = table.sigma_fb(mass, g=1.0)
     else:
@@ -567,7 +564,7 @@ def sigma_times_br(
         ``"vanilla"`` or ``"fully_invisible"`` (see :func:`branching_invisible`).
     xsec
         Callable giving sigma at g' = 1 in fb for a mass array; ``None`` uses
-        ``zprime.generators.signal.load_xsec_table().sigma_fb(mass, g=1.0)``.
+        ``zprime.physics.xsec_table.load_xsec_table().sigma_fb(mass, g=1.0)``.
     alpha_d, m_chi
         Dark coupling and dark-fermion mass (GeV); fully invisible only.
     """

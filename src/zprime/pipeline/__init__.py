@@ -1,6 +1,7 @@
-"""The pipeline behind ``zprime run``: the stage table, caching, the run-directory layout and
-executors (``stages``)."""
+"""The pipeline behind ``zprime run``: the stage table and running it (``stages``), caching
+(``cache``) and the engine's own stages (``samples``). The run-directory layout is
+:class:`zprime.io.rundir.RunDir`; executors are :mod:`zprime.parallel`."""
 
-from zprime.pipeline.stages import STAGES, RunContext, quick_config, run, run_stage, xsec_summary
+from zprime.pipeline.stages import Stage, quick_config, run, run_stage, stage_table
 
-__all__ = ["STAGES", "RunContext", "quick_config", "run", "run_stage", "xsec_summary"]
+__all__ = ["Stage", "quick_config", "run", "run_stage", "stage_table"]

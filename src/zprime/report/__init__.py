@@ -1,2 +1,3 @@
-"""The report machinery: the one plot style, pure figure functions (arrays in, a Figure out)
-and the front end that names and saves figures (``plots``). No search lives here."""
+"""The report machinery common to every search (``plots``): the one plot style, the standard
+label, atomic saving and generic drawing helpers (arrays in, a Figure out). No search lives here:
+a search's own figures are in its analysis package (``zprime.analyses.<search>.figures``)."""

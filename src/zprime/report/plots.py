@@ -1,18 +1,18 @@
-"""Figures of the analysis in the spirit of the PRL's, drawn with mplhep's neutral ``plothist``
-style.
+"""The report layer's plot machinery, common to every search: the one plot style (mplhep's
+neutral ``plothist``), the standard label, atomic saving (PNG and PDF) and generic drawing helpers
+(stacked weighted histograms, Poisson error bars, step bands, expected-limit bands, log y ranges).
 
-Every function takes arrays (or hist objects) and returns a matplotlib ``Figure``; nothing here
-recomputes physics. :func:`save` writes PNG and PDF atomically. Labels say what the figure is
-(zprime simulation, sqrt(s) = 10.58 GeV, the luminosity) and never carry an experiment's
-official label.
+Nothing here knows a particular search: the figures of one live in its analysis package (for the
+invisible Z': :mod:`zprime.analyses.invisible_zprime.figures`), which draws with these helpers.
+Labels say what the figure is (zprime simulation, sqrt(s) = 10.58 GeV, the luminosity) and never
+carry an experiment's official label.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import matplotlib as mpl
 
@@ -21,30 +21,26 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import mplhep as mh
 import numpy as np
+from hist.intervals import poisson_interval
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from zprime._util import atomic_path
 
-if TYPE_CHECKING:
-    from zprime.config import SelectionConfig
-
 __all__ = [
+    "BAND_1SIGMA_COLOR",
+    "BAND_2SIGMA_COLOR",
     "DEFAULT_LABEL",
-    "SpectrumHistograms",
+    "SAMPLE_COLORS",
+    "SAMPLE_LABELS",
     "background_composition",
-    "fom_gain",
-    "gprime_limit_figure",
     "label",
-    "m2_spectrum_figure",
-    "result_figures",
+    "limit_bands",
+    "poisson_errors",
     "save",
-    "signal_efficiency",
-    "significance_figure",
-    "spectrum_histograms",
-    "theta_m2_plane",
-    "theta_plane_figure",
-    "xsec_limit_figure",
+    "step_band",
+    "style",
+    "ylim_decades",
 ]
 
 DEFAULT_LABEL = "zprime simulation"
@@ -59,6 +55,7 @@ SAMPLE_LABELS: dict[str, str] = {
     "eegamma": r"$e^+e^-\gamma$",
     "pipi": r"$\pi^+\pi^-(\gamma)$",
 }
+"""Legend entries of the simulated e+e- processes, by the generators' sample names."""
 SAMPLE_COLORS: dict[str, str] = {
     "mumu": "#5790fc",
     "tautau": "#f89c20",
@@ -68,10 +65,20 @@ SAMPLE_COLORS: dict[str, str] = {
     "eegamma": "#7a21dd",
     "pipi": "#2a9d8f",
 }
+"""Colour of each simulated process in stacked histograms."""
 
 
-def _style() -> None:
+def style() -> None:
+    """Select the package's one plot style (mplhep's ``plothist``); every figure calls it first."""
     mh.style.use("plothist")
+
+
+_style = style
+"""Former private name of :func:`style`, kept for callers not yet switched."""
+
+# Conventional colours of expected-limit bands ("Brazil" plot): +-1 sigma green, +-2 sigma yellow.
+BAND_1SIGMA_COLOR = "#00cc00"
+BAND_2SIGMA_COLOR = "#ffcc00"
 
 
 def label(ax: plt.Axes, luminosity_fb: float | None = None, text: str = DEFAULT_LABEL) -> None:
@@ -104,21 +111,33 @@ def background_composition(
     title: str = "",
     data: ArrayLike | None = None,
     log: bool = True,
+    xlabel: str = r"$M_{\mathrm{recoil}}^2$ [GeV$^2$]",
+    data_label: str = "pseudo-data",
 ) -> Figure:
-    """Stacked M_recoil^2 distributions of the background samples (expected events per bin).
+    """Stacked distributions of weighted background samples (expected events per bin), by
+    default in M_recoil^2.
 
     Parameters
     ----------
     samples
-        Sample name -> (M_recoil^2 values in GeV^2, weights in fb per event).
+        Sample name -> (values, in the unit of ``edges``; weights in fb per event). Samples named
+        in :data:`SAMPLE_LABELS` get their label and colour.
     edges
-        Bin edges in GeV^2.
+        Bin edges (GeV^2 for M_recoil^2).
     luminosity_fb
         Yields are weight x luminosity.
+    title
+        Legend title.
     data
-        Optional observed (pseudo-)data M_recoil^2 values, drawn as points with Poisson errors.
+        Optional observed (pseudo-)data values, drawn as points with Poisson errors.
+    log
+        Logarithmic y axis.
+    xlabel
+        Label of the x axis.
+    data_label
+        Legend entry of the data.
     """
-    _style()
+    style()
     edges = np.asarray(edges, dtype=float)
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
     names = [n for n, (m2, _) in samples.items() if np.size(m2)]
@@ -140,20 +159,16 @@ def background_composition(
     if data is not None:
         n_obs, _ = np.histogram(np.asarray(data), bins=edges)
         centres = 0.5 * (edges[1:] + edges[:-1])
-        from hist.intervals import poisson_interval
-
-        lo, hi = poisson_interval(n_obs.astype(float))
-        lo = np.nan_to_num(lo)
         ax.errorbar(
             centres,
             n_obs,
-            yerr=[n_obs - lo, hi - n_obs],
+            yerr=list(poisson_errors(n_obs.astype(float))),
             fmt="o",
             color="black",
             markersize=3,
-            label="pseudo-data",
+            label=data_label,
         )
-    ax.set_xlabel(r"$M_{\mathrm{recoil}}^2$ [GeV$^2$]")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("events / bin")
     if log:
         ax.set_yscale("log")
@@ -166,147 +181,48 @@ def background_composition(
     return fig
 
 
-def theta_m2_plane(
-    m2: ArrayLike,
-    theta_cm: ArrayLike,
-    weight: ArrayLike,
-    *,
-    luminosity_fb: float,
-    m2_edges: ArrayLike | None = None,
-    theta_edges_deg: ArrayLike | None = None,
-    title: str = "",
-) -> Figure:
-    """The theta_recoil^CM - M_recoil^2 plane (expected events per bin), as the PRL's
-    supplemental figure: the mu mu (gamma) background forms two bands there."""
-    _style()
-    m2_edges = np.linspace(-0.5, 81.0, 84) if m2_edges is None else np.asarray(m2_edges)
-    th_edges = (
-        np.linspace(0.0, 180.0, 61) if theta_edges_deg is None else np.asarray(theta_edges_deg)
-    )
-    h, _, _ = np.histogram2d(
-        np.asarray(m2),
-        np.degrees(np.asarray(theta_cm)),
-        bins=[m2_edges, th_edges],
-        weights=np.asarray(weight) * luminosity_fb,
-    )
-    fig, ax = plt.subplots(figsize=(7.5, 5.0))
-    masked = np.ma.masked_where(h <= 0, h)
-    mesh = ax.pcolormesh(
-        m2_edges,
-        th_edges,
-        masked.T,
-        cmap="viridis",
-        norm=mpl.colors.LogNorm() if masked.count() else None,
-    )
-    fig.colorbar(mesh, ax=ax, label="events / bin")
-    ax.set_xlabel(r"$M_{\mathrm{recoil}}^2$ [GeV$^2$]")
-    ax.set_ylabel(r"$\theta_{\mathrm{recoil}}^{\mathrm{c.m.}}$ [deg]")
-    if title:
-        ax.text(
-            0.02,
-            0.96,
-            title,
-            transform=ax.transAxes,
-            va="top",
-            fontsize="small",
-            color="white",
-            bbox={"facecolor": "black", "alpha": 0.4, "edgecolor": "none"},
-        )
-    label(ax, luminosity_fb)
-    return fig
+# --- generic helpers of the figures of a search ---
 
 
-def signal_efficiency(
-    m2: ArrayLike,
-    efficiencies: Mapping[str, tuple[ArrayLike, ArrayLike]],
-    *,
-    title: str = "",
-) -> Figure:
-    """Signal efficiency versus M_recoil^2 = M_Z'^2 after selection steps.
+def poisson_errors(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper 68% Garwood (central Poisson) intervals around observed counts.
 
     Parameters
     ----------
-    m2
-        The simulated Z' masses squared, GeV^2.
-    efficiencies
-        Label -> (efficiency, its binomial uncertainty), one value per mass.
+    counts
+        Observed counts (float array).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The distances from ``counts`` down and up to the interval's ends (``yerr`` of
+        ``errorbar``); the lower one is ``counts`` where the interval starts at 0.
     """
-    _style()
-    fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    x = np.asarray(m2, dtype=float)
-    for name, (eff, err) in efficiencies.items():
-        ax.errorbar(x, np.asarray(eff), yerr=np.asarray(err), fmt="o-", markersize=4, label=name)
-    ax.set_xlabel(r"$M_{Z'}^2$ [GeV$^2$]")
-    ax.set_ylabel("signal efficiency")
-    ax.set_ylim(0.0, None)
-    ax.legend(title=title or None, fontsize="small")
-    label(ax)
-    return fig
+    lo, hi = poisson_interval(counts)
+    return counts - np.nan_to_num(lo), hi - counts
 
 
-def fom_gain(
-    masses_gev: ArrayLike,
-    gain: ArrayLike,
-    *,
-    band: Sequence[float] | None = (5.0, 15.0),
-    luminosity_fb: float | None = None,
-) -> Figure:
-    """Sensitivity gain of the Punzi-net cut per mass window (sigma_min without / with)."""
-    _style()
-    fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    ax.plot(np.asarray(masses_gev), np.asarray(gain), "o-", label="zprime Punzi-net")
-    if band is not None:
-        ax.axhspan(band[0], band[1], color="0.85", label="PRL: gain 5-15", zorder=0)
-    ax.set_xlabel(r"$M_{Z'}$ [GeV]")
-    ax.set_ylabel(r"$\sigma_{\min}$ without / with network cut")
-    ax.set_ylim(0.0, None)
-    ax.legend(fontsize="small")
-    label(ax, luminosity_fb)
-    return fig
+def step_band(
+    ax: plt.Axes, edges: np.ndarray, low: np.ndarray, high: np.ndarray, *, hatch: bool, **kw: Any
+) -> Any:
+    """A step band between ``low`` and ``high`` per bin of ``edges``: hatched (over a stack) or
+    grey. ``kw`` goes to ``fill_between`` (e.g. ``label``)."""
+    look: dict[str, Any] = (
+        {"facecolor": "none", "edgecolor": "0.3", "hatch": "////", "linewidth": 0.0}
+        if hatch
+        else {"facecolor": "0.75", "edgecolor": "none", "alpha": 0.8}
+    )
+    return ax.fill_between(
+        edges,
+        np.append(low, low[-1]),
+        np.append(high, high[-1]),
+        step="post",
+        **look,
+        **kw,
+    )
 
 
-# --- result figures (issue 8: limits, couplings, significance) ---
-
-if TYPE_CHECKING:
-    from zprime.analyses.invisible_zprime.results import ResultsTable
-
-# Conventional colours of expected-limit bands ("Brazil" plot): +-1 sigma green, +-2 sigma yellow.
-BAND_1SIGMA_COLOR = "#00cc00"
-BAND_2SIGMA_COLOR = "#ffcc00"
-WIDE_COLOR = "#1f6fd1"
-G2_COLOR = "#e8363b"
-NARROW_VALIDITY_GEV = 6.5
-"""PRL 130, 231801: negligible-width fully invisible limits hold only for M_Z' <~ 6.5 GeV
-(vertical dashed line of its Fig. 3); above, B(Z' -> chi chi) ~ 1 and a negligible width are not
-both possible at the probed g'."""
-
-G_PRIME_YMAX = 20.0
-"""Top of the g' axis: limits above it (g' >~ 1, where perturbation theory fails anyway) run
-off the top instead of squeezing the meaningful range."""
-
-_GPRIME_MODELS = {"vanilla": "vanilla", "fully_invisible": "invisible"}
-_MODEL_TITLES = {
-    "vanilla": r"vanilla $L_\mu - L_\tau$",
-    "fully_invisible": r"fully invisible $L_\mu - L_\tau$",
-}
-
-
-def _cl_text(table: ResultsTable) -> str:
-    cl = f"{100 * table.confidence_level:g}%"
-    return f"{cl} CL" if table.method == "cls" else f"{cl} credible"
-
-
-def _ordered(t: ResultsTable) -> ResultsTable:
-    """Rows sorted by mass, failed rows kept (their NaNs make gaps in lines and bands)."""
-    return t.select(np.isfinite(t.mass_gev)).select(np.argsort(t.mass_gev[np.isfinite(t.mass_gev)]))
-
-
-def _gapped(t: ResultsTable, values: np.ndarray) -> np.ndarray:
-    """``values`` with NaN at failed rows, so that lines break there instead of reaching 0."""
-    return np.where(t.ok & np.isfinite(values) & (values > 0), values, np.nan)
-
-
-def _bands(
+def limit_bands(
     ax: plt.Axes,
     mass: np.ndarray,
     obs: np.ndarray | None,
@@ -316,7 +232,25 @@ def _bands(
     exp_label: str = "expected (median)",
     markers: bool = False,
 ) -> None:
-    """Observed line, expected median dashed, +-1 sigma green and +-2 sigma yellow bands."""
+    """Observed line, expected median dashed, +-1 sigma green and +-2 sigma yellow bands (the
+    "Brazil" plot of an upper limit versus a mass).
+
+    Parameters
+    ----------
+    ax
+        Where to draw.
+    mass
+        The x values.
+    obs
+        Observed limits (``None``: not drawn); NaN makes a gap.
+    exp
+        Expected limits at -2, -1, 0, +1, +2 sigma; where a band's ends are not finite it is not
+        drawn.
+    obs_label, exp_label
+        Legend entries.
+    markers
+        Small markers on the observed line (where the hypotheses are).
+    """
     m2, m1, med, p1, p2 = exp
     ok2 = np.isfinite(m2) & np.isfinite(p2)
     ok1 = np.isfinite(m1) & np.isfinite(p1)
@@ -356,102 +290,7 @@ def _bands(
         )
 
 
-_LEGEND_ORDER = (
-    r"observed, narrow $Z'$",
-    "expected (median)",
-    r"expected $\pm 1\sigma$",
-    r"expected $\pm 2\sigma$",
-)
-
-
-def _legend_order(ax: plt.Axes) -> tuple[list, list]:
-    """Legend entries: observed, expected median, +-1, +-2 sigma, then the rest as drawn."""
-    handles, labels = ax.get_legend_handles_labels()
-
-    def key(i: int) -> tuple[int, int]:
-        lab = labels[i]
-        return (_LEGEND_ORDER.index(lab) if lab in _LEGEND_ORDER else len(_LEGEND_ORDER), i)
-
-    order = sorted(range(len(labels)), key=key)
-    return [handles[i] for i in order], [labels[i] for i in order]
-
-
-def xsec_limit_figure(
-    table: ResultsTable,
-    *,
-    luminosity_fb: float | None = None,
-    logx: bool = False,
-    wide: bool = True,
-) -> Figure:
-    """Upper limits on sigma(e+e- -> mu+ mu- Z') x B(Z' -> invisible) versus M_Z' (PRL Fig. 2).
-
-    Observed (solid) and median expected (dashed) limits of the narrow Z' with the +-1 sigma
-    (green) and +-2 sigma (yellow) expected bands, and the observed limit of the
-    Gamma = 0.1 M benchmark if the table has ``wide`` rows. Failed hypotheses are gaps.
-
-    Parameters
-    ----------
-    table
-        The results table (:class:`zprime.analyses.invisible_zprime.results.ResultsTable`).
-    luminosity_fb
-        For the label; default: the table's.
-    logx
-        Logarithmic mass axis.
-    wide
-        Draw the wide-Z' observed limit when present.
-    """
-    _style()
-    lumi = table.luminosity_fb if luminosity_fb is None else luminosity_fb
-    fig, ax = plt.subplots(figsize=(7.5, 5.0))
-    t = _ordered(table.narrow)
-    exp = [
-        _gapped(t, getattr(t, c))
-        for c in (
-            "exp_xsec_fb_m2",
-            "exp_xsec_fb_m1",
-            "exp_xsec_fb",
-            "exp_xsec_fb_p1",
-            "exp_xsec_fb_p2",
-        )
-    ]
-    _bands(
-        ax,
-        t.mass_gev,
-        _gapped(t, t.obs_xsec_fb),
-        exp,
-        obs_label=r"observed, narrow $Z'$",
-        markers=logx,
-    )
-    w = _ordered(table.wide)
-    if wide and len(w) and np.any(w.ok):
-        ax.plot(
-            w.mass_gev,
-            _gapped(w, w.obs_xsec_fb),
-            color=WIDE_COLOR,
-            lw=1.6,
-            label=rf"observed, $\Gamma_{{Z'}} = {table.width_over_mass:g}\,M_{{Z'}}$",
-        )
-    ax.set_yscale("log")
-    if logx:
-        ax.set_xscale("log")
-    else:
-        ax.set_xlim(0.0, None)
-    ax.set_xlabel(r"$M_{Z'}$ [GeV]")
-    ax.set_ylabel(
-        _cl_text(table)
-        + r" upper limit on $\sigma(e^+e^- \to \mu^+\mu^- Z')$"
-        + "\n"
-        + r"$\times\, \mathcal{B}(Z' \to \mathrm{invisible})$ [fb]",
-        fontsize="medium",
-    )
-    _ylim_decades(ax, [*exp, _gapped(t, t.obs_xsec_fb)], headroom=10.0)
-    handles, labels = _legend_order(ax)
-    ax.legend(handles, labels, loc="upper left", fontsize="small", ncols=2)
-    label(ax, lumi)
-    return fig
-
-
-def _ylim_decades(
+def ylim_decades(
     ax: plt.Axes,
     arrays: Sequence[np.ndarray],
     headroom: float = 10.0,
@@ -467,562 +306,3 @@ def _ylim_decades(
         if cap is not None:
             hi = max(min(hi, cap), 100.0 * lo)
         ax.set_ylim(lo, hi)
-
-
-def gprime_limit_figure(
-    table: ResultsTable,
-    model: str,
-    *,
-    logx: bool = True,
-    luminosity_fb: float | None = None,
-    g2: bool = True,
-    wide: bool = True,
-    narrow_validity_gev: float | None = NARROW_VALIDITY_GEV,
-) -> Figure:
-    """Upper limits on the coupling g' versus M_Z' (PRL Figs. 3 and 4).
-
-    Observed and expected limits (+-1, +-2 sigma bands) of the narrow Z' for ``model``, the
-    band of g' that explains (g-2)_mu within +-2 sigma (:func:`zprime.physics.model.g2_band`,
-    shaded),
-    and, for the fully invisible model, the observed limit of the Gamma = 0.1 M benchmark and a
-    dashed line where the PRL says the negligible-width assumption stops holding.
-
-    Parameters
-    ----------
-    table
-        The results table.
-    model
-        ``"vanilla"`` or ``"fully_invisible"``.
-    logx
-        Logarithmic mass axis (the PRL's Figs. 3, 4) or linear.
-    g2
-        Draw the (g-2)_mu band.
-    wide
-        Fully invisible only: draw the wide benchmark when present.
-    narrow_validity_gev
-        Fully invisible only: where to draw the PRL's validity line (``None``: none).
-    """
-    from zprime.errors import ConfigError
-    from zprime.physics.model import g2_band
-
-    if model not in _GPRIME_MODELS:
-        raise ConfigError(f"unknown model {model!r}; expected one of {', '.join(_GPRIME_MODELS)}")
-    tag = _GPRIME_MODELS[model]
-    _style()
-    lumi = table.luminosity_fb if luminosity_fb is None else luminosity_fb
-    fig, ax = plt.subplots(figsize=(7.5, 5.0))
-    t = _ordered(table.narrow)
-    names = [
-        f"exp_gprime_{tag}_{b}" if b else f"exp_gprime_{tag}" for b in ("m2", "m1", "", "p1", "p2")
-    ]
-    exp = [_gapped(t, getattr(t, c)) for c in names]
-    obs = _gapped(t, getattr(t, f"obs_gprime_{tag}"))
-    drawn = [*exp, obs]
-    finite_m = t.mass_gev[np.isfinite(t.mass_gev)]
-    if g2 and finite_m.size:
-        lo_m = max(float(finite_m.min()), 1e-3)
-        hi_m = max(float(finite_m.max()), 9.0)
-        grid = np.geomspace(lo_m, hi_m, 400) if logx else np.linspace(lo_m, hi_m, 400)
-        band = g2_band(grid)
-        ax.fill_between(
-            grid,
-            band.low,
-            band.high,
-            color=G2_COLOR,
-            alpha=0.35,
-            lw=0,
-            label=r"$(g-2)_\mu \pm 2\sigma$",
-            zorder=0,
-        )
-    _bands(ax, t.mass_gev, obs, exp, obs_label=r"observed, narrow $Z'$", markers=logx)
-    if model == "fully_invisible":
-        w = _ordered(table.wide)
-        if wide and len(w) and np.any(w.ok):
-            gw = _gapped(w, w.obs_gprime_invisible)
-            drawn.append(gw)
-            ax.plot(
-                w.mass_gev,
-                gw,
-                color=WIDE_COLOR,
-                lw=1.6,
-                label=rf"observed, $\Gamma_{{Z'}} = {table.width_over_mass:g}\,M_{{Z'}}$",
-            )
-        if narrow_validity_gev is not None:
-            ax.axvline(
-                narrow_validity_gev,
-                color="0.35",
-                ls=":",
-                lw=1.4,
-                label=r"negligible-$\Gamma_{Z'}$ limit (PRL)",
-            )
-    ax.set_yscale("log")
-    if logx:
-        ax.set_xscale("log")
-    else:
-        ax.set_xlim(0.0, None)
-    _ylim_decades(ax, drawn, headroom=20.0, cap=G_PRIME_YMAX)
-    ax.set_xlabel(r"$M_{Z'}$ [GeV]")
-    ax.set_ylabel(_cl_text(table) + r" upper limit on $g'$")
-    handles, labels = _legend_order(ax)
-    ax.legend(
-        handles,
-        labels,
-        loc="upper left",
-        fontsize="small",
-        ncols=1,
-        title=_MODEL_TITLES[model],
-        title_fontsize="small",
-    )
-    label(ax, lumi)
-    return fig
-
-
-def significance_figure(
-    table: ResultsTable,
-    *,
-    luminosity_fb: float | None = None,
-    logx: bool = False,
-    wide: bool = True,
-) -> Figure:
-    """Local significance of the excess versus M_Z', the global significance in the legend.
-
-    Failed hypotheses are gaps. Z_local is 0 where the fitted signal is <= 0 (one-sided test).
-    """
-    _style()
-    lumi = table.luminosity_fb if luminosity_fb is None else luminosity_fb
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    t = _ordered(table.narrow)
-    z = np.where(t.ok, t.z_local, np.nan)
-    sig = table.significance
-    text = r"narrow $Z'$"
-    if sig.get("global_p") is not None:
-        # global Z is -inf for p = 1 (no excess anywhere): shown as 0
-        zg = max(float(sig.get("global_z", float("nan"))), 0.0)
-        text += (
-            "\n"
-            rf"largest excess: {float(sig['largest_local_z']):.2f}$\sigma$ local"
-            rf" at {float(sig['at_mass_gev']):.3g} GeV, {zg:.2f}$\sigma$ global,"
-            rf" $p_\mathrm{{global}}$ = {float(sig['global_p']):.2g}"
-        )
-    ax.plot(t.mass_gev, z, color="black", lw=1.2, label=text)
-    zmax = [np.nanmax(z) if np.any(np.isfinite(z)) else 0.0]
-    w = _ordered(table.wide)
-    if wide and len(w) and np.any(w.ok):
-        zw = np.where(w.ok, w.z_local, np.nan)
-        zmax.append(np.nanmax(zw))
-        ax.plot(
-            w.mass_gev,
-            zw,
-            color=WIDE_COLOR,
-            lw=1.0,
-            ls="--",
-            label=rf"$\Gamma_{{Z'}} = {table.width_over_mass:g}\,M_{{Z'}}$",
-        )
-    for level in (1, 2, 3):
-        ax.axhline(level, color="0.6", ls=":", lw=0.8, zorder=0)
-    ax.axhline(0.0, color="0.6", lw=0.8, zorder=0)
-    ax.set_ylim(-0.2, max(5.0, 1.5 * max(zmax)))  # below 0 so that Z = 0 is not on the axis
-    if logx:
-        ax.set_xscale("log")
-    else:
-        ax.set_xlim(0.0, None)
-    ax.set_xlabel(r"$M_{Z'}$ [GeV]")
-    ax.set_ylabel(r"local significance $Z_\mathrm{local}$ [$\sigma$]")
-    ax.legend(loc="upper left", fontsize="small")
-    label(ax, lumi)
-    return fig
-
-
-def result_figures(
-    table: ResultsTable, out_dir: str | Path, prefix: str = "results_"
-) -> list[Path]:
-    """Write every result figure (PNG + PDF) to ``out_dir``; returns the files written.
-
-    ``<prefix>xsec_limit``, ``<prefix>gprime_{vanilla,fully_invisible}_{linear,log}`` and
-    ``<prefix>significance``.
-    """
-    out = Path(out_dir)
-    written = save(xsec_limit_figure(table), out / f"{prefix}xsec_limit")
-    for model in _GPRIME_MODELS:
-        for logx in (False, True):
-            axis = "log" if logx else "linear"
-            written += save(
-                gprime_limit_figure(table, model, logx=logx),
-                out / f"{prefix}gprime_{model}_{axis}",
-            )
-    written += save(significance_figure(table), out / f"{prefix}significance")
-    return written
-
-
-# --- spectra figures (issue 8: data versus simulation in the signal region) ---
-
-
-@dataclass(frozen=True)
-class SpectrumHistograms:
-    """The binned content of an M_recoil^2 data-versus-simulation figure.
-
-    Attributes
-    ----------
-    edges
-        Bin edges, GeV^2.
-    data
-        Observed counts per bin (``None`` without data).
-    backgrounds
-        Sample name -> expected events per bin (sum of weight x luminosity), in stacking order
-        (samples without any event in range are left out).
-    variances
-        Sample name -> sum of (weight x luminosity)^2 per bin, the simulation's statistical
-        variance.
-    """
-
-    edges: np.ndarray
-    data: np.ndarray | None
-    backgrounds: dict[str, np.ndarray]
-    variances: dict[str, np.ndarray]
-
-    @property
-    def total(self) -> np.ndarray:
-        """Expected events per bin, all samples."""
-        out = np.zeros(self.edges.size - 1)
-        for h in self.backgrounds.values():
-            out = out + h
-        return out
-
-    @property
-    def total_error(self) -> np.ndarray:
-        """Statistical uncertainty of the simulation per bin, sqrt(sum w^2) x luminosity."""
-        out = np.zeros(self.edges.size - 1)
-        for v in self.variances.values():
-            out = out + v
-        return np.sqrt(out)
-
-
-def spectrum_histograms(
-    data_m2: ArrayLike | None,
-    backgrounds: Mapping[str, tuple[ArrayLike, ArrayLike]],
-    edges: ArrayLike,
-    *,
-    luminosity_fb: float,
-) -> SpectrumHistograms:
-    """Bin (pseudo-)data and weighted simulated backgrounds in M_recoil^2.
-
-    Parameters
-    ----------
-    data_m2
-        Observed M_recoil^2 values (GeV^2), unit weights; ``None`` for no data.
-    backgrounds
-        Sample name -> (M_recoil^2 values in GeV^2, weights in fb per event).
-    edges
-        Bin edges, GeV^2; values outside are not counted.
-    luminosity_fb
-        Expected events are weight x luminosity.
-    """
-    edges = np.asarray(edges, dtype=float)
-    data = None
-    if data_m2 is not None:
-        data, _ = np.histogram(np.asarray(data_m2, dtype=float), bins=edges)
-        data = data.astype(float)
-    hists: dict[str, np.ndarray] = {}
-    variances: dict[str, np.ndarray] = {}
-    for name, (m2, w) in backgrounds.items():
-        m2 = np.asarray(m2, dtype=float)
-        yields = np.asarray(w, dtype=float) * luminosity_fb
-        h, _ = np.histogram(m2, bins=edges, weights=yields)
-        if not np.any(h != 0):
-            continue
-        hists[name] = h
-        variances[name], _ = np.histogram(m2, bins=edges, weights=yields**2)
-    return SpectrumHistograms(edges, data, hists, variances)
-
-
-def _poisson_errors(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper 68% Garwood (central Poisson) intervals around observed counts."""
-    from hist.intervals import poisson_interval
-
-    lo, hi = poisson_interval(counts)
-    return counts - np.nan_to_num(lo), hi - counts
-
-
-def _band(
-    ax: plt.Axes, edges: np.ndarray, low: np.ndarray, high: np.ndarray, *, hatch: bool, **kw: Any
-) -> Any:
-    """A step band between ``low`` and ``high``: hatched (over a stack) or grey."""
-    style: dict[str, Any] = (
-        {"facecolor": "none", "edgecolor": "0.3", "hatch": "////", "linewidth": 0.0}
-        if hatch
-        else {"facecolor": "0.75", "edgecolor": "none", "alpha": 0.8}
-    )
-    return ax.fill_between(
-        edges,
-        np.append(low, low[-1]),
-        np.append(high, high[-1]),
-        step="post",
-        **style,
-        **kw,
-    )
-
-
-def m2_spectrum_figure(
-    data_m2: ArrayLike | None,
-    backgrounds: Mapping[str, tuple[ArrayLike, ArrayLike]],
-    edges: ArrayLike,
-    *,
-    luminosity_fb: float,
-    title: str = "",
-    data_label: str = "pseudo-data",
-    ratio: bool = True,
-    log: bool = True,
-) -> Figure:
-    """The M_recoil^2 spectrum of (pseudo-)data against the stacked simulated backgrounds, as the
-    PRL's Fig. 1 (PRL 130, 231801), with a data/simulation ratio panel.
-
-    Data are points with 68% Poisson (Garwood) intervals; the simulation is stacked per sample,
-    normalised to the luminosity, with its statistical uncertainty sqrt(sum (w L)^2) as a
-    hatched band (in the ratio panel around 1, divided by the total).
-
-    Parameters
-    ----------
-    data_m2
-        Observed M_recoil^2 values (GeV^2); ``None`` draws the simulation only.
-    backgrounds
-        Sample name -> (M_recoil^2 in GeV^2, weight in fb per event), stacked in this order
-        (first at the bottom).
-    edges
-        Bin edges, GeV^2.
-    luminosity_fb
-        Luminosity of the data; expected events are weight x luminosity.
-    title
-        Legend title (e.g. "after Punzi-net").
-    data_label
-        Legend entry of the data.
-    ratio
-        Draw the data/simulation panel below.
-    log
-        Logarithmic y axis.
-    """
-    _style()
-    hs = spectrum_histograms(data_m2, backgrounds, edges, luminosity_fb=luminosity_fb)
-    edges = hs.edges
-    if ratio:
-        fig, (ax, rax) = plt.subplots(
-            2,
-            1,
-            figsize=(8.0, 6.5),
-            sharex=True,
-            gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06},
-        )
-    else:
-        fig, ax = plt.subplots(figsize=(8.0, 5.0))
-        rax = None
-    total, err = hs.total, hs.total_error
-    names = list(hs.backgrounds)
-    if names:
-        mh.histplot(
-            [hs.backgrounds[n] for n in names],
-            edges,
-            stack=True,
-            histtype="fill",
-            ax=ax,
-            label=[SAMPLE_LABELS.get(n, n) for n in names],
-            color=[SAMPLE_COLORS.get(n) for n in names],
-            flow="none",
-        )
-        _band(ax, edges, total - err, total + err, hatch=True, label="sim. stat. unc.")
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    if hs.data is not None:
-        lo, hi = _poisson_errors(hs.data)
-        shown = hs.data > 0
-        ax.errorbar(
-            centres[shown],
-            hs.data[shown],
-            yerr=[lo[shown], hi[shown]],
-            fmt="o",
-            color="black",
-            markersize=3,
-            elinewidth=1.0,
-            label=f"{data_label} (N = {int(hs.data.sum())})",
-            zorder=5,
-        )
-    ax.set_ylabel("events / bin")
-    ax.set_xlim(edges[0], edges[-1])
-    widths = np.diff(edges)
-    if np.allclose(widths, widths[0]):
-        ax.set_ylabel(f"events / {widths[0]:.2g} GeV$^2$")
-    positive = np.concatenate(
-        [np.zeros(0)] + [h[h > 0] for h in (*hs.backgrounds.values(), hs.data) if h is not None]
-    )
-    top = float(positive.max()) if positive.size else 1.0
-    if log:
-        ax.set_yscale("log")
-        bottom = 0.3 * float(positive.min()) if positive.size else 0.1
-        # room above the highest bin for the legend: the top third of the decades
-        ax.set_ylim(bottom, top * (top / bottom) ** 0.5)
-    else:
-        ax.set_ylim(0.0, 1.6 * top)
-        ax.ticklabel_format(axis="y", style="plain")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(
-            title=title or None,
-            loc="upper left",
-            ncols=2,
-            fontsize="small",
-            title_fontsize="small",
-            alignment="left",
-        )
-    label(ax, luminosity_fb)
-    xlabel = r"$M_{\mathrm{recoil}}^2$ [GeV$^2$]"
-    if rax is None:
-        ax.set_xlabel(xlabel)
-        return fig
-    ax.set_xlabel("")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # a band of zero height where the simulation is empty (a NaN would also hide the
-        # neighbouring bins of the step band)
-        rel = np.where(total > 0, err / total, 0.0)
-        _band(rax, edges, 1.0 - rel, 1.0 + rel, hatch=False)
-        rax.axhline(1.0, color="0.3", linewidth=0.8)
-        if hs.data is not None:
-            lo, hi = _poisson_errors(hs.data)
-            r = np.where(total > 0, hs.data / total, np.nan)
-            ok = np.isfinite(r) & (hs.data > 0)
-            rax.errorbar(
-                centres[ok],
-                r[ok],
-                yerr=[lo[ok] / total[ok], hi[ok] / total[ok]],
-                fmt="o",
-                color="black",
-                markersize=3,
-                elinewidth=1.0,
-            )
-            # +-0.5 when every point fits, else +-1 (points beyond are clipped)
-            spread = np.abs(r[ok] - 1.0)
-            half = 0.5 if spread.size == 0 or spread.max() < 0.45 else 1.0
-        else:
-            half = 0.5
-    rax.set_ylim(1.0 - half, 1.0 + half)
-    rax.set_ylabel("data / sim.")
-    rax.set_xlabel(xlabel)
-    return fig
-
-
-def _theta_boundaries(
-    ax: plt.Axes, selection: SelectionConfig, m2_range: tuple[float, float], frame: str
-) -> str:
-    """Draw the PRL's theta_recoil requirement (a LAB-angle cut): the regions it rejects on the
-    lab-angle plane, only the M^2 where it changes on the c.m.-angle plane (a lab angle does not
-    map onto one c.m. angle: that depends on the recoil's momentum)."""
-    split = selection.theta_recoil_split_m2_gev2
-    ax.axvline(split, color="black", linestyle="--", linewidth=1.0)
-    note = rf"dashed: $M^2$ = {split:g} GeV$^2$, where the "
-    note += r"$\theta_{\mathrm{recoil}}$ cut changes"
-    if frame != "lab":
-        note += " (a cut on the lab angle, not drawn here: see the lab-angle plane)"
-    else:
-        note += "; hatched: rejected by the selection"
-    if frame != "lab":
-        return note
-    lo_m2, hi_m2 = m2_range
-    barrel = selection.theta_recoil_barrel_deg
-    gap = selection.theta_recoil_gap_deg
-    high_max = selection.theta_recoil_max_high_m2_deg
-    shade = {"facecolor": "none", "edgecolor": "0.5", "hatch": "xx", "linewidth": 0.0}
-    left = min(split, hi_m2)
-    if left > lo_m2:
-        for y0, y1 in ((0.0, barrel[0]), (gap[0], gap[1]), (barrel[1], 180.0)):
-            ax.fill_between([lo_m2, left], y0, y1, **shade)
-    if hi_m2 > split:
-        ax.fill_between([max(split, lo_m2), hi_m2], high_max, 180.0, **shade)
-    return note
-
-
-def theta_plane_figure(
-    data: tuple[ArrayLike, ArrayLike] | None,
-    simulation: tuple[ArrayLike, ArrayLike, ArrayLike],
-    *,
-    luminosity_fb: float,
-    frame: Literal["cm", "lab"] = "cm",
-    selection: SelectionConfig | None = None,
-    m2_edges: ArrayLike | None = None,
-    theta_edges_deg: ArrayLike | None = None,
-    title: str = "",
-    data_label: str = "pseudo-data",
-) -> Figure:
-    """The theta_recoil - M_recoil^2 plane of (pseudo-)data and simulation side by side, on one
-    colour scale (events per bin), as in the PRL's supplemental material.
-
-    Parameters
-    ----------
-    data
-        (M_recoil^2 in GeV^2, recoil polar angle in rad) of the observed events, or ``None``.
-    simulation
-        (M_recoil^2, angle in rad, weight in fb) of all simulated backgrounds together.
-    luminosity_fb
-        Expected events are weight x luminosity.
-    frame
-        "cm": theta_recoil^CM on the y axis (the fit variable); "lab": the laboratory angle, on
-        which the selection's theta_recoil cut is defined.
-    selection
-        The selection whose theta_recoil requirement (PRL: [34, 123] deg without [89, 91] deg
-        below M^2 = 4 GeV^2, < 123 deg above; a LAB-angle cut) is drawn: on the "lab" plane the
-        rejected regions are hatched; on the "cm" plane only the line M^2 = 4 GeV^2, since a lab
-        angle does not correspond to one c.m. angle.
-    """
-    _style()
-    m2_edges = np.linspace(-0.5, 81.0, 83) if m2_edges is None else np.asarray(m2_edges)
-    th_edges = (
-        np.linspace(0.0, 180.0, 61) if theta_edges_deg is None else np.asarray(theta_edges_deg)
-    )
-    m2s, ths, ws = (np.asarray(a, dtype=float) for a in simulation)
-    h_sim, _, _ = np.histogram2d(
-        m2s, np.degrees(ths), bins=[m2_edges, th_edges], weights=ws * luminosity_fb
-    )
-    panels = []
-    if data is not None:
-        m2d, thd = (np.asarray(a, dtype=float) for a in data)
-        h_data, _, _ = np.histogram2d(m2d, np.degrees(thd), bins=[m2_edges, th_edges])
-        panels.append((h_data, f"zprime {data_label}"))
-    panels.append((h_sim, DEFAULT_LABEL))
-    positive = np.concatenate([h[h > 0] for h, _ in panels])
-    norm = (
-        mpl.colors.LogNorm(vmin=float(positive.min()), vmax=float(positive.max()))
-        if positive.size
-        else None
-    )
-    fig, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(6.2 * len(panels) + 1.2, 5.0),
-        sharey=True,
-        layout="constrained",
-        squeeze=False,
-    )
-    mesh = None
-    note = ""
-    for ax, (h, text) in zip(axes[0], panels, strict=True):
-        mesh = ax.pcolormesh(
-            m2_edges, th_edges, np.ma.masked_where(h <= 0, h).T, cmap="viridis", norm=norm
-        )
-        if selection is not None:
-            note = _theta_boundaries(
-                ax, selection, (float(m2_edges[0]), float(m2_edges[-1])), frame
-            )
-        ax.set_xlabel(r"$M_{\mathrm{recoil}}^2$ [GeV$^2$]")
-        label(ax, luminosity_fb, text=text)
-        if title:
-            ax.text(
-                0.97,
-                0.96,
-                title,
-                transform=ax.transAxes,
-                ha="right",
-                va="top",
-                fontsize="small",
-                color="white",
-                bbox={"facecolor": "black", "alpha": 0.7, "edgecolor": "none"},
-            )
-    angle = r"\mathrm{c.m.}" if frame == "cm" else r"\mathrm{lab}"
-    axes[0][0].set_ylabel(rf"$\theta_{{\mathrm{{recoil}}}}^{{{angle}}}$ [deg]")
-    fig.colorbar(mesh, ax=axes[0].tolist(), label="events / bin")
-    if note:
-        fig.text(0.01, -0.02, note, va="top", fontsize="small", color="0.15")
-    return fig

@@ -54,6 +54,9 @@ background-only pseudo-experiments drawn at the conditional ``mu = 0`` fit to th
 and auxiliary data, :func:`limits.sample_toys`): the median and the 2.3, 15.9, 84.1, 97.7%
 quantiles over the toys; the limit on the Asimov dataset (expected data at that fit) is
 reported beside it (``extra["asimov"]``).
+
+Length: one method: the posterior, its integration over the nuisances, the toys and the scan share
+the sampling state and its checks.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.interpolate import CubicSpline
 from scipy.special import logsumexp, ndtri
-from scipy.stats import norm
+from scipy.stats import norm, qmc
 
 from zprime._util import chunk_rng
 from zprime.errors import ConfigError, InputError, ZprimeError
@@ -174,8 +177,6 @@ def _lhs_normal(rng: np.random.Generator, shape: tuple[int, ...], axis: int) -> 
 
 def _qmc_normal(rng: np.random.Generator, n: int, dim: int) -> Array:
     """Standard normals from a scrambled Sobol' sequence (randomised quasi-Monte Carlo)."""
-    from scipy.stats import qmc
-
     with warnings.catch_warnings():  # n not a power of 2: still a valid (less balanced) set
         warnings.filterwarnings("ignore", message=".*balance properties.*", category=UserWarning)
         u = qmc.Sobol(dim, scramble=True, seed=rng).random(n)

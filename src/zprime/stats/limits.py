@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,8 @@ from scipy.stats import norm
 from zprime.errors import InputError, ZprimeError
 from zprime.stats.compiled import CompiledModel, Params, compile_workspace, stack_models
 from zprime.stats.engine import expected_main, fit, poi_uncertainty, twice_nll
+from zprime.stats.limit_result import LEVEL, NSIGMA, LimitResult
+from zprime.stats.pyhf_engine import pyhf_upper_limit
 
 __all__ = [
     "LEVEL",
@@ -60,11 +62,6 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-
-LEVEL = 0.10
-"""CLs threshold for 90% CL upper limits (ANALYSIS.md: 90% CL; pyhf ``level=0.10``)."""
-NSIGMA = (-2.0, -1.0, 0.0, 1.0, 2.0)
-"""Order of the expected limits: -2, -1 sigma, median, +1, +2 sigma (lowest limit first)."""
 
 
 # ---------------------------------------------------------------------------- CLs formulas
@@ -100,49 +97,6 @@ def _g_obs(q: Array, qa: Array, level: float) -> Array:
 
 
 # ---------------------------------------------------------------------------- results
-@dataclass
-class LimitResult:
-    """Upper limits on the POI (signal cross section in fb) of one hypothesis.
-
-    ``status`` is ``"ok"`` or ``"failed"``; a failed hypothesis keeps its place in a scan with
-    NaN limits and a one-line ``message`` naming it.
-    """
-
-    name: str
-    observed: float
-    expected: tuple[float, float, float, float, float]
-    method: str = "asymptotic"
-    engine: str = "fast"
-    status: str = "ok"
-    message: str = ""
-    mu_hat: float = math.nan
-    level: float = LEVEL
-    test_stat: str = "qtilde"
-    ntoys: int = 0
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["expected"] = list(self.expected)
-        return d
-
-    @classmethod
-    def failed(cls, name: str, message: str, **kw: Any) -> LimitResult:
-        return cls(
-            name=name,
-            observed=math.nan,
-            expected=(math.nan,) * 5,
-            status="failed",
-            message=message,
-            **kw,
-        )
-
-
 @dataclass
 class AsymptoticLimits:
     """Vectorised asymptotic limits of N datasets: observed (N,), expected (N, 5), mu^ (N,),
@@ -652,8 +606,6 @@ def upper_limit(
     t0 = time.perf_counter()
     label = name or _label(spec_or_model)
     if engine == "pyhf":
-        from zprime.stats.pyhf_engine import pyhf_upper_limit
-
         if isinstance(spec_or_model, CompiledModel):
             raise InputError("the pyhf engine needs the workspace dict, not a compiled model")
         return pyhf_upper_limit(spec_or_model, level=level, ntoys=ntoys, seed=seed, name=label)

@@ -32,7 +32,7 @@ weights, which sum to its generated cross section, are rescaled to it before the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +40,15 @@ import awkward as ak
 import numpy as np
 
 from zprime.errors import ConfigError, InputError
+from zprime.io.events import read_events, read_metadata
 
-__all__ = ["COLUMNS", "draw", "draw_from_files", "event_counts"]
-
-COLUMNS: tuple[str, ...] = ("m_recoil2", "theta_recoil_cm", "theta_recoil")
-"""The columns that the pseudo-data keep (the fit variables and the lab recoil angle)."""
+__all__ = ["draw", "draw_from_files", "event_counts"]
 
 
-def _columns(events: Any, where: str) -> dict[str, np.ndarray]:
+def _columns(events: Any, where: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
     fields = ak.fields(events) if isinstance(events, ak.Array) else list(events)
     out = {}
-    for col in (*COLUMNS, "weight"):
+    for col in (*columns, "weight"):
         if col not in fields:
             raise InputError(f"{where}: missing column '{col}'")
         out[col] = np.asarray(events[col], dtype=np.float64)
@@ -85,6 +83,7 @@ def draw(
     luminosity_fb: float,
     rng: np.random.Generator,
     *,
+    columns: Sequence[str],
     signal: tuple[Any, float] | None = None,
     signal_xsec_fb: float = 0.0,
     stats: dict[str, dict[str, float]] | None = None,
@@ -94,11 +93,13 @@ def draw(
     Parameters
     ----------
     samples
-        Name -> events (awkward array or mapping of columns) with :data:`COLUMNS` and ``weight``.
+        Name -> events (awkward array or mapping of columns) with ``columns`` and ``weight``.
     luminosity_fb
         Luminosity of the pseudo-data, fb^-1.
     rng
         Random numbers.
+    columns
+        The columns the pseudo-data keep (the analysis's observables; at least one).
     signal
         Optional ``(events, total_weight)``: selected signal events and the summed weight of all
         generated events of that sample (its cross section in fb).
@@ -112,22 +113,24 @@ def draw(
     Returns
     -------
     dict
-        Columns :data:`COLUMNS`, ``weight`` (all 1) and ``source`` (index into the sorted sample
+        The ``columns``, ``weight`` (all 1) and ``source`` (index into the sorted sample
         names, with the signal last).
     """
+    if not columns:
+        raise ConfigError("pseudo-data: no columns to keep")
     if luminosity_fb <= 0:
         raise ConfigError(f"pseudo-data: luminosity must be positive, got {luminosity_fb}")
     if signal_xsec_fb < 0:
         raise ConfigError(f"pseudo-data: injected cross section must be >= 0, got {signal_xsec_fb}")
     parts: list[tuple[str, dict[str, np.ndarray], float]] = []
     for name in sorted(samples):
-        parts.append((name, _columns(samples[name], name), 1.0))
+        parts.append((name, _columns(samples[name], name, columns), 1.0))
     if signal is not None and signal_xsec_fb > 0:
         events, total = signal
         if total <= 0:
             raise InputError("pseudo-data: the signal sample's total weight must be positive")
-        parts.append(("signal", _columns(events, "signal"), signal_xsec_fb / total))
-    chosen: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
+        parts.append(("signal", _columns(events, "signal", columns), signal_xsec_fb / total))
+    chosen: dict[str, list[np.ndarray]] = {c: [] for c in columns}
     source: list[np.ndarray] = []
     for index, (name, cols, scale) in enumerate(parts):
         w = cols["weight"] * scale
@@ -146,11 +149,11 @@ def draw(
         if not k.any():
             continue
         pick = np.repeat(np.arange(w.size), k)
-        for c in COLUMNS:
+        for c in columns:
             chosen[c].append(cols[c][pick])
         source.append(np.full(pick.size, index, dtype=np.int32))
     out = {c: np.concatenate(v) if v else np.zeros(0) for c, v in chosen.items()}
-    out["weight"] = np.ones(out["m_recoil2"].size)
+    out["weight"] = np.ones(out[columns[0]].size)
     out["source"] = np.concatenate(source) if source else np.zeros(0, dtype=np.int32)
     return out
 
@@ -160,15 +163,16 @@ def draw_from_files(
     luminosity_fb: float,
     rng: np.random.Generator,
     *,
+    columns: Sequence[str],
     signal_path: str | Path | None = None,
     signal_xsec_fb: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """:func:`draw` from selected Parquet files (the signal's total weight from its metadata)."""
-    from zprime.io.events import read_events, read_metadata
-
-    cols = [*COLUMNS, "weight"]
+    cols = [*columns, "weight"]
     samples = {name: read_events(p, cols) for name, p in paths.items()}
     signal = None
     if signal_path is not None:
         signal = (read_events(signal_path, cols), float(read_metadata(signal_path)["sigma_fb"]))
-    return draw(samples, luminosity_fb, rng, signal=signal, signal_xsec_fb=signal_xsec_fb)
+    return draw(
+        samples, luminosity_fb, rng, columns=columns, signal=signal, signal_xsec_fb=signal_xsec_fb
+    )

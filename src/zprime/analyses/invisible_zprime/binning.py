@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 from numpy.polynomial import Polynomial
 from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import minimize
+from scipy.special import ndtr
 
 from zprime._util import read_json_object, write_json_atomic
 from zprime.config import BinningConfig, ThetaBinningConfig, WideWindowConfig
@@ -93,8 +95,6 @@ def _truncated_gauss_nll(
 ) -> float:
     """Negative log-likelihood of ``x`` (all inside ``[lo, hi]``) for a Gaussian truncated to
     that window, up to a constant."""
-    from scipy.special import ndtr
-
     if not sigma > 0:
         return math.inf
     mass = float(ndtr((hi - mu) / sigma) - ndtr((lo - mu) / sigma))
@@ -110,8 +110,6 @@ def _core_fit(
     """One step of the core estimator: maximum-likelihood (mu, sigma) of a Gaussian truncated to
     the fixed window ``mu +- n_sigma * sigma``, and the error on sigma from the curvature of the
     likelihood."""
-    from scipy.optimize import minimize
-
     lo, hi = mu - n_sigma * sigma, mu + n_sigma * sigma
     w = x[(x >= lo) & (x <= hi)]
     if w.size < 20:

@@ -16,6 +16,9 @@ Layout of ``out_dir`` (written in a temporary sibling directory, validated, then
 
 The numbers come from this toolkit's run (by default on simulated pseudo-data): the submission
 says so in its comment, and must not be presented as a Belle II result.
+
+Length: one HEPData submission: its tables, their YAML and the validation share the results table's
+schema and are built in one pass.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import contextlib
 import csv
 import gzip
 import io
+import json
 import math
 import os
 import re
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from zprime._util import atomic_path
 from zprime.errors import InputError
@@ -108,6 +113,7 @@ def _quiet_hepdata_warnings() -> Iterator[None]:
 def _hepdata_lib() -> Any:
     """The hepdata_lib module, imported on first use (it pulls in hist and scipy)."""
     with _quiet_hepdata_warnings():
+        # lazy: optional heavy dependency, needed only to write a submission (its import warns)
         import hepdata_lib
     return hepdata_lib
 
@@ -153,8 +159,6 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     if not path.is_file():
         raise InputError(f"{path}: results table not found")
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         try:
             table = pq.read_table(path)
         except Exception as exc:
@@ -328,7 +332,7 @@ def pack_workspaces(
     InputError
         ``src_dir`` is not a folder or holds no ``.json`` file.
     """
-    import pyhf
+    import pyhf  # lazy: heavy (jsonschema, scipy.stats), needed here only for its version
 
     src = Path(src_dir)
     if not src.is_dir():
@@ -618,8 +622,6 @@ def _significance_table(
 
 def _global_significance_text(results_path: Path) -> str:
     """One sentence on the largest local excess from ``significance.json`` beside the table."""
-    import json
-
     path = results_path.parent / "significance.json"
     if not path.is_file():
         return ""
@@ -847,6 +849,7 @@ def validate_hepdata(out_dir: str | Path) -> None:
         Nothing to validate, or the validator's first message (one line).
     """
     with _quiet_hepdata_warnings():
+        # lazy: optional heavy validator, only for validation; its import warns (filtered here)
         from hepdata_validator.full_submission_validator import FullSubmissionValidator
 
     path = Path(out_dir)

@@ -28,6 +28,7 @@ For every requested mass the hypothesis of the template grid nearest to it is us
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 import math
@@ -39,13 +40,18 @@ from typing import Any
 
 import numpy as np
 
+from zprime._util import atomic_path
+from zprime.analyses.invisible_zprime.figures import projection_figure
 from zprime.analyses.invisible_zprime.templates import (
     SystematicsTable,
     TemplateSet,
     WindowTemplates,
+    read_templates,
 )
 from zprime.config import Config
 from zprime.errors import InputError
+from zprime.report.plots import save
+from zprime.stats import build_workspace, scan_limits
 
 __all__ = [
     "BELLE2_GOAL_FB",
@@ -387,8 +393,6 @@ def project_templates(
 ) -> ProjectionTable:
     """:func:`project_limits` on templates already in memory (e.g. built by hand)."""
     t0 = time.perf_counter()
-    from zprime.stats import build_workspace, scan_limits
-
     lums = [_check_luminosity(v) for v in luminosities_fb]
     if not lums:
         raise InputError("projections.luminosities_fb: no luminosity given")
@@ -500,8 +504,6 @@ def project_limits(
         A non-positive luminosity, a mass outside the grid, an unknown option, a bad
         template directory (one line naming the value or file).
     """
-    from zprime.analyses.invisible_zprime.templates import read_templates
-
     return project_templates(
         read_templates(templates_dir),
         config,
@@ -556,10 +558,6 @@ def _markdown(tables: Sequence[ProjectionTable]) -> str:
 
 
 def _write_csv(path: Path, records: list[dict[str, Any]]) -> Path:
-    import csv
-
-    from zprime._util import atomic_path
-
     keys: list[str] = []
     for r in records:
         keys.extend(k for k in r if k not in keys)
@@ -576,76 +574,10 @@ def plot_projection(table: ProjectionTable, *, others: Sequence[ProjectionTable]
     The +-1 and +-2 sigma bands of ``table`` are shaded; a thin dashed line per mass is the
     pure-statistics ``1/sqrt(L)`` extrapolation from its first luminosity; vertical lines mark
     ``L0`` and Belle II's 50 ab^-1 goal. ``others`` (same masses, other systematics options)
-    are drawn as median lines only, with other line styles.
+    are drawn as median lines only, with other line styles. Returns the matplotlib ``Figure``
+    of :func:`zprime.analyses.invisible_zprime.figures.projection_figure`.
     """
-    import matplotlib as mpl
-
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep as mh
-
-    from zprime.report.plots import label
-
-    mh.style.use("plothist")  # as zprime.report.plots
-    fig, ax = plt.subplots(figsize=(9.5, 5.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = [":", "-.", (0, (5, 1, 1, 1, 1, 1))]
-    xs_all = []
-    for i, m in enumerate(table.masses()):
-        c = colors[i % len(colors)]
-        lum, ex = table.expected(m)
-        xs_all.append(lum)
-        good = np.all(np.isfinite(ex), axis=1)
-        lum, ex = lum[good], ex[good]
-        if lum.size == 0:
-            continue
-        grid_m = table.for_mass(m)[0].mass_gev
-        ax.fill_between(lum, ex[:, 0], ex[:, 4], color=c, alpha=0.12, lw=0)
-        ax.fill_between(lum, ex[:, 1], ex[:, 3], color=c, alpha=0.3, lw=0)
-        ax.plot(lum, ex[:, 2], "o-", color=c, ms=4, label=f"$M_{{Z'}}$ = {grid_m:.2f} GeV")
-        lref = np.geomspace(lum[0], lum[-1], 50)
-        ax.plot(lref, ex[0, 2] * np.sqrt(lum[0] / lref), "--", color=c, lw=0.9)
-        for j, other in enumerate(others):
-            if m not in other.masses():
-                continue
-            lo, eo = other.expected(m)
-            ok = np.isfinite(eo[:, 2])
-            ax.plot(lo[ok], eo[ok, 2], linestyle=styles[j % len(styles)], color=c, lw=1.3)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.axvline(table.luminosity0_fb, color="0.4", ls=":", lw=1.0)
-    ax.axvline(BELLE2_GOAL_FB, color="0.4", ls="-.", lw=1.0)
-    ymin, ymax = ax.get_ylim()
-    for x, text, ha, dx in (
-        (table.luminosity0_fb, f"$L_0$ = {table.luminosity0_fb:g} fb$^{{-1}}$", "left", 1.08),
-        (BELLE2_GOAL_FB, "50 ab$^{-1}$", "right", 0.92),
-    ):
-        ax.text(x * dx, ymax / 1.15, text, ha=ha, va="top", fontsize="small", color="0.3")
-    # legend entries for the line kinds
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles, labels = ax.get_legend_handles_labels()
-    handles += [
-        Patch(color="0.5", alpha=0.4, lw=0),
-        Line2D([], [], color="0.3", ls="--", lw=0.9),
-    ]
-    labels += [
-        rf"$\pm1\sigma$, $\pm2\sigma$ (syst. {table.systematics})",
-        r"$\propto 1/\sqrt{L}$ from the first point",
-    ]
-    for j, other in enumerate(others):
-        handles.append(Line2D([], [], color="0.3", ls=styles[j % len(styles)], lw=1.3))
-        labels.append(f"median, syst. {other.systematics}")
-    ax.legend(
-        handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=1
-    )
-    ax.set_ylim(ymin, ymax)
-    ax.set_xlabel(r"integrated luminosity $L$ [fb$^{-1}$]")
-    ax.set_ylabel(r"expected 90% CL limit on $\sigma \times \mathcal{B}$ [fb]")
-    smooth = "smoothed background, " if table.smooth else ""
-    label(ax, None, f"zprime projection ({smooth}MC stat. {table.mc_stat})")
-    return fig
+    return projection_figure(table, others=others, goal_fb=BELLE2_GOAL_FB)
 
 
 def write_projection(
@@ -660,9 +592,6 @@ def write_projection(
 
     Returns the paths by key ``csv``, ``md``, ``png``, ``pdf``.
     """
-    from zprime._util import atomic_path
-    from zprime.report.plots import save
-
     d = Path(out_dir)
     tables = [table, *others]
     records = [rec for t in tables for rec in t.records()]

@@ -25,6 +25,9 @@ the fully invisible translation is given; the narrow-width sigma_{g'=1} at the p
 there as well.
 
 :func:`recast` applies the same translation to any cross-section limit table (``zprime recast``).
+
+Length: the results table of the search, its one schema read, written, summarised and translated
+(sigma x B -> g', recast) in one place; a split would put the schema in two modules.
 """
 
 from __future__ import annotations
@@ -39,10 +42,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from zprime._util import atomic_path, write_json_atomic
+from zprime._util import atomic_path, read_json_object, write_json_atomic
 from zprime.errors import ConfigError, InputError
+from zprime.io.rundir import RunDir
+from zprime.physics.model import branching_invisible, coupling_limit, sigma_times_br
+from zprime.physics.xsec_table import load_xsec_table
 
 if TYPE_CHECKING:
     from zprime.config import Config
@@ -319,8 +327,6 @@ def _csv_text(columns: Mapping[str, Sequence[Any] | NDArray[Any]]) -> str:
 
 # --------------------------------------------------------------------------- g' translation
 def _table_range() -> tuple[float, float]:
-    from zprime.generators.signal import load_xsec_table
-
     m = load_xsec_table().mass_gev
     return float(m[0]), float(m[-1])
 
@@ -333,8 +339,6 @@ def _in_range(mass: NDArray[np.float64]) -> NDArray[np.bool_]:
 
 def _sigma_g1(mass: NDArray[np.float64]) -> NDArray[np.float64]:
     """sigma(e+e- -> mu mu Z') at g' = 1 in fb (NaN outside the table): sigma x B with B = 1."""
-    from zprime.physics.model import sigma_times_br
-
     out = np.full(mass.shape, np.nan)
     good = _in_range(mass)
     if np.any(good):
@@ -343,8 +347,6 @@ def _sigma_g1(mass: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _br_vanilla(mass: NDArray[np.float64]) -> NDArray[np.float64]:
-    from zprime.physics.model import branching_invisible
-
     out = np.full(mass.shape, np.nan)
     good = np.isfinite(mass) & (mass > 0)
     if np.any(good):
@@ -357,8 +359,6 @@ def _gprime(
 ) -> NDArray[np.float64]:
     """g' limits from sigma x B limits (:func:`zprime.physics.model.coupling_limit`); NaN where the
     limit or the mass is unusable (failed rows)."""
-    from zprime.physics.model import coupling_limit
-
     out = np.full(limit_fb.shape, np.nan)
     with np.errstate(invalid="ignore"):
         good = np.isfinite(limit_fb) & (limit_fb > 0) & _in_range(mass)
@@ -439,12 +439,10 @@ def _from_fit_csv(path: Path, width: str) -> dict[str, NDArray[Any]]:
 def _read_significance(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    from zprime._util import read_json_object
-
     return read_json_object(path, "significance summary")
 
 
-def build_results(run_dir: str | Path, config: Config) -> ResultsTable:
+def build_results(run_dir: str | Path | RunDir, config: Config) -> ResultsTable:
     """Build the results table of a run from its fit-stage outputs.
 
     Parameters
@@ -465,9 +463,9 @@ def build_results(run_dir: str | Path, config: Config) -> ResultsTable:
     InputError
         If ``limits_narrow.csv`` is missing or lacks a column, or a value is not a number.
     """
-    run = Path(run_dir)
-    parts = [_from_fit_csv(run / "limits_narrow.csv", "narrow")]
-    wide_csv = run / "limits_wide.csv"
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+    parts = [_from_fit_csv(run.scan_limits("narrow"), "narrow")]
+    wide_csv = run.scan_limits("wide")
     if wide_csv.is_file():
         parts.append(_from_fit_csv(wide_csv, "wide"))
     columns: dict[str, NDArray[Any]] = {}
@@ -482,15 +480,13 @@ def build_results(run_dir: str | Path, config: Config) -> ResultsTable:
         width_over_mass=float(config.binning.wide.width_over_mass),
         confidence_level=0.9,
         method=str(config.fit.limits),
-        significance=_read_significance(run / "significance_narrow.json"),
-        significance_wide=_read_significance(run / "significance_wide.json"),
+        significance=_read_significance(run.significance("narrow")),
+        significance_wide=_read_significance(run.significance("wide")),
     )
 
 
 # --------------------------------------------------------------------------- write / read
 def _arrow_table(table: ResultsTable) -> Any:
-    import pyarrow as pa
-
     arrays = {
         c: pa.array(a.tolist(), type=pa.string())
         for c, a in table.columns().items()
@@ -617,7 +613,7 @@ def summary_markdown(table: ResultsTable, masses_gev: Iterable[float] = SUMMARY_
     return "\n".join(lines)
 
 
-def write_results(table: ResultsTable, out_dir: str | Path) -> dict[str, Path]:
+def write_results(table: ResultsTable, out_dir: str | Path | RunDir) -> dict[str, Path]:
     """Write ``limits.csv``, ``limits.parquet``, ``summary.md`` and ``significance.json``.
 
     Every file is written atomically (temporary file + rename). ``significance.json`` is the
@@ -628,15 +624,13 @@ def write_results(table: ResultsTable, out_dir: str | Path) -> dict[str, Path]:
     dict
         ``csv``, ``parquet``, ``summary``, ``significance`` -> path.
     """
-    import pyarrow.parquet as pq
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    run = out_dir if isinstance(out_dir, RunDir) else RunDir(Path(out_dir))
+    run.root.mkdir(parents=True, exist_ok=True)
     paths = {
-        "csv": out / "limits.csv",
-        "parquet": out / "limits.parquet",
-        "summary": out / "summary.md",
-        "significance": out / "significance.json",
+        "csv": run.limits,
+        "parquet": run.limits_parquet,
+        "summary": run.summary,
+        "significance": run.significance_summary,
     }
     with atomic_path(paths["csv"]) as tmp:
         tmp.write_text(_csv_text(table.columns()))
@@ -669,8 +663,6 @@ def read_results(path: str | Path) -> ResultsTable:
     if not p.is_file():
         raise InputError(f"{p}: no such results file")
     if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         try:
             tab = pq.read_table(p)
         except Exception as exc:  # pyarrow raises several types for corrupt files
@@ -810,8 +802,6 @@ def recast(limits_csv: str | Path, model: str, out: str | Path | None = None) ->
             )
         limits[res] = np.where(use, arr, np.nan)
     tag = RECAST_MODELS[model]
-    from zprime.physics.model import branching_invisible
-
     m_use = np.where(use, mass, np.nan)
     br = np.full(len(rows), np.nan)
     if np.any(use):

@@ -48,8 +48,11 @@ import numpy as np
 from rich.table import Table
 
 from zprime._util import atomic_path
-from zprime.config import SelectionConfig
+from zprime.config import SELECTION_STEPS, SelectionConfig
 from zprime.errors import ConfigError, InputError
+from zprime.io.events import EventWriter, iter_events, read_metadata
+from zprime.physics.constants import M_MUON
+from zprime.physics.kinematics import four_momentum, lab_to_cm
 
 __all__ = [
     "CHANNELS",
@@ -63,21 +66,8 @@ __all__ = [
     "tau_suppression_variables",
 ]
 
-STEPS: tuple[str, ...] = (
-    "two_tracks",
-    "track_quality",
-    "opposite_charge",
-    "particle_id",
-    "trigger",
-    "track_pt",
-    "opening_angle",
-    "theta_recoil",
-    "photon_veto",
-    "recoil_pt",
-    "tau_suppression",
-    "punzinet",
-)
-"""The selection steps, in the order they are applied."""
+STEPS: tuple[str, ...] = SELECTION_STEPS
+"""The selection steps, in the order they are applied (defined in :mod:`zprime.config`)."""
 
 CHANNELS: tuple[str, ...] = ("mumu", "emu", "ee", "mumugamma")
 """Signal region (``mumu``) and the PRL's control samples."""
@@ -145,9 +135,6 @@ def tau_suppression_variables(events: ak.Array) -> dict[str, np.ndarray]:
         of the two tracks, GeV, computed from ``tracks.px/py/pz`` with the muon mass; NaN for
         events with fewer than two tracks).
     """
-    from zprime.physics.constants import M_MUON
-    from zprime.physics.kinematics import four_momentum, lab_to_cm
-
     p3 = np.stack([np.stack(_two(events, f), axis=-1) for f in ("px", "py", "pz")], axis=-1)
     p_cm = lab_to_cm(four_momentum(p3, M_MUON))[..., 1:]
     p_mag = np.sqrt(np.sum(p_cm * p_cm, axis=-1))
@@ -426,8 +413,6 @@ def select_file(
     Writes ``<out_dir>/<stem>.parquet`` (the selected events, same schema and metadata) and
     ``<stem>.cutflow.csv`` / ``.md`` beside it, all atomically.
     """
-    from zprime.io.events import EventWriter, iter_events, read_metadata
-
     src = Path(path)
     out = Path(out_dir)
     meta = read_metadata(src)

@@ -52,14 +52,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import ndtr
 
+from zprime.analyses.invisible_zprime.samples import EventSample, _from_arrays
 from zprime.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     import hist
 
     from zprime.analyses.invisible_zprime.binning import ResolutionModel, Window
-    from zprime.analyses.invisible_zprime.templates import EventSample
     from zprime.config import Config
 
 __all__ = [
@@ -122,8 +123,6 @@ def kernel_widths(sigma: ArrayLike, factor: float = 1.0) -> NDArray[np.float64]:
 def _cdf_diff(z: NDArray[np.float64]) -> NDArray[np.float64]:
     """Normal probabilities between consecutive standardised edges (last axis), taken on the
     tail side (``ndtr(-a) - ndtr(-b)`` where ``a > 0``) to keep far tails precise."""
-    from scipy.special import ndtr
-
     lower = ndtr(z)
     upper = ndtr(-z)
     right = z[..., :-1] > 0
@@ -326,8 +325,6 @@ class KdeBackground:
     def template(self, window: Window, luminosity_fb: float) -> hist.Hist:
         """The smoothed template of the window (expected events; ``Weight`` storage with the
         variances above), on the window's 2D bins."""
-        from zprime.analyses.invisible_zprime.templates import _from_arrays
-
         vals, var = self.arrays(window, luminosity_fb)
         return _from_arrays(window, vals, var)
 

@@ -13,7 +13,9 @@ It reads a run directory written by :mod:`zprime.pipeline`::
                                            data_detector), all cuts but the network
     data/pseudo_data.parquet               the observed pseudo-data (full selection)
 
-``signal_*`` files are Z' hypotheses, not backgrounds, and are not stacked.
+``signal_*`` files are Z' hypotheses, not backgrounds, and are not stacked. This module reads the
+run and saves the figures (:func:`zprime.report.plots.save`); the drawing is in
+:mod:`zprime.analyses.invisible_zprime.figures` (``m2_spectrum_figure``, ``theta_plane_figure``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from zprime.analyses.invisible_zprime.figures import m2_spectrum_figure, theta_plane_figure
+from zprime.analyses.invisible_zprime.observables import PSEUDO_DATA_COLUMNS
+from zprime.analyses.invisible_zprime.observed import draw_pseudo_data, user_data
 from zprime.config import Config
 from zprime.errors import InputError
+from zprime.io.events import read_events
+from zprime.io.rundir import RunDir
+from zprime.report.plots import save
 
 __all__ = [
     "M2_EDGES",
@@ -63,8 +71,6 @@ def read_backgrounds(directory: str | Path) -> dict[str, dict[str, np.ndarray]]:
     dict
         Sample name -> columns :data:`SPECTRUM_COLUMNS` as numpy arrays (rad, GeV^2, fb).
     """
-    from zprime.io.events import read_events
-
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: no such directory of selected samples")
@@ -89,7 +95,7 @@ def _inject_signal_path(directories: list[Path], config: Config) -> Path | None:
 
 
 def before_network_pseudo_data(
-    run_dir: str | Path, config: Config
+    run_dir: str | Path | RunDir, config: Config
 ) -> tuple[dict[str, np.ndarray], str]:
     """A pseudo-data sample before the Punzi-net cut, comparable with the run's pseudo-data.
 
@@ -105,53 +111,37 @@ def before_network_pseudo_data(
     Returns
     -------
     (dict, str)
-        The pseudo-data columns (see :func:`zprime.stats.pseudodata.draw`) and a short description
-        of
-        their source for the figure.
+        The pseudo-data columns (see :func:`zprime.stats.pseudodata.draw`) and a short
+        description of their source for the figure.
     """
-    from zprime.io.events import read_events, read_metadata
-    from zprime.stats import pseudodata
-
-    run_dir = Path(run_dir)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     pcfg = config.pseudo_data
-    sim_dir = run_dir / "selected" / "presel"
-    data_dir = run_dir / "selected" / "data_presel"
+    sim_dir = run.selected("presel")
+    data_dir = run.selected("data_presel")
     if not sim_dir.is_dir():
         raise InputError(f"{sim_dir}: no such directory of selected samples")
     observed = data_dir / "observed.parquet"
     if config.observed_data.file is not None and observed.is_file():
         # the user's data, selected without the network: every event counts once
-        events = read_events(observed, list(pseudodata.COLUMNS))
-        cols_obs = {c: np.asarray(events[c], dtype=float) for c in pseudodata.COLUMNS}
-        cols_obs["weight"] = np.ones(len(events))
-        return cols_obs, "data"
+        return user_data(observed), "data"
     use_data = pcfg.source == "data_detector" and bool(_sample_files(data_dir))
     rng = np.random.default_rng(
         np.random.SeedSequence([config.seed, pcfg.seed_offset, BEFORE_NETWORK_STREAM])
     )
     signal_path = _inject_signal_path([data_dir, sim_dir] if use_data else [sim_dir], config)
-    signal = None
-    if signal_path is not None:
-        cols = [*pseudodata.COLUMNS, "weight"]
-        signal = (read_events(signal_path, cols), float(read_metadata(signal_path)["sigma_fb"]))
     samples, what = read_backgrounds(sim_dir), "simulation"
     if use_data:
         samples, what = read_backgrounds(data_dir), "data detector"
-    drawn = pseudodata.draw(
-        samples, config.luminosity_fb, rng, signal=signal, signal_xsec_fb=pcfg.inject_xsec_fb
-    )
+    drawn = draw_pseudo_data(config, samples, signal_path, rng)
     return drawn, what
 
 
-def _observed(run_dir: Path) -> dict[str, np.ndarray] | None:
-    from zprime.io.events import read_events
-
-    path = run_dir / "data" / "pseudo_data.parquet"
+def _observed(run: RunDir) -> dict[str, np.ndarray] | None:
+    path = run.observed
     if not path.is_file():
         return None
-    cols = ["m_recoil2", "theta_recoil_cm", "theta_recoil"]
-    ev = read_events(path, cols)
-    return {c: np.asarray(ev[c], dtype=np.float64) for c in cols}
+    ev = read_events(path, list(PSEUDO_DATA_COLUMNS))
+    return {c: np.asarray(ev[c], dtype=np.float64) for c in PSEUDO_DATA_COLUMNS}
 
 
 def _stack_order(samples: Mapping[str, Mapping[str, np.ndarray]]) -> list[str]:
@@ -164,7 +154,9 @@ def _pooled(samples: Mapping[str, Mapping[str, np.ndarray]], col: str) -> np.nda
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, Path]:
+def spectra_figures(
+    run_dir: str | Path | RunDir, out_dir: str | Path, config: Config
+) -> dict[str, Path]:
     """Draw the data-versus-simulation figures of a run (PNG and PDF).
 
     Figures (``<out_dir>/<name>.png`` and ``.pdf``):
@@ -194,17 +186,15 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
     dict
         Figure name -> path of its PNG (the PDF is next to it).
     """
-    from zprime.io.events import read_events
-    from zprime.report import plots
-
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lumi = config.luminosity_fb
-    presel = read_backgrounds(run_dir / "selected" / "presel")
-    final = read_backgrounds(run_dir / "selected" / "final")
+    presel = read_backgrounds(run.selected("presel"))
+    final = read_backgrounds(run.selected("final"))
     # the backgrounds as the templates see them: with the control-stage corrections (trigger,
     # photon veto) when the template stage applied them
-    corrected_dir = run_dir / "data" / "corrected"
+    corrected_dir = run.corrected
     final_cm = final
     if corrected_dir.is_dir() and _sample_files(corrected_dir):
         final_cm = {}
@@ -213,8 +203,8 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
             cols = {c: np.asarray(ev[c], dtype=np.float64) for c in ev.fields}
             cols["theta_recoil"] = np.full(cols["weight"].size, np.nan)
             final_cm[name] = cols
-    observed = _observed(run_dir)
-    before, source = before_network_pseudo_data(run_dir, config)
+    observed = _observed(run)
+    before, source = before_network_pseudo_data(run, config)
     written: dict[str, Path] = {}
 
     def stack(samples: Mapping[str, Mapping[str, np.ndarray]]) -> dict:
@@ -243,10 +233,10 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
         ("m2_final_linear", observed_m2, final_cm, after, False),
     ]
     for name, data_m2, samples, title, log in jobs:
-        fig = plots.m2_spectrum_figure(
+        fig = m2_spectrum_figure(
             data_m2, stack(samples), M2_EDGES, luminosity_fb=lumi, title=title, log=log
         )
-        written[name] = plots.save(fig, out_dir / name)[0]
+        written[name] = save(fig, out_dir / name)[0]
     planes = (
         ("theta_plane_data_sim", "cm", observed, final_cm, "after Punzi-net"),
         ("theta_lab_plane_data_sim", "lab", observed, final, "after Punzi-net"),
@@ -256,8 +246,8 @@ def spectra_figures(run_dir: Path, out_dir: Path, config: Config) -> dict[str, P
         angle = "theta_recoil_cm" if frame == "cm" else "theta_recoil"
         data = None if data_cols is None else (data_cols["m_recoil2"], data_cols[angle])
         sim = (_pooled(samples, "m_recoil2"), _pooled(samples, angle), _pooled(samples, "weight"))
-        fig = plots.theta_plane_figure(
+        fig = theta_plane_figure(
             data, sim, luminosity_fb=lumi, frame=frame, selection=config.selection, title=title
         )
-        written[name] = plots.save(fig, out_dir / name)[0]
+        written[name] = save(fig, out_dir / name)[0]
     return written

@@ -1,0 +1,29 @@
+"""The searches zprime runs, by the name a configuration gives (``analysis:``)."""
+
+from __future__ import annotations
+
+from zprime.analyses.base import Analysis
+from zprime.analyses.invisible_zprime.analysis import InvisibleZprime
+from zprime.config import Config
+from zprime.errors import ConfigError
+
+__all__ = ["ANALYSES", "analysis_for", "get_analysis"]
+
+#: name -> analysis class
+ANALYSES: dict[str, type[Analysis]] = {InvisibleZprime.name: InvisibleZprime}
+
+
+def get_analysis(name: str) -> Analysis:
+    """The analysis called ``name``; a :class:`zprime.errors.ConfigError` naming the known ones
+    otherwise."""
+    try:
+        return ANALYSES[name]()
+    except KeyError:
+        raise ConfigError(
+            f"analysis: unknown analysis '{name}' (known: {', '.join(sorted(ANALYSES))})"
+        ) from None
+
+
+def analysis_for(config: Config) -> Analysis:
+    """The analysis a configuration runs (its ``analysis`` field)."""
+    return get_analysis(config.analysis)

@@ -1,0 +1,267 @@
+"""The engine's own stages, which know no search: ``xsec`` hands over to the analysis,
+``generate`` and ``simulate`` make every sample a run needs.
+
+``generate``  the analysis's signal samples and the background samples of
+              ``backgrounds.default_run`` (``events/``); the pseudo-data's samples, generated again
+              with their own seeds and thinned to 1/L (``events_data/``), with an injected signal
+              of the analysis if asked
+``simulate``  the fast detector simulation of every sample (``reco/<detector>/``); the
+              pseudo-data's with the data detector, an event standing for k data events simulated
+              as k copies (``reco/<data detector>/``); or a user's data converted to the
+              reconstructed schema (``reco/observed/``)
+
+Every file is cached on its own (:func:`zprime.pipeline.cache.cached_file`), by its parameters
+and the source of the code that makes it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from zprime.analyses.base import (
+    Analysis,
+    GenerateOutput,
+    SimulateOutput,
+    StageContext,
+    XsecOutput,
+)
+from zprime.detector.realdata import convert_observed
+from zprime.detector.simulation import simulate_file
+from zprime.errors import ConfigError, InputError
+from zprime.generators.backgrounds import generate_sample, sample_seed
+from zprime.io.events import unweight_file
+from zprime.pipeline.cache import GENERATION_CODE, SIMULATION_CODE, cached_file
+
+__all__ = ["data_seed", "generate_backgrounds", "stage_generate", "stage_simulate", "stage_xsec"]
+
+
+def data_seed(seed: int, seed_offset: int) -> int:
+    """Master seed of the pseudo-data samples (generation and detector), independent of the
+    simulation's: ``SeedSequence([seed, pseudo_data.seed_offset, 0])``."""
+    return int(np.random.SeedSequence([seed, seed_offset, 0]).generate_state(1)[0])
+
+
+def stage_xsec(ctx: StageContext, analysis: Analysis) -> XsecOutput:
+    """The analysis's signal cross sections at the configured points."""
+    return analysis.xsec(ctx)
+
+
+def generate_backgrounds(
+    ctx: StageContext,
+    out_dir: Path,
+    label: str,
+    master_seed: int | None,
+    digests: dict[str, str],
+    *,
+    group: str,
+    unweight_fb: float | None = None,
+) -> dict[str, Path]:
+    """Generate (or reuse) every sample of ``backgrounds.default_run`` into ``out_dir``.
+
+    ``master_seed`` ``None``: each sample's seed derives from the configuration's seed;
+    otherwise from this master seed (independent samples for the pseudo-data).
+    ``unweight_fb``: keep only a subset unweighted to this weight
+    (:func:`zprime.io.events.unweight_file`; the pseudo-data at ``1 / L``): the full sample is
+    written to ``out_dir/full/`` first and removed once the subset is written. ``digests``
+    receives each file's cache digest under ``<group>/<sample>``.
+    """
+    cfg = ctx.config
+    paths: dict[str, Path] = {}
+    for name in cfg.backgrounds.default_run:
+        seed = None if master_seed is None else sample_seed(master_seed, name)
+        params = {
+            "name": name,
+            "seed": cfg.seed if seed is None else seed,
+            "sample": cfg.backgrounds.samples[name].model_dump(mode="json"),
+        }
+        if unweight_fb is not None:
+            params["unweight_fb"] = unweight_fb
+
+        def make(name: str = name, seed: int | None = seed) -> Path:
+            target = generate_sample(
+                name,
+                None,
+                out_dir if unweight_fb is None else out_dir / "full",
+                config=cfg,
+                seed=seed,
+                executor=ctx.executor,
+                workers=ctx.workers,
+                progress=ctx.progress,
+            )
+            if unweight_fb is None:
+                return target
+            stream = np.random.SeedSequence([cfg.seed if seed is None else seed, 5])
+            rng = np.random.default_rng(stream)
+            try:
+                return unweight_file(target, out_dir / target.name, unweight_fb, rng)
+            finally:
+                target.unlink(missing_ok=True)
+
+        path, digest = cached_file(ctx, f"{label}_{name}", params, make, code=GENERATION_CODE)
+        paths[name] = path
+        digests[f"{group}/{name}"] = digest
+    return paths
+
+
+def stage_generate(ctx: StageContext, analysis: Analysis) -> GenerateOutput:
+    """Every generated sample of the run (see the module docstring)."""
+    cfg = ctx.config
+    digests: dict[str, str] = {}
+    signal: dict[str, Path] = {}
+    for sample in analysis.signal_samples(cfg):
+
+        def make(sample=sample) -> Path:
+            return sample.write(ctx.run.events, sample.params["seed"], ctx)
+
+        path, digest = cached_file(
+            ctx, f"events_signal_{sample.label}", sample.params, make, code=GENERATION_CODE
+        )
+        signal[sample.label] = path
+        digests[f"signal/{sample.label}"] = digest
+    backgrounds = generate_backgrounds(ctx, ctx.run.events, "events", None, digests, group="bkg")
+    pcfg = cfg.pseudo_data
+    inject = analysis.injected_signal(cfg)
+    if cfg.observed_data.file is not None:
+        # a user's data file is the observed data: no pseudo-data samples (simulate converts it)
+        if inject is not None:
+            raise ConfigError(
+                "pseudo_data.inject_mass_gev: a signal cannot be injected into real data "
+                f"({cfg.observed_data.file})"
+            )
+        return GenerateOutput(signal, backgrounds, {}, digests)
+    if pcfg.source != "data_detector":
+        # pseudo_data.source: simulation: the analysis thins the selected simulation itself
+        return GenerateOutput(signal, backgrounds, {}, digests)
+    # the pseudo-data: every sample generated again with its own seeds, unweighted to 1 / L
+    # (real data's statistical power; a sample at 10x the luminosity keeps a tenth), simulated
+    # with the "data" detector in the simulate stage
+    seed = data_seed(cfg.seed, pcfg.seed_offset)
+    data = generate_backgrounds(
+        ctx,
+        ctx.run.events_data,
+        "events_data",
+        seed,
+        digests,
+        group="data",
+        unweight_fb=1.0 / cfg.luminosity_fb,
+    )
+    if inject is not None:
+        # an injected signal is an independent sample of its own (with pseudo_data.source:
+        # simulation the simulation's sample of that point is thinned instead)
+        params = {**inject.params, "seed": seed}
+
+        def make_inject() -> Path:
+            return inject.write(ctx.run.events_data, seed, ctx)
+
+        path, digest = cached_file(
+            ctx, f"events_data_signal_{inject.label}", params, make_inject, code=GENERATION_CODE
+        )
+        data["signal"] = path
+        digests["data/signal"] = digest
+    return GenerateOutput(signal, backgrounds, data, digests)
+
+
+def _convert_observed(ctx: StageContext) -> Path:
+    """The user's ntuple (``observed_data.file``) converted to our reconstructed schema, cached
+    by the file's size and modification time and by the column map's content."""
+    obs = ctx.config.observed_data
+    src = Path(obs.file or "")
+    columns = Path(obs.columns or "")
+    if obs.columns is None:
+        raise ConfigError(f"observed_data.columns: {src} needs a column map (--columns MAP.yaml)")
+    for path, what in ((src, "observed_data.file"), (columns, "observed_data.columns")):
+        if not path.is_file():
+            raise InputError(f"{what}: {path}: file not found")
+    stat = src.stat()
+    params = {
+        "file": str(src.resolve()),
+        "size": stat.st_size,
+        "mtime": stat.st_mtime_ns,
+        "columns": columns.read_text(),
+        "tree": obs.tree,
+    }
+
+    def make() -> Path:
+        ctx.console.print(f"convert {src} with the column map {columns}")
+        return convert_observed(src, columns, ctx.run.observed_reco, tree=obs.tree)
+
+    path, _ = cached_file(ctx, "reco_observed", params, make, code=SIMULATION_CODE)
+    return path
+
+
+def stage_simulate(ctx: StageContext, analysis: Analysis) -> SimulateOutput:
+    """Every sample through its detector (see the module docstring)."""
+    gen: GenerateOutput = ctx.output("generate", GenerateOutput)
+    cfg = ctx.config
+    detector = cfg.detector.use
+    det_cfg = cfg.detector.get(detector).model_dump(mode="json")
+    out_dir = ctx.run.reco(detector)
+    groups: dict[str, dict[str, Path]] = {"signal": {}, "bkg": {}}
+    for group, files in (("signal", gen.signal), ("bkg", gen.backgrounds)):
+        for key, path in files.items():
+            params = {"input": gen.digests[f"{group}/{key}"], "detector": det_cfg, "seed": cfg.seed}
+
+            def make(path: Path = path) -> Path:
+                ctx.console.print(f"simulate {path.name} ({detector})")
+                return simulate_file(path, out_dir, detector=detector, config=cfg)
+
+            target, _ = cached_file(
+                ctx, f"reco_{detector}_{path.stem}", params, make, code=SIMULATION_CODE
+            )
+            groups[group][key] = target
+    signal, backgrounds = groups["signal"], groups["bkg"]
+    if cfg.observed_data.file is not None:
+        return SimulateOutput(signal, backgrounds, {"observed": _convert_observed(ctx)})
+    if not gen.data:
+        # pseudo_data.source: simulation: the control samples compare the simulation with
+        # itself (no data-detector sample exists)
+        return SimulateOutput(signal, backgrounds, dict(backgrounds))
+    # the pseudo-data samples: generated with their own seeds (generate stage), simulated with
+    # the data detector and its own random numbers
+    data_det = cfg.control.data_detector
+    data_cfg = cfg.detector.get(data_det).model_dump(mode="json")
+    seed = data_seed(cfg.seed, cfg.pseudo_data.seed_offset)
+    lumi = cfg.luminosity_fb
+    max_copies = cfg.pseudo_data.max_copies
+    min_tracks = analysis.min_tracks
+    data: dict[str, Path] = {}
+    for key, path in gen.data.items():
+        params = {
+            "input": gen.digests[f"data/{key}"],
+            "detector": data_cfg,
+            "data_seed": seed,
+            "max_copies": max_copies,
+            "min_tracks": min_tracks,
+        }
+
+        def make_data(path: Path = path) -> Path:
+            # an event that stands for k data events is simulated k times, each copy with its
+            # own detector random numbers (zprime.io.events.unweight_file): real data hold k
+            # independent events, not a clump of k identical ones
+            ctx.console.print(f"simulate {path.name} ({data_det}, pseudo-data)")
+            copies = ctx.run.reco_copies(data_det) / path.name
+            stream = np.random.SeedSequence([seed, 6, zlib.crc32(path.name.encode())])
+            rng = np.random.default_rng(stream)
+            unweight_file(path, copies, 1.0 / lumi, rng, max_copies=max_copies)
+            try:
+                # events with fewer tracks than the analysis's selections need enter none of
+                # them: the pseudo-data keep none of them
+                return simulate_file(
+                    copies,
+                    ctx.run.reco(data_det),
+                    detector=data_det,
+                    config=cfg,
+                    seed=seed,
+                    min_tracks=min_tracks,
+                )
+            finally:
+                copies.unlink(missing_ok=True)
+
+        target, _ = cached_file(
+            ctx, f"reco_{data_det}_{path.stem}", params, make_data, code=SIMULATION_CODE
+        )
+        data[key] = target
+    return SimulateOutput(signal, backgrounds, data)
