@@ -15,7 +15,7 @@ signal generator samples it (``sample_energy_loss``). Pythia runs alpha_EM with 
 fixed alpha and with Pythia's running alpha(s').
 
 Run: ``python benchmarks/bench_isr_vs_pythia.py [--events N]`` (prints a table). The slow test
-``tests/test_signal.py::test_isr_spectrum_matches_pythia`` imports this module.
+``tests/generators/test_signal.py::test_isr_spectrum_matches_pythia`` imports this module.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ asymmetry, -0.5%), well below the other uncertainties of the background model. T
 squared matrix element is an analytic trace expression derived with FORM
 (``tools/mumugamma_me.frm``, generated into :mod:`zprime.generators._mumugamma_me_generated` by
 ``tools/generate_mumugamma_me.py``; Ward identities of the real photon checked symbolically),
-and is checked in ``tests/test_gen_mumu.py`` against the 32 helicity amplitudes built with the
+and is checked in ``tests/generators/test_gen_mumu.py`` against the 32 helicity amplitudes built
+with the
 explicit Dirac matrices of :mod:`zprime.physics.dirac`, against gauge invariance, against the FSR
 matrix
 element of the signal (:mod:`zprime.generators.signal`, e+e- -> mu mu Z' with M -> 0, g' = e) and

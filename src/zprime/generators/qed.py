@@ -383,7 +383,8 @@ def eegamma_me2(
     ``2 W = -J^2`` with the classical current ``J = sum_i eta_i p_i/(p_i k)``. In the soft
     limit the first factor tends to twice the Bhabha ``(s^4+t^4+u^4)/(s^2 t^2)`` and the result
     to Bhabha times the eikonal factor ``2 e^2 W``. The normalisation and signs are checked in
-    ``tests/test_qed.py`` against the eight Feynman diagrams evaluated with explicit Dirac
+    ``tests/generators/test_qed.py`` against the eight Feynman diagrams evaluated with explicit
+    Dirac
     matrices (:mod:`zprime.physics.dirac`). Invariants are formed as ``2 p_i p_j``, the massless
     convention, so physical (massive) momenta may be passed.
     """
@@ -470,7 +471,7 @@ def _isr_tensor(
     ``A^nu = Jslash S(p1 - k) gamma^nu / D1 + gamma^nu S(k - p2) Jslash / D2`` (one photon
     radiated by the e- or the e+, the virtual photon of momentum Q = p1 + p2 - k coupled to a
     conserved current J, J.Q = 0). Traced with FORM (docs/qed.md), checked against explicit
-    Dirac matrices in tests/test_qed.py.
+    Dirac matrices in tests/generators/test_qed.py.
     """
     inv1 = 1.0 / p1k
     inv2 = 1.0 / p2k

@@ -188,7 +188,8 @@ def measure_width(
     The unbinned fit replaces a least-squares fit to a 50-bin histogram with errors
     ``sqrt(max(n, 1))`` (Neyman's chi^2), which pulls the fit towards the sparsely filled
     bins at the window edges: on pure Gaussian samples it returned 0.93 sigma for 200-500
-    events and 0.99 sigma for 2500 (``tests/test_binning.py``); the likelihood fit is unbiased
+    events and 0.99 sigma for 2500 (``tests/analyses/invisible_zprime/test_binning.py``); the
+    likelihood fit is unbiased
     to 1% from 200 events.
     """
     x = np.asarray(values, dtype=float).ravel()

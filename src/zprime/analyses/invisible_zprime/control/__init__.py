@@ -99,7 +99,8 @@ from zprime.analyses.invisible_zprime.control.samples import (
     trigger_acceptance,
 )
 from zprime.analyses.invisible_zprime.control.samples import (
-    _draw as _draw,  # the pseudo-data draw, for tests/test_control_photon_veto.py
+    # the pseudo-data draw, for tests/analyses/invisible_zprime/test_control_photon_veto.py
+    _draw as _draw,
 )
 from zprime.analyses.invisible_zprime.control.systematics import (
     EfficiencyRange,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.signal import fftconvolve
 from scipy.stats import norm
-
 from test_stats_engine import window_spec
 from test_stats_limits import counting_spec
+
 from zprime.stats import (
     build_workspace,
     compile_workspace,

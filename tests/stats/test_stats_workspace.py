@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_stats_engine import window_spec
 from test_stats_limits import mini_spec
+
 from zprime.errors import InputError
 from zprime.stats import (
     build_workspace,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
-
 from test_stats_engine import pyhf_model, window_spec
+
 from zprime.stats import (
     LEVEL,
     Params,

@@ -22,7 +22,7 @@ from zprime.physics import dirac as D
 from zprime.physics import xsec_table as XT
 from zprime.physics.constants import ALPHA_0, GEV2_TO_FB, M_MUON, PDG_ZPRIME, SQRT_S
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- oracle

@@ -31,7 +31,7 @@ TINY = {
     # samples this small stand for far less than the luminosity (one mu mu event ~ 10^3 data
     # events): independent pseudo-data would disagree with the templates by the samples' own
     # noise, so the plumbing test fits pseudo-data thinned from the simulation itself; the
-    # independent data-detector path runs in tests/test_quick_run.py
+    # independent data-detector path runs in tests/pipeline/test_quick_run.py
     "pseudo_data": {"source": "simulation"},
 }
 

@@ -7,9 +7,9 @@ import math
 import awkward as ak
 import numpy as np
 import pytest
+from _fourfermion_reference import random_event, reference_me2
 
 import zprime.generators.backgrounds as bg
-from _fourfermion_reference import random_event, reference_me2
 from zprime.config import default_config
 from zprime.errors import ConfigError
 from zprime.generators import fourfermion as ff
