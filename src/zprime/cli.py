@@ -301,7 +301,7 @@ def run_cmd(
 
 @app.command("stage")
 def stage_cmd(
-    name: Annotated[str, typer.Argument(help="stage to run (zprime.pipeline.STAGES)")],
+    name: Annotated[str, typer.Argument(help="stage to run (zprime.pipeline.stage_table)")],
     config: ConfigOpt = None,
     out_dir: OutOpt = Path("results"),
     quick: Annotated[bool, typer.Option(help="reduced run for smoke tests")] = False,

@@ -156,7 +156,7 @@ def test_l0_reproduces_fit_stage_expected_limit(tmp_path):
     w = _window(bkg=b, mc_rel=0.05, syst=syst)
     tset = TemplateSet(windows=[w], info={"luminosity_fb": L0})
     write_templates(tmp_path / "tpl", tset)
-    # the fit stage (pipeline._fit_scan): workspace_inputs -> build_workspace -> scan_limits
+    # the fit stage (fitting._fit_scan): workspace_inputs -> build_workspace -> scan_limits
     spec = build_workspace(
         **w.workspace_inputs(cfg.templates.merge_backgrounds),
         background_floor=cfg.fit.background_floor,
