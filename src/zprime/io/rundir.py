@@ -124,6 +124,11 @@ class RunDir:
         """``control/``: the control samples and the corrections they give."""
         return self._p("control")
 
+    def photon_veto_reweighted(self, sample: str) -> Path:
+        """``control/photon_veto/<sample>.parquet``: a background re-selected without the
+        photon veto and re-weighted with the measured photon-veto correction."""
+        return self._p("control", "photon_veto", f"{sample}.parquet")
+
     # ------------------------------------------------------------------ data and templates
     @property
     def data(self) -> Path:

@@ -166,7 +166,8 @@ class InvisibleZprime(Analysis):
                 stage_control,
                 ControlOutput,
                 ("train",),
-                ("control", "selection", "luminosity_fb"),
+                # the photon-veto samples are those of templates.systematics.prl
+                ("control", "selection", "luminosity_fb", "templates.systematics"),
             ),
             AnalysisStage(
                 "template",

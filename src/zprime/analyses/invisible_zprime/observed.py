@@ -2,7 +2,10 @@
 their corrections, the observed (pseudo-)data and the fit templates.
 
 ``control``   the control samples (e mu, ee, mu mu gamma): data versus simulation, the
-              corrections and the systematic uncertainties they give (``control/``)
+              corrections and the systematic uncertainties they give (``control/``), and the
+              mu mu background re-selected without the photon veto and re-weighted with the
+              measured correction (``control/photon_veto/``): the one place besides the train
+              stage where the selection and the network are applied to a signal-region sample
 ``template``  the observed data (the user's data, or the pseudo-data: :func:`observed_data`),
               the corrections applied to the simulation (:func:`apply_corrections`) and the fit
               templates of the narrow and wide scans (``templates_narrow/``, ``templates_wide/``)
@@ -52,7 +55,8 @@ __all__ = [
 def stage_control(ctx: StageContext) -> ControlOutput:
     """The control samples: data versus simulation, the corrections and the systematic
     uncertainties they give (``control/corrections.json``, ``comparison.md``, cut flows and
-    figures)."""
+    figures), and the backgrounds re-weighted with the measured photon-veto correction
+    (:func:`_photon_veto_reweighted`, ``control/photon_veto/``) for the templates."""
     sim: SimulateOutput = ctx.output("simulate", SimulateOutput)
     train: TrainOutput = ctx.output("train", TrainOutput)
     config = ctx.config
@@ -69,7 +73,21 @@ def stage_control(ctx: StageContext) -> ControlOutput:
     )
     for line in getattr(result, "fallbacks", []) or []:
         ctx.console.print(f"[yellow]control:[/] {line}")
-    return ControlOutput({k: Path(v) for k, v in result.files.items() if v})
+    files = {k: Path(v) for k, v in result.files.items() if v}
+    reweighted: dict[str, Path] = {}
+    corrections = files.get("corrections")
+    if corrections is not None:
+        corr = read_corrections(corrections)
+        model = load(train.model) if train.model is not None else None
+        for name in corr.photon_veto_samples:
+            if name in sim.backgrounds and corr.extra_miss != 0.0:
+                m2, th, w = _photon_veto_reweighted(ctx.config, sim.backgrounds[name], corr, model)
+                reweighted[name] = write_events(
+                    ctx.run.photon_veto_reweighted(name),
+                    ak.zip({"m_recoil2": m2, "theta_recoil_cm": th, "weight": w}),
+                    {"sample": name, "extra_miss": corr.extra_miss},
+                )
+    return ControlOutput(files, reweighted)
 
 
 def user_data(path: Path) -> dict[str, np.ndarray]:
@@ -184,16 +202,13 @@ def apply_corrections(
     config: Config,
     signals: list[SimulatedSignal],
     backgrounds: dict[str, EventSample],
-    *,
-    corrections: Path | None,
-    reco_backgrounds: dict[str, Path],
-    model_path: Path | None,
+    control: ControlOutput,
 ) -> tuple[list[SimulatedSignal], dict[str, EventSample], list[str]]:
     """The control-stage corrections applied to the simulated signal and backgrounds: the
-    trigger correction c(M^2) on every weight, the photon-veto correction on the samples it was
-    measured for (re-selected from ``reco_backgrounds`` without the veto). Returns the samples
+    trigger correction c(M^2) on every weight; the backgrounds of the photon-veto correction
+    replaced by their re-weighted selection (made by the control stage). Returns the samples
     and one line per correction applied (or why none was)."""
-    if not config.templates.apply_corrections or corrections is None:
+    if not config.templates.apply_corrections or control.corrections is None:
         return signals, backgrounds, []
     if config.pseudo_data.source != "data_detector" and config.observed_data.file is None:
         # the observed data are then the simulation itself: correcting the simulation towards
@@ -206,13 +221,15 @@ def apply_corrections(
                 "(pseudo_data.source: simulation)"
             ],
         )
-    corr = read_corrections(corrections)
+    corr = read_corrections(control.corrections)
     terms = " + ".join(f"{c:.4g} M^{2 * i}" for i, c in enumerate(corr.trigger_coefficients))
     notes = [f"trigger correction c(M^2) = {terms}"]
-    for name in corr.photon_veto_samples:
-        if name in backgrounds and corr.extra_miss != 0.0:
-            model = load(model_path) if model_path else None
-            m2, th, w = _photon_veto_reweighted(config, reco_backgrounds[name], corr, model)
+    for name, path in control.photon_veto_reweighted.items():
+        if name in backgrounds:
+            ev = read_events(path, ["m_recoil2", "theta_recoil_cm", "weight"])
+            m2, th, w = (
+                np.asarray(ev[c], dtype=float) for c in ("m_recoil2", "theta_recoil_cm", "weight")
+            )
             before = float(np.sum(backgrounds[name].weight))
             backgrounds[name] = EventSample(name, m2, th, w)
             notes.append(
@@ -234,7 +251,6 @@ def stage_template(ctx: StageContext) -> TemplateOutput:
     cfg = ctx.config
     final: TrainOutput = ctx.output("train", TrainOutput)
     control: ControlOutput = ctx.output("control", ControlOutput)
-    sim: SimulateOutput = ctx.output("simulate", SimulateOutput)
     # the M_recoil^2 resolution is a property of the detector: the train stage measures it on
     # the signal before the network cut, where the samples are largest, and trains the network
     # in windows of it; the fit uses the same one
@@ -273,14 +289,7 @@ def stage_template(ctx: StageContext) -> TemplateOutput:
     )
     signals = [SimulatedSignal.read(p) for p in final.signal_notheta.values()]
     backgrounds = {k: EventSample.read(p, k) for k, p in final.backgrounds.items()}
-    signals, backgrounds, notes = apply_corrections(
-        cfg,
-        signals,
-        backgrounds,
-        corrections=control.corrections,
-        reco_backgrounds=sim.backgrounds,
-        model_path=final.model,
-    )
+    signals, backgrounds, notes = apply_corrections(cfg, signals, backgrounds, control)
     for note in notes:
         ctx.console.print(f"corrections: {note}")
     # the simulated backgrounds as the templates see them (with the corrections), for the report

@@ -51,9 +51,12 @@ class TrainOutput(StageOutput):
 @dataclass(frozen=True)
 class ControlOutput(StageOutput):
     """``control``: the control-sample files by name (``corrections`` among them unless the
-    measurement could not run)."""
+    measurement could not run), and per background of the photon-veto correction that sample
+    re-selected without the veto and re-weighted with the measured correction (``M^2``,
+    ``theta^CM``, weight; empty when the measured extra loss is zero)."""
 
     files: dict[str, Path]
+    photon_veto_reweighted: dict[str, Path]
 
     @property
     def corrections(self) -> Path | None:
