@@ -69,12 +69,12 @@ def test_a_moved_run_reuses_its_files(tmp_path: Path) -> None:
         target.write_text("a")
         return target
 
-    cache.cached_file(ctx, "events_a", {}, make, code=("io",))
+    cache.cached_file(ctx, "events_a", {}, make, code=("io/events.py",))
     shutil.move(tmp_path / "run", tmp_path / "moved")
     moved = _ctx(tmp_path / "moved")
 
     def fail() -> Path:
         raise AssertionError("the moved run's file should be reused")
 
-    path, _ = cache.cached_file(moved, "events_a", {}, fail, code=("io",))
+    path, _ = cache.cached_file(moved, "events_a", {}, fail, code=("io/events.py",))
     assert path == tmp_path / "moved" / "events" / "a.parquet"

@@ -30,10 +30,17 @@ __all__ = ["GENERATION_CODE", "SIMULATION_CODE", "cached_file", "code_digest", "
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 
-#: the source a generated event file depends on
-GENERATION_CODE: tuple[str, ...] = ("generators", "physics", "io", "_util.py", "parallel.py")
+#: the source a generated event file depends on (the event writer and unweighting of
+#: ``io/events.py``, not the run-directory layout or the tables of ``io/``)
+GENERATION_CODE: tuple[str, ...] = (
+    "generators",
+    "physics",
+    "io/events.py",
+    "_util.py",
+    "parallel.py",
+)
 #: the source a simulated (reconstructed) file depends on
-SIMULATION_CODE: tuple[str, ...] = ("detector", "physics", "io", "_util.py")
+SIMULATION_CODE: tuple[str, ...] = ("detector", "physics", "io/events.py", "_util.py")
 
 
 @functools.cache
