@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from rich.console import Console
 from zprime._util import provenance, write_json_atomic
 from zprime.analyses.base import (
     Analysis,
+    AnalysisStage,
     GenerateOutput,
     SimulateOutput,
     StageContext,
@@ -51,16 +51,9 @@ from zprime.pipeline.samples import stage_generate, stage_simulate, stage_xsec
 __all__ = ["Stage", "quick_config", "run", "run_stage", "stage_table"]
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One stage: its function, output type, the stages it reads and the configuration it
-    depends on (dotted keys)."""
-
-    name: str
-    run: Callable[[StageContext], StageOutput]
-    output: type[StageOutput]
-    upstream: tuple[str, ...]
-    config_keys: tuple[str, ...]
+Stage = AnalysisStage
+"""One stage of the table: name, function, output type, upstream stages, configuration keys
+(the engine's stages have the same form as an analysis's)."""
 
 
 def stage_table(analysis: Analysis) -> tuple[Stage, ...]:
