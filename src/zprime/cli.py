@@ -23,7 +23,6 @@ from rich.table import Table
 
 from zprime import __version__
 from zprime._util import atomic_path, provenance
-from zprime.analyses.invisible_zprime.punzinet import read_training_files, save, train
 from zprime.analyses.invisible_zprime.results import SUMMARY_MASSES_GEV, recast
 from zprime.analyses.invisible_zprime.selection import check_steps, select_file
 from zprime.config import load_config
@@ -124,6 +123,8 @@ def train_cmd(
     progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
 ) -> None:
     """Train the Punzi-net on selected SIGNAL and BACKGROUND events and write it to OUT."""
+    # lazy: the network's package imports torch (heavy); every other command starts without it
+    from zprime.analyses.invisible_zprime.punzinet import read_training_files, save, train
 
     cfg = load_config(config)
     signals, bkg = read_training_files(signal, background)

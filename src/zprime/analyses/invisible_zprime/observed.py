@@ -30,7 +30,6 @@ from zprime.analyses.invisible_zprime.control import (
 )
 from zprime.analyses.invisible_zprime.observables import PSEUDO_DATA_COLUMNS
 from zprime.analyses.invisible_zprime.outputs import ControlOutput, TemplateOutput, TrainOutput
-from zprime.analyses.invisible_zprime.punzinet import load, predict
 from zprime.analyses.invisible_zprime.selection import step_masks
 from zprime.analyses.invisible_zprime.templates import (
     EventSample,
@@ -78,7 +77,12 @@ def stage_control(ctx: StageContext) -> ControlOutput:
     corrections = files.get("corrections")
     if corrections is not None:
         corr = read_corrections(corrections)
-        model = load(train.model) if train.model is not None else None
+        model = None
+        if train.model is not None:
+            # lazy: the network's package imports torch (heavy), needed only with a network
+            from zprime.analyses.invisible_zprime.punzinet import load
+
+            model = load(train.model)
         for name in corr.photon_veto_samples:
             if name in sim.backgrounds and corr.extra_miss != 0.0:
                 m2, th, w = _photon_veto_reweighted(ctx.config, sim.backgrounds[name], corr, model)
@@ -170,6 +174,9 @@ def _photon_veto_reweighted(
                 base &= m
         kept = batch[base]
         if "punzinet" not in config.selection.disabled and len(kept):
+            # lazy: the network's package imports torch (heavy), needed only with a network
+            from zprime.analyses.invisible_zprime.punzinet import predict
+
             net = predict(model, kept) > config.selection.punzinet_min
             kept = kept[net]
             passed = masks["photon_veto"][base][net]

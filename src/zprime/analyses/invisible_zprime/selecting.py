@@ -21,7 +21,7 @@ import numpy as np
 
 from zprime._util import atomic_path
 from zprime.analyses.base import SimulateOutput, StageContext
-from zprime.analyses.invisible_zprime import figures, punzinet
+from zprime.analyses.invisible_zprime import figures
 from zprime.analyses.invisible_zprime.binning import resolution_model_from_config
 from zprime.analyses.invisible_zprime.outputs import SelectOutput, TrainOutput
 from zprime.analyses.invisible_zprime.selection import select_file
@@ -98,6 +98,9 @@ def stage_train(ctx: StageContext) -> TrainOutput:
     model: Any = None
     model_path: Path | None = None
     if "punzinet" not in cfg.selection.disabled:
+        # lazy: the network's package imports torch (heavy), needed only when one is trained
+        from zprime.analyses.invisible_zprime import punzinet
+
         signals, background = punzinet.read_training_files(
             list(presel.signal.values()), list(presel.backgrounds.values())
         )
