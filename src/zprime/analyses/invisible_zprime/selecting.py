@@ -99,7 +99,7 @@ def stage_train(ctx: StageContext) -> TrainOutput:
     model_path: Path | None = None
     if "punzinet" not in cfg.selection.disabled:
         # lazy: the network's package imports torch (heavy), needed only when one is trained
-        from zprime.analyses.invisible_zprime import punzinet
+        import zprime.analyses.invisible_zprime.punzinet as punzinet
 
         signals, background = punzinet.read_training_files(
             list(presel.signal.values()), list(presel.backgrounds.values())
