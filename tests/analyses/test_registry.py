@@ -46,7 +46,13 @@ def test_stage_table_is_the_engine_then_the_analysis(name: str) -> None:
 def test_quick_config_reduces_samples_and_the_analysis_sections() -> None:
     cfg = default_config()
     quick = quick_config(cfg)
-    assert all(s.events <= 100_000 for s in quick.backgrounds.samples.values())
+    assert quick.luminosity_fb == 1.0
+    # samples sized by a luminosity factor shrink with the luminosity; the others are capped
+    assert all(
+        s.events <= 100_000
+        for s in quick.backgrounds.samples.values()
+        if s.luminosity_factor is None
+    )
     assert len(quick.signal.masses_gev) == 5
     assert quick.punzinet.punzi_epochs <= 30
     assert quick.analysis == cfg.analysis
