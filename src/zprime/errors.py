@@ -17,3 +17,7 @@ class ConfigError(ZprimeError, ValueError):
 
 class InputError(ZprimeError, ValueError):
     """An input file is missing, unreadable, or lacks a required column."""
+
+
+class RunLockedError(ZprimeError):
+    """The output directory is in use by another run (it holds the directory's lock)."""

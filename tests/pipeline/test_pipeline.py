@@ -136,6 +136,33 @@ def test_rerun_reuses_and_a_cut_reruns_only_what_follows(
     _run(out)  # the run directory is shared by the module's tests: leave it as it was
 
 
+def test_damaged_outputs_are_made_again_and_temporary_files_removed(
+    tiny_run: tuple[Path, dict, str],
+) -> None:
+    """The run as a user may leave it: ``limits.csv`` deleted, ``resolution.json`` truncated, a
+    temporary file of a killed run. The next run removes the temporary file and runs again the
+    stages whose outputs are damaged (train, report), which restore them byte for byte; the
+    stages before them stay up to date."""
+    out, _, _ = tiny_run
+    limits, resolution = out / "limits.csv", out / "resolution.json"
+    before = {p: p.read_bytes() for p in (limits, resolution)}
+    limits.unlink()
+    resolution.write_bytes(before[resolution][:20])
+    part = out / "templates_narrow" / ".M1.json.x1y2z3.part"
+    part.write_text("half")
+    mark = len((out.parent / f"{out.name}.log").read_text())
+    _, log = _run(out)
+    tail = log[mark:]
+    assert "removed 1 temporary file(s) left by an interrupted run" in tail
+    assert "stage train: output resolution.json changed, running again" in tail
+    for stage in ("generate", "simulate", "select"):
+        assert f"stage {stage}: up to date" in tail
+    assert "stage train: done" in tail
+    assert "stage report: done" in tail
+    assert {p: p.read_bytes() for p in (limits, resolution)} == before
+    assert not part.exists()
+
+
 def test_unknown_stage_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown stage 'selct'"):
         run(config_from_dict(TINY), tmp_path, stages=["selct"], progress=False)

@@ -75,7 +75,11 @@ class SimulateOutput(StageOutput):
 class StageContext:
     """What every stage sees: the configuration, the run directory, the console, where chunked
     work runs (``executor``, ``workers``; :func:`zprime.parallel.map_tasks`) and the outputs of
-    the stages run before it (by stage name)."""
+    the stages run before it (by stage name).
+
+    ``force_files`` is true while a stage named in ``zprime run --force`` runs: its cached files
+    (:func:`zprime.pipeline.cache.cached_file`) are made again even when their stamps hold.
+    """
 
     config: Config
     run: RunDir
@@ -84,6 +88,7 @@ class StageContext:
     workers: int | None = None
     progress: bool = True
     outputs: dict[str, StageOutput] = field(default_factory=dict)
+    force_files: bool = False
 
     def output(self, name: str, kind: type[Any]) -> Any:
         """The output of stage ``name``, checked to be a ``kind``."""

@@ -13,6 +13,7 @@ below the pipeline) are handed a :class:`RunDir` to write their stage outputs in
 Layout::
 
     provenance.json  xsec.csv                    the run; the signal cross sections
+    .zprime.lock                                 the lock of a run in progress (who holds it)
     stages/<stage>.json  stages/files/<f>.stamp  stage records; per-file cache stamps
     events/  events_data/                        generated samples (simulation, pseudo-data)
     reco/<detector>/  reco/observed/             reconstructed samples; a user's converted data
@@ -56,6 +57,11 @@ class RunDir:
     def provenance(self) -> Path:
         """``provenance.json``: configuration, seeds, package versions, git commit."""
         return self._p("provenance.json")
+
+    @property
+    def lock(self) -> Path:
+        """``.zprime.lock``: locked by the run in progress (``flock``); it names its holder."""
+        return self._p(".zprime.lock")
 
     @property
     def stages(self) -> Path:

@@ -11,7 +11,9 @@
               reconstructed schema (``reco/observed/``)
 
 Every file is cached on its own (:func:`zprime.pipeline.cache.cached_file`), by its parameters
-and the source of the code that makes it.
+and the source of the code that makes it, and checked against its recorded size and content
+digest (a missing or damaged file is made again; so is every file of a forced stage). A
+simulated file's parameters hold its generated file's hash, which covers that file's content.
 """
 
 from __future__ import annotations
