@@ -56,6 +56,11 @@ def test_dotted_overrides() -> None:
         ("luminosity_fb: zero\n", "'luminosity_fb'"),
         ("signal:\n  masses_gev: [1.0, 11.0]\n", "'signal.masses_gev'"),
         ("bogus: 1\n", "'bogus': unknown field"),
+        # issue 16: found only at the report stage before
+        ("projections:\n  luminosities_fb: [79.7, -5]\n", "'projections.luminosities_fb.1'"),
+        ("luminosity_fb: .nan\n", "'luminosity_fb': Input should be a finite number"),
+        ("pseudo_data:\n  inject_xsec_fb: .inf\n", "'pseudo_data.inject_xsec_fb': Input shou"),
+        ("fit:\n  background_floor: .nan\n", "'fit.background_floor': Input should be a fin"),
     ],
 )
 def test_bad_fields_are_named(tmp_path: Path, text: str, fragment: str) -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import signal
 import sys
+import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -107,3 +109,30 @@ def test_address_shorthands() -> None:
     assert executor_from_address("serial") == "serial"
     with scheduler_executor(None) as ex:
         assert ex is None
+
+
+def _slow_or_fail(i: int) -> int:
+    """Task 0 fails at once; the others would run for a minute."""
+    if i == 0:
+        raise ValueError("task 0 failed")
+    time.sleep(60.0)
+    return i
+
+
+def test_a_failed_task_stops_the_pool_at_once() -> None:
+    """Before: the pool's shutdown waited for the running and already queued tasks, so a failed
+    or interrupted (Ctrl-C) stage went on for as long as its slowest chunk."""
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="task 0 failed"):
+        map_tasks(_slow_or_fail, range(4), workers=2, progress=False)
+    assert time.monotonic() - t0 < 20.0
+
+
+def _interrupt_disposition(_: int) -> bool:
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_workers_leave_ctrl_c_to_the_parent() -> None:
+    """A terminal's Ctrl-C reaches every process of the group: workers ignore it (no traceback
+    of their own), the parent stops them."""
+    assert all(map_tasks(_interrupt_disposition, range(2), workers=2, progress=False))

@@ -1,25 +1,32 @@
 """The ``zprime`` command line: a thin layer over the Python API.
 
 Every command parses its options, calls one API function and prints or writes its result. Errors
-that a user can fix (:class:`~zprime.errors.ZprimeError`) are printed as one line and give exit
-status 2.
+that a user can fix are printed as one line (``error: ...``, never read as rich markup) and give
+exit status 2: a :class:`~zprime.errors.ZprimeError`, a usage error (a bad or unknown option, an
+unknown command, a missing option) and a full disk or quota. An interrupt (Ctrl-C) gives one line,
+naming the pipeline stage it stopped if any, and exit status 130.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
+import os
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
-import click
 import numpy as np
 import typer
+import typer.main
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from zprime import __version__
 from zprime._util import atomic_path, provenance
@@ -41,7 +48,7 @@ from zprime.generators.signal import (
 from zprime.io.events import read_metadata
 from zprime.parallel import map_tasks, scheduler_executor
 from zprime.physics.model import branching_invisible, delta_a_mu
-from zprime.pipeline import run
+from zprime.pipeline import check_inputs, run
 from zprime.stats import read_workspace, upper_limit
 
 app = typer.Typer(
@@ -58,6 +65,12 @@ app.add_typer(generate_app, name="generate")
 
 console = Console(stderr=True)
 out = Console()
+
+
+def _note(text: str) -> None:
+    """Print ``text`` to stderr as it is: no markup (a path may hold ``[bold]``), one line."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML configuration (merged over defaults)")
@@ -99,7 +112,7 @@ def config_init(
     text = resources.files("zprime").joinpath("data/default.yaml").read_text()
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-    console.print(f"wrote {path}")
+    _note(f"wrote {path}")
 
 
 @app.command("train")
@@ -139,7 +152,7 @@ def train_cmd(
         f"{rec['seconds_bce'] + rec['seconds_punzi']:.1f} s"
     )
     out.print(model.fom_table().to_markdown(), markup=False, highlight=False)
-    console.print(f"wrote {out_file}")
+    _note(f"wrote {out_file}")
 
 
 @app.command("select")
@@ -168,7 +181,7 @@ def select_cmd(
             skip=skip or [],
         )
         out.print(flow.rich_table())
-        console.print(f"wrote {target} and its cut flow (.cutflow.csv, .cutflow.md)")
+        _note(f"wrote {target} and its cut flow (.cutflow.csv, .cutflow.md)")
 
 
 def _run_config(
@@ -236,6 +249,7 @@ DataOpt = Annotated[
 ColumnsOpt = Annotated[
     Path | None, typer.Option("--columns", help="YAML map of the data file's columns")
 ]
+WorkersOpt = Annotated[int | None, typer.Option(min=1, help="local worker processes")]
 
 
 def _run(
@@ -249,6 +263,7 @@ def _run(
     scheduler: str | None,
 ) -> None:
 
+    check_inputs(cfg)  # before a scheduler is reached; run() checks again for API callers
     with scheduler_executor(scheduler) as executor:
         run(
             cfg,
@@ -271,7 +286,7 @@ def run_cmd(
     force: Annotated[
         list[str] | None, typer.Option("--force", help="re-run this stage (repeatable)")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="local worker processes")] = None,
+    workers: WorkersOpt = None,
     preset: PresetOpt = None,
     inject_mass: InjectMassOpt = None,
     inject_xsec: InjectXsecOpt = None,
@@ -306,7 +321,7 @@ def stage_cmd(
     config: ConfigOpt = None,
     out_dir: OutOpt = Path("results"),
     quick: Annotated[bool, typer.Option(help="reduced run for smoke tests")] = False,
-    workers: Annotated[int | None, typer.Option(help="local worker processes")] = None,
+    workers: WorkersOpt = None,
     preset: PresetOpt = None,
     inject_mass: InjectMassOpt = None,
     inject_xsec: InjectXsecOpt = None,
@@ -356,7 +371,9 @@ def xsec_cmd(
         bool,
         typer.Option("--update-package", help="with --grid: overwrite the package's own table"),
     ] = False,
-    workers: Annotated[int | None, typer.Option(help="with --grid: worker processes")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="with --grid: worker processes")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="vegas seed (default: fixed)")] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -387,10 +404,9 @@ def xsec_cmd(
         )
         path = write_xsec_table(table, target)  # type: ignore[arg-type]
         worst = float((table.error_isr / table.sigma_isr).max())
-        console.print(
+        _note(
             f"wrote {path}: {len(masses)} masses from {masses[0]:g} to {masses[-1]:g} GeV, "
-            f"largest relative MC error {worst:.2e}",
-            highlight=False,
+            f"largest relative MC error {worst:.2e}"
         )
         return
 
@@ -444,8 +460,8 @@ def generate_signal_cmd(
         float | None, typer.Option("--width-frac", help="Z' width as a fraction of its mass")
     ] = None,
     no_isr: Annotated[bool, typer.Option("--no-isr", help="no initial-state radiation")] = False,
-    chunk_size: Annotated[int, typer.Option(help="events per chunk (row group)")] = 100_000,
-    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="events per chunk (row group)")] = 100_000,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Generate unweighted e+e- -> mu+ mu- Z' events into OUT/signal_M<mass>.parquet."""
@@ -466,12 +482,11 @@ def generate_signal_cmd(
         workers=workers,
     )
     meta = read_metadata(path)
-    console.print(
+    _note(
         f"wrote {path}: {meta['n_events']} events, sigma = {meta['sigma_fb']:.6g} "
         f"+- {meta['sigma_error_fb']:.2g} fb, unweighting efficiency "
         f"{meta['unweighting_efficiency']:.3f}, "
-        f"overweight fraction {meta['overweight_fraction']:.1e}",
-        highlight=False,
+        f"overweight fraction {meta['overweight_fraction']:.1e}"
     )
 
 
@@ -487,7 +502,7 @@ def generate_background(
         typer.Option("-n", "--events", help="events to generate before the filter"),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="sample seed (default: from config)")] = None,
-    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Generate a Standard Model background sample into OUT/SAMPLE.parquet."""
@@ -496,12 +511,11 @@ def generate_background(
         sample, n_events, out_dir, config=load_config(config), seed=seed, workers=workers
     )
     meta = read_metadata(path)
-    console.print(
+    _note(
         f"wrote {path}: {meta['n_events']} of {meta['n_generated']} events kept "
         f"(filter efficiency {meta['filter_efficiency']:.4f}), "
         f"sigma after filter {meta['sigma_filtered_fb']:.6g} fb, "
-        f"luminosity equivalent {meta['luminosity_equivalent_fb']:.4g} fb^-1",
-        highlight=False,
+        f"luminosity equivalent {meta['luminosity_equivalent_fb']:.4g} fb^-1"
     )
 
 
@@ -522,7 +536,9 @@ def simulate_cmd(
     seed: Annotated[
         int | None, typer.Option("--seed", help="master seed (default: the configuration's)")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="events per batch")] = 200_000,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="events per batch")
+    ] = 200_000,
     min_tracks: Annotated[
         int, typer.Option("--min-tracks", help="drop events with fewer reconstructed tracks")
     ] = 0,
@@ -545,7 +561,7 @@ def simulate_cmd(
         min_tracks=min_tracks,
     )
     for path in map_tasks(run_one, inputs, description="simulate"):
-        console.print(f"wrote {path}")
+        _note(f"wrote {path}")
 
 
 @app.command("limit")
@@ -568,7 +584,21 @@ def limit_cmd(
     if toys < 0 or not 0.0 < level < 1.0:
         raise ConfigError("--toys must be >= 0 and --level in (0, 1)")
     spec, _ = read_workspace(workspace)
-    res = upper_limit(spec, engine=engine, ntoys=toys, seed=seed, level=level)
+    n_pars = sum(len(s["modifiers"]) for c in spec["channels"] for s in c["samples"])
+    # pyhf fits with numerical gradients: minutes for a search window's ~100 modifiers, which
+    # looked like a hang without a sign of life
+    status: Any = contextlib.nullcontext()
+    if engine == "pyhf":
+        status = Progress(
+            SpinnerColumn(),
+            TextColumn(f"pyhf: root finding on CLs, {n_pars} modifiers (minutes; fast agrees)"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        status.add_task("pyhf", total=None)
+    with status:
+        res = upper_limit(spec, engine=engine, ntoys=toys, seed=seed, level=level)
     if not res.ok:
         raise ZprimeError(f"{workspace}: {res.message}")
     if as_json:
@@ -633,7 +663,9 @@ def recast_cmd(
         title=escape(
             f"90% CL limits: sigma x B(inv) [fb] and g', {model.replace('_', ' ')} L_mu - L_tau"
         ),
-        caption=f"{len(shown)} of {n} rows shown; all in {target}" if len(shown) < n else None,
+        caption=escape(f"{len(shown)} of {n} rows shown; all in {target}")
+        if len(shown) < n
+        else None,
     )
     table.add_column(escape("M_Z' [GeV]"), justify="right")
 
@@ -658,7 +690,7 @@ def recast_cmd(
         row += [num(cols[c][i]) for c in gcols]
         table.add_row(*map(escape, row))
     out.print(table)
-    console.print(f"wrote {target}", highlight=False)
+    _note(f"wrote {target}")
 
 
 # --- run options (issue 8) ---
@@ -673,26 +705,67 @@ def env() -> None:
     out.print_json(json.dumps(record))
 
 
+_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
+def _disk_full(err: BaseException) -> OSError | None:
+    """The full-disk (or quota) :class:`OSError` behind ``err``, if any (its causes included)."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.errno in _DISK_FULL:
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _fail(label: str, message: str, status: int) -> NoReturn:
+    """Print ``label message`` as one line on stderr (the message verbatim) and exit."""
+    text = Text.assemble((label, "bold red"), *((" ", message) if message else ()))
+    console.print(text, highlight=False, soft_wrap=True)
+    sys.exit(status)
+
+
 def main() -> None:
-    """Entry point of the ``zprime`` script."""
+    """Entry point of the ``zprime`` script.
+
+    Parses and runs the command (click's context, without typer's standalone handling, which
+    turns an interrupt into a return value and prints usage errors as a block) and turns what a
+    user can act on into one line on stderr: ``error: ...`` with exit status 2 for a
+    :class:`~zprime.errors.ZprimeError`, a usage error or a full disk; ``interrupted ...`` with
+    exit status 130 for Ctrl-C. Anything else is a bug and keeps its traceback.
+    """
+    command = typer.main.get_command(app)
     try:
-        app(standalone_mode=False)
+        with command.make_context("zprime", sys.argv[1:]) as ctx:
+            command.invoke(ctx)
     except ZprimeError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail("error:", str(err), 2)
     except KeyboardInterrupt as err:
-        where = str(err) or "no partial output was kept; re-run to resume"
-        console.print(f"[bold red]interrupted[/] {where}", highlight=False, soft_wrap=True)
-        sys.exit(130)
-    except typer.Exit as ex:
+        if str(err):  # the pipeline's "in stage NAME: its outputs are not recorded; ..."
+            _fail("interrupted", str(err), 130)
+        _fail("interrupted:", "no partial output was kept; run it again to resume", 130)
+    except typer.Exit as ex:  # --help, --version, ctx.exit()
         sys.exit(ex.exit_code)
-    except typer.Abort:
+    except (typer.Abort, EOFError):  # a prompt answered with Ctrl-D
+        _fail("aborted", "", 1)
+    except typer.TyperException as err:  # click's usage errors (typer bundles click)
+        if type(err).__name__ == "NoArgsIsHelpError":
+            sys.exit(2)  # the help was printed while the error was made
+        ctx = getattr(err, "ctx", None)
+        hint = f"; see {ctx.command_path} --help" if ctx is not None else ""
+        _fail("error:", err.format_message().rstrip(".") + hint, getattr(err, "exit_code", 2))
+    except BrokenPipeError:  # output piped into a reader that stopped (`zprime ... | head`)
+        # the flush at exit would fail again: send what is left to /dev/null
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-    except Exception as err:  # click usage errors
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+    except Exception as err:
+        disk = _disk_full(err)
+        if disk is None:
+            raise
+        where = f": {disk.filename}" if disk.filename else ""
+        _fail("error:", f"{_DISK_FULL[disk.errno]}{where}", 2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -27,7 +28,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from zprime.errors import ConfigError
 
-__all__ = ["default_workers", "executor_from_address", "map_tasks", "scheduler_executor"]
+__all__ = [
+    "default_workers",
+    "executor_from_address",
+    "local_pool",
+    "map_tasks",
+    "scheduler_executor",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,6 +49,39 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _ignore_interrupt() -> None:
+    """Worker initializer: Ctrl-C reaches the whole process group, but only the parent acts on
+    it (:func:`local_pool` stops the workers), so no worker prints a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def local_pool(n_workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A local process pool that stops at once when the work fails or is interrupted.
+
+    On success the pool is shut down normally. On any exception (Ctrl-C included) its queued
+    tasks are cancelled and its worker processes terminated before the exception goes on: a
+    plain ``shutdown`` would wait for the running chunks (seconds to minutes each) and the
+    tasks already handed to the workers, so an interrupted run would not stop.
+
+    Parameters
+    ----------
+    n_workers
+        Number of worker processes.
+    """
+    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=_ignore_interrupt)
+    try:
+        yield pool
+    except BaseException:
+        # _processes is the executor's own table of its workers (CPython); without it the
+        # shutdown below still cancels what has not started
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _progress(description: str | None, total: int, enabled: bool) -> Progress:
@@ -93,16 +133,14 @@ def map_tasks(
                 results[i] = fn(item)
                 bar.advance(task_id)
             return results
-        own = executor is None
-        pool: Executor = ProcessPoolExecutor(max_workers=n_workers) if own else executor  # type: ignore[assignment]
-        try:
+        with contextlib.ExitStack() as stack:
+            pool: Executor = (
+                stack.enter_context(local_pool(n_workers)) if executor is None else executor  # type: ignore[assignment]
+            )
             futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
                 bar.advance(task_id)
-        finally:
-            if own:
-                pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 

@@ -17,7 +17,14 @@ import yaml
 
 from zprime.analyses.invisible_zprime.selection import CHANNELS, select_file, step_masks
 from zprime.config import default_config
-from zprime.detector.realdata import COLUMNS, convert_observed, load_column_map, read_observed
+from zprime.detector import realdata
+from zprime.detector.realdata import (
+    COLUMNS,
+    check_observed,
+    convert_observed,
+    load_column_map,
+    read_observed,
+)
 from zprime.detector.simulation import VARIABLE_COLUMNS, simulate, validate_reco_events
 from zprime.errors import ConfigError, InputError
 from zprime.generators.backgrounds import generate_sample
@@ -481,3 +488,121 @@ def test_example_map_is_valid() -> None:
     cmap = load_column_map(Path(str(path)))
     assert cmap.slots("tracks") == 2
     assert cmap.has_photon_list is False
+
+
+# --------------------------------------------------------------------------- issue 16
+# a two-track ntuple written from scratch (no simulation): per-slot branches, photon-veto variables
+_SLOT_MAP = {
+    "columns": {
+        "trg_two_track": "L1_2trk",
+        "tracks.px": ["mu1_px", "mu2_px"],
+        "tracks.py": ["mu1_py", "mu2_py"],
+        "tracks.pz": ["mu1_pz", "mu2_pz"],
+        "tracks.charge": ["mu1_q", "mu2_q"],
+        "tracks.muon_id": ["mu1_muid", "mu2_muid"],
+        "tracks.d0": ["mu1_dr", "mu2_dr"],
+        "tracks.z0": ["mu1_dz", "mu2_dz"],
+        "e_photons": "E_gam",
+        "min_angle_photon_recoil": "ang_gam",
+    }
+}
+
+
+def _slot_ntuple(path: Path, n: int = 20, **replace: Any) -> Path:
+    """``n`` two-muon events (momenta 1-5 GeV) as a Parquet file; ``replace``: branch -> values."""
+    rng = np.random.default_rng(7)
+    cols: dict[str, Any] = {"L1_2trk": np.ones(n), "E_gam": np.zeros(n), "ang_gam": np.full(n, 3.0)}
+    for i, q in ((1, 1.0), (2, -1.0)):
+        for c in ("px", "py", "pz"):
+            cols[f"mu{i}_{c}"] = rng.uniform(-3.0, 3.0, n)
+        cols[f"mu{i}_q"] = np.full(n, q)
+        cols[f"mu{i}_muid"] = np.full(n, 0.9)
+        cols[f"mu{i}_dr"] = np.zeros(n)
+        cols[f"mu{i}_dz"] = np.zeros(n)
+    for name, values in replace.items():
+        cols[name] = np.asarray(values, dtype=np.float64)
+    pq.write_table(pa.table(cols), path)
+    return path
+
+
+def test_slot_ntuple_reads(tmp_path: Path) -> None:
+    cmap = _write_map(tmp_path / "m.yaml", _SLOT_MAP)
+    events = read_observed(_slot_ntuple(tmp_path / "d.parquet"), cmap)
+    assert len(events) == 20
+    assert ak.all(ak.num(events["tracks"]) == 2)
+
+
+def test_momentum_above_the_collision_energy_is_refused(tmp_path: Path) -> None:
+    """A corrupt 1e308 (or a momentum in the wrong unit) names file, column, branch and row."""
+    cmap = _write_map(tmp_path / "m.yaml", _SLOT_MAP)
+    px = np.ones(20)
+    px[3] = 1e308
+    bad = _slot_ntuple(tmp_path / "bad.parquet", mu2_px=px)
+    with pytest.raises(InputError) as e:
+        read_observed(bad, cmap)
+    msg = _one_line(e)
+    assert msg.startswith(f"{bad}: column 'tracks.px' <- 'mu2_px' = 1e+308 GeV")
+    assert "more momentum than the 11 GeV of both beams together (first at row 3;" in msg
+    # a magnitude above the limit with each component below it
+    big = np.full(20, 1.0)
+    big[5] = 8.0
+    bad = _slot_ntuple(tmp_path / "mag.parquet", mu1_px=big, mu1_py=big, mu1_pz=big)
+    with pytest.raises(
+        InputError,
+        match=r"'mu1_p[xyz]' = 8 GeV: a track with more momentum "
+        r"\(\|p\| = 13.86 GeV\) .* \(first at row 5;",
+    ):
+        read_observed(bad, cmap)
+    # a file in MeV read as GeV
+    mev = _slot_ntuple(tmp_path / "mev.parquet", mu1_pz=np.full(20, 4000.0))
+    with pytest.raises(
+        InputError,
+        match=r"'mu1_pz' = 4000 GeV: a track with more momentum than .*\(first at row 0; a wrong",
+    ):
+        read_observed(mev, cmap)
+    m = yaml.safe_load(yaml.safe_dump(_SLOT_MAP))
+    m["units"] = {f"tracks.{c}": "MeV" for c in ("px", "py", "pz")}
+    in_mev = _write_map(tmp_path / "mev.yaml", m)
+    px_mev = np.full(20, 7200.0)  # 7.2 GeV: above the electron beam, within the resolution
+    ok = _slot_ntuple(
+        tmp_path / "ok.parquet",
+        mu1_px=px_mev,
+        mu1_py=np.zeros(20),
+        mu1_pz=np.zeros(20),
+        mu2_px=np.full(20, 100.0),
+        mu2_py=np.zeros(20),
+        mu2_pz=np.zeros(20),
+    )
+    assert float(ak.max(read_observed(ok, in_mev)["tracks"].px)) == pytest.approx(7.2)
+
+
+def test_check_observed_is_cheap_and_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check_observed opens the file, resolves the branches and converts the first rows only."""
+    cmap = _write_map(tmp_path / "m.yaml", _SLOT_MAP)
+    data = _slot_ntuple(tmp_path / "d.parquet", n=5000)
+    assert check_observed(data, cmap).slots("tracks") == 2
+    seen: list[int] = []
+    real = realdata._convert_batch
+
+    def spy(data_: Any, n: int, *args: Any) -> ak.Array:
+        seen.append(n)
+        return real(data_, n, *args)
+
+    monkeypatch.setattr(realdata, "_convert_batch", spy)
+    check_observed(data, cmap, rows=100)
+    assert seen == [100]
+    m = yaml.safe_load(yaml.safe_dump(_SLOT_MAP))
+    m["columns"]["tracks.d0"] = ["mu1_dr", "mu2_d0"]
+    with pytest.raises(InputError, match=r"branch 'mu2_d0' \(mapped to 'tracks.d0'\) not found"):
+        check_observed(data, _write_map(tmp_path / "b.yaml", m))
+    with pytest.raises(InputError, match="file not found"):
+        check_observed(tmp_path / "none.parquet", cmap)
+    (tmp_path / "x.parquet").write_text("not parquet")
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        check_observed(tmp_path / "x.parquet", cmap)
+    px = np.ones(5000)
+    px[10] = 1e308
+    with pytest.raises(InputError, match=r"'mu1_px' = 1e\+308 GeV.*first at row 10;"):
+        check_observed(_slot_ntuple(tmp_path / "bad.parquet", n=5000, mu1_px=px), cmap)

@@ -102,6 +102,17 @@ def test_limits_are_consistent(quick_run: tuple[Path, str]) -> None:
     )
 
 
+def test_the_summary_is_a_smoke_test_without_significance(quick_run: tuple[Path, str]) -> None:
+    """Issue 16: a quick run reported a 12.9 sigma local excess and GoF p = 1e-187 with no
+    signal injected (its simulation is too small for a significance)."""
+    out, stderr = quick_run
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# zprime results: smoke test")
+    assert "Z_local" not in summary
+    assert "global" not in summary
+    assert "largest_local_z" not in stderr
+
+
 def test_provenance_records_the_run(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
     prov = json.loads((out / "provenance.json").read_text())

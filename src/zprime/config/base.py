@@ -18,9 +18,12 @@ __all__ = ["DegRange"]
 
 
 class _Strict(BaseModel):
-    """Base model: unknown keys are errors, values are validated on assignment too."""
+    """Base model: unknown keys are errors, values are validated on assignment too, and no
+    number may be NaN or infinite (no field of the analysis has a meaning for them)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False
+    )
 
 
 def _check_range(value: tuple[float, float]) -> tuple[float, float]:

@@ -9,7 +9,7 @@ Owns the ``fit`` section (:class:`FitConfig`, :mod:`zprime.stats`), ``pseudo_dat
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -118,11 +118,11 @@ class PseudoDataConfig(_Strict):
 class ProjectionsConfig(_Strict):
     """Expected limits projected to other luminosities (``zprime run --lumi``)."""
 
-    luminosities_fb: list[float] = Field(
+    luminosities_fb: list[Annotated[float, Field(gt=0.0)]] = Field(
         default_factory=list,
         description="luminosities (fb^-1) to project the expected limits to; empty: no projection",
     )
-    masses_gev: list[float] = Field(
+    masses_gev: list[Annotated[float, Field(gt=0.0)]] = Field(
         default_factory=lambda: [0.5, 2.0, 4.0, 6.0, 8.0],
         description="Z' masses of the projection table and plot",
     )
@@ -174,5 +174,11 @@ class ReportConfig(_Strict):
     """The report stage: results tables, figures and HEPData."""
 
     hepdata: bool = Field(True, description="write the HEPData submission (hepdata_lib)")
+    smoke_test: bool = Field(
+        False,
+        description="set by `zprime run --quick`: the summary says that its numbers test the "
+        "chain and are no physics result, and reports no significance (a quick run's simulation "
+        "is too small for a significance: docs/pipeline.md)",
+    )
     # --- report fields (issue 8: zprime.analyses.invisible_zprime.results, zprime.report.plots,
     # zprime.analyses.invisible_zprime.hepdata) ---

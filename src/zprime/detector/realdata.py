@@ -26,7 +26,10 @@ example ``zprime/data/columns_example.yaml``.
 Bad input gives one line: :class:`~zprime.errors.ConfigError` for the map (unknown column, bad
 unit, inconsistent layout, an expression that is not allowed), :class:`~zprime.errors.InputError`
 for the data file (missing or unreadable file, missing tree, a mapped branch not in the file,
-NaN/infinite or out-of-range values with the column and the first row, a wrong type).
+NaN/infinite or out-of-range values with the column and the first row, a wrong type, a track or
+photon with more momentum or energy than the whole collision: :data:`P_MAX_GEV`).
+:func:`check_observed` runs these checks on the first rows only, for a run to refuse a bad file
+before its first stage.
 
 Length: one conversion: the column-map schema, the unit handling and the checks of the file all name
 the same columns.
@@ -60,11 +63,14 @@ from zprime.detector.simulation import (
 )
 from zprime.errors import ConfigError, InputError
 from zprime.io.events import EventWriter
+from zprime.physics.constants import E_ELECTRON_BEAM, E_POSITRON_BEAM
 
 __all__ = [
     "COLUMNS",
+    "P_MAX_GEV",
     "ColumnMap",
     "TargetColumn",
+    "check_observed",
     "convert_observed",
     "iter_observed",
     "load_column_map",
@@ -183,6 +189,13 @@ _UNITS: dict[str, dict[str, float]] = {
     "angle": {"rad": hepunits.rad, "mrad": hepunits.mrad, "deg": hepunits.degree},
 }
 _OUR_UNIT = {"energy": "GeV", "length": "cm", "angle": "rad"}
+
+P_MAX_GEV: float = E_ELECTRON_BEAM + E_POSITRON_BEAM
+"""The most momentum (tracks) or energy (photons) a reconstructed object may have, GeV: the
+energy of both beams together (11 GeV). No particle of a collision carries more; in the lab a
+track's true momentum stays below the electron beam's 7 GeV, and the margin above it is left to
+the measurement (a 7 GeV track measured 57% too high). A value above this is corrupt data or
+a wrong unit."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -667,7 +680,9 @@ def _as_numeric(value: Any, depth: int, label: str, offset: int) -> ak.Array:
         bad = np.flatnonzero(nulls)
         if bad.size:
             raise InputError(f"{label}: missing (null) values (first at row {offset + bad[0]})")
-        arr = ak.drop_none(arr)
+        # no nulls: drop the option types (ak.drop_none fails on the 32-bit list offsets that
+        # pyarrow writes)
+        arr = ak.fill_none(arr, 0.0, axis=None)
     leaf = ak.to_numpy(ak.flatten(arr, axis=None)) if depth == 2 else ak.to_numpy(arr)
     if leaf.dtype.kind not in "biuf":
         raise InputError(f"{label}: wrong type {_describe(arr)}, expected numbers")
@@ -744,6 +759,7 @@ def _object_arrays(
                     f"{level} (first at row {batch.offset + diff[0]})"
                 )
         flat = {n: ak.to_numpy(ak.flatten(batch.objects[n], axis=1)) for n in mapped}
+        slot_of: np.ndarray | None = None
     else:
         count_name = "n_" + level
         if count_name in batch.event:
@@ -765,6 +781,7 @@ def _object_arrays(
         valid &= keep[:, None]
         counts = np.where(keep, counts, 0)
         flat = {n: np.asarray(batch.objects[n])[valid] for n in mapped}
+        slot_of = np.nonzero(valid)[1]
     # checks on the objects that exist (padding of unused slots is never read)
     event_of = np.repeat(np.arange(batch.n), counts)
     for name in mapped:
@@ -775,10 +792,12 @@ def _object_arrays(
             raise InputError(f"{where}: {labels[name]} has {what} (first at row {row})")
     total = int(counts.sum())
     fields: dict[str, np.ndarray] = {}
+    scaled = {n: np.asarray(flat[n], dtype=np.float64) * cmap.factor(n) for n in mapped}
+    _check_momenta(scaled, level, where, labels, batch.offset + event_of, cmap, slot_of)
     for name in names:
         target = COLUMNS[name]
-        if name in flat:
-            values = np.asarray(flat[name], dtype=np.float64) * cmap.factor(name)
+        if name in scaled:
+            values = scaled[name]
         elif name in cmap.constants:
             values = np.full(total, float(cmap.constants[name]))
         elif name == "tracks.electron_id":
@@ -797,6 +816,73 @@ def _object_arrays(
     if level == "tracks":
         fields = {k: fields[k] for k in TRACK_FIELDS}
     return ak.unflatten(ak.zip(fields), counts), keep
+
+
+def _check_momenta(
+    scaled: dict[str, np.ndarray],
+    level: str,
+    where: str,
+    labels: dict[str, str],
+    rows: np.ndarray,
+    cmap: ColumnMap,
+    slot_of: np.ndarray | None,
+) -> None:
+    """Refuse objects whose momentum (or photon energy) exceeds :data:`P_MAX_GEV`.
+
+    Parameters
+    ----------
+    scaled
+        Flat values in GeV of the mapped ``tracks.*`` or ``photons.*`` columns.
+    level
+        ``tracks`` or ``photons``.
+    where
+        The file (and tree), for the message.
+    labels
+        Our column -> its description with the user's branch, for the message.
+    rows
+        The file's row of each flat value.
+    cmap
+        The column map (the branch of a per-slot column).
+    slot_of
+        The slot of each flat value in the per-slot layout; ``None`` for variable length.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the column (ours and the user's branch) and the first bad row.
+    """
+    components = [n for n in (f"{level}.px", f"{level}.py", f"{level}.pz") if n in scaled]
+    if not components:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        # |p| in GeV; a corrupt 1e308 overflows to inf here, which the test catches
+        p2 = sum(scaled[n] * scaled[n] for n in components)
+        too_large = ~(np.sqrt(p2) <= P_MAX_GEV)
+        energy = f"{level}.e"
+        if energy in scaled:
+            too_large |= ~(np.abs(scaled[energy]) <= P_MAX_GEV)
+    bad = np.flatnonzero(too_large)
+    if not bad.size:
+        return
+    i = int(bad[0])
+    candidates = [*components, *([energy] if energy in scaled else [])]
+    name = max(candidates, key=lambda n: abs(float(scaled[n][i])))
+    label = labels[name]
+    if slot_of is not None and isinstance(cmap.columns.get(name), list):
+        label = f"column '{name}' <- '{cmap.columns[name][int(slot_of[i])]}'"
+    if name == energy:
+        what = "a photon with more energy"
+    else:
+        p = f"{float(np.sqrt(p2[i])):.4g}"
+        shown = (
+            f" (|p| = {p} GeV)" if p not in ("inf", f"{abs(float(scaled[name][i])):.4g}") else ""
+        )
+        what = f"a {level[:-1]} with more momentum{shown}"
+    raise InputError(
+        f"{where}: {label} = {float(scaled[name][i]):.4g} GeV: {what} than the "
+        f"{P_MAX_GEV:g} GeV of both beams together (first at row {int(rows[i])}; a wrong unit "
+        "or corrupt values?)"
+    )
 
 
 def _empty_photons(n: int) -> ak.Array:
@@ -941,6 +1027,45 @@ def iter_observed(
             offset += n
     finally:
         source.close()
+
+
+def check_observed(
+    file: str | Path,
+    columns_yaml: str | Path | ColumnMap,
+    *,
+    tree: str | None = None,
+    rows: int = 1000,
+) -> ColumnMap:
+    """Check a user's ntuple and its column map cheaply, before any work that needs them.
+
+    Reads and checks the map, opens the file (and its tree), resolves every mapped branch or
+    expression, and converts and checks the first ``rows`` rows only (values, types, momenta);
+    the rest of the file is checked when it is converted.
+
+    Parameters
+    ----------
+    file, columns_yaml, tree
+        As :func:`read_observed`.
+    rows
+        How many rows to convert as a sample (the first batch).
+
+    Returns
+    -------
+    ColumnMap
+        The checked map.
+
+    Raises
+    ------
+    ConfigError, InputError
+        As :func:`read_observed`, for the map, the file, its branches and its first rows.
+    """
+    cmap = columns_yaml if isinstance(columns_yaml, ColumnMap) else load_column_map(columns_yaml)
+    batches = iter_observed(file, cmap, tree=tree, batch_size=rows)
+    try:
+        next(batches, None)
+    finally:
+        batches.close()  # closes the file
+    return cmap
 
 
 def read_observed(

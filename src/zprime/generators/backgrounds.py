@@ -51,12 +51,12 @@ record is in the lab frame with z along the electron beam).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import math
 import zlib
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ from zprime.errors import ConfigError, InputError, ZprimeError
 from zprime.generators.chunk import ChunkResult, track_filter
 from zprime.generators.filters import check_against_selection
 from zprime.io.events import EventWriter, read_metadata, validate_generator_events
-from zprime.parallel import default_workers, map_tasks
+from zprime.parallel import default_workers, local_pool, map_tasks
 from zprime.physics.constants import E_ELECTRON_BEAM, E_POSITRON_BEAM
 
 __all__ = [
@@ -588,9 +588,7 @@ def generate_sample(
 
     pool: Any = executor
     own_pool = executor is None and n_workers > 1 and len(sizes) > 1
-    if own_pool:
-        pool = ProcessPoolExecutor(max_workers=n_workers)
-    elif executor is None:
+    if executor is None and not own_pool:
         pool = "serial"
 
     n_kept = 0
@@ -607,60 +605,56 @@ def generate_sample(
         TimeRemainingColumn(),
         disable=not progress,
     )
-    try:
-        with EventWriter(path, metadata) as writer, bar:
-            task_id = bar.add_task(f"generate {name}", total=n_total)
-            for start in range(0, len(tasks), n_workers):
-                batch = tasks[start : start + n_workers]
-                results = map_tasks(_run_chunk, batch, executor=pool, progress=False)
-                for k, (res, n_k) in enumerate(zip(results, sizes[start:], strict=False)):
-                    if int(res.n_generated) != n_k:
-                        raise ZprimeError(
-                            f"background sample '{name}': chunk {start + k} generated "
-                            f"{res.n_generated} events, {n_k} were asked for"
-                        )
-                    events = res.events
-                    sigma_chunks.append(float(res.sigma_fb))
-                    sigma_err_chunks.append(float(res.sigma_err_fb))
-                    if len(events):
-                        validate_generator_events(events, f"background sample '{name}'")
-                        weight = ak.to_numpy(events["weight"]) * (n_k / n_total)
-                        events = ak.with_field(events, weight, "weight")
-                        events = ak.with_field(
-                            events, ak.to_numpy(events["event"]) + offset, "event"
-                        )
-                        writer.write(events)
-                        n_kept += len(events)
-                        sum_w += float(weight.sum())
-                        sum_w2 += float(np.sum(weight**2))
-                    offset += n_k
-                    bar.advance(task_id, n_k)
-            frac = np.asarray(sizes, dtype=float) / n_total
-            sigma_gen = float(np.dot(frac, sigma_chunks))
-            sigma_gen_err = float(np.sqrt(np.sum((frac * np.asarray(sigma_err_chunks)) ** 2)))
-            if settings["normalisation"] == "reference":
-                sigma_norm = float(settings["xsec_ref_fb"]) * float(info["br_weight"])
-            else:
-                sigma_norm = sigma_gen * float(info["br_weight"])
-            writer.update_metadata(
-                n_generated=n_total,
-                n_events=n_kept,
-                filter=settings["filter"],
-                filter_efficiency=n_kept / n_total,
-                filter_efficiency_weighted=sum_w / sigma_norm,
-                sigma_generator_fb=sigma_gen,
-                sigma_generator_err_fb=sigma_gen_err,
-                sigma_norm_fb=sigma_norm,
-                sigma_filtered_fb=sum_w,
-                sigma_filtered_err_fb=math.sqrt(sum_w2),
-                luminosity_equivalent_fb=n_total
-                / float(info.get("sigma_equivalent_fb", sigma_norm)),
-                luminosity_factor=settings.get("luminosity_factor"),
-                target_weight_fb=settings.get("target_weight_fb"),
-            )
-    finally:
+    with contextlib.ExitStack() as stack, EventWriter(path, metadata) as writer, bar:
         if own_pool:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # one pool for the whole sample (map_tasks would start a new one per batch)
+            pool = stack.enter_context(local_pool(n_workers))
+        task_id = bar.add_task(f"generate {name}", total=n_total)
+        for start in range(0, len(tasks), n_workers):
+            batch = tasks[start : start + n_workers]
+            results = map_tasks(_run_chunk, batch, executor=pool, progress=False)
+            for k, (res, n_k) in enumerate(zip(results, sizes[start:], strict=False)):
+                if int(res.n_generated) != n_k:
+                    raise ZprimeError(
+                        f"background sample '{name}': chunk {start + k} generated "
+                        f"{res.n_generated} events, {n_k} were asked for"
+                    )
+                events = res.events
+                sigma_chunks.append(float(res.sigma_fb))
+                sigma_err_chunks.append(float(res.sigma_err_fb))
+                if len(events):
+                    validate_generator_events(events, f"background sample '{name}'")
+                    weight = ak.to_numpy(events["weight"]) * (n_k / n_total)
+                    events = ak.with_field(events, weight, "weight")
+                    events = ak.with_field(events, ak.to_numpy(events["event"]) + offset, "event")
+                    writer.write(events)
+                    n_kept += len(events)
+                    sum_w += float(weight.sum())
+                    sum_w2 += float(np.sum(weight**2))
+                offset += n_k
+                bar.advance(task_id, n_k)
+        frac = np.asarray(sizes, dtype=float) / n_total
+        sigma_gen = float(np.dot(frac, sigma_chunks))
+        sigma_gen_err = float(np.sqrt(np.sum((frac * np.asarray(sigma_err_chunks)) ** 2)))
+        if settings["normalisation"] == "reference":
+            sigma_norm = float(settings["xsec_ref_fb"]) * float(info["br_weight"])
+        else:
+            sigma_norm = sigma_gen * float(info["br_weight"])
+        writer.update_metadata(
+            n_generated=n_total,
+            n_events=n_kept,
+            filter=settings["filter"],
+            filter_efficiency=n_kept / n_total,
+            filter_efficiency_weighted=sum_w / sigma_norm,
+            sigma_generator_fb=sigma_gen,
+            sigma_generator_err_fb=sigma_gen_err,
+            sigma_norm_fb=sigma_norm,
+            sigma_filtered_fb=sum_w,
+            sigma_filtered_err_fb=math.sqrt(sum_w2),
+            luminosity_equivalent_fb=n_total / float(info.get("sigma_equivalent_fb", sigma_norm)),
+            luminosity_factor=settings.get("luminosity_factor"),
+            target_weight_fb=settings.get("target_weight_fb"),
+        )
     return path
 
 

@@ -44,10 +44,11 @@ kinematic conventions (the cross-section table is in physics/xsec_table.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ from zprime.errors import ConfigError
 from zprime.generators._signal_me_generated import lh_contracted
 from zprime.generators.isr import isr_kinematics, sample_energy_loss
 from zprime.io.events import EventWriter, make_particles
-from zprime.parallel import default_workers, map_tasks
+from zprime.parallel import default_workers, local_pool, map_tasks
 from zprime.physics.constants import ALPHA_INVERSE_MADGRAPH, GEV2_TO_FB, M_MUON, PDG_ZPRIME, SQRT_S
 from zprime.physics.kinematics import boost_z, cm_to_lab
 from zprime.physics.xsec_table import (
@@ -1068,13 +1069,10 @@ def write_signal(
     weight = gen.sigma_fb / n
     fn = functools.partial(_chunk_task, gen, weight)
     n_workers = workers or default_workers()
-    own_pool: ProcessPoolExecutor | None = None
     if len(tasks) == 1 or (executor is None and n_workers == 1):
         executor = "serial"
-    elif executor is None:
-        # one pool for the whole file (map_tasks would start a new one per group)
-        own_pool = ProcessPoolExecutor(max_workers=n_workers)
-        executor = own_pool
+    # one pool for the whole file (map_tasks would start a new one per group)
+    own_pool = executor is None
     group = max(1, 2 * n_workers) if executor != "serial" else 1
     path = Path(out_dir) / signal_file_name(m, w)
     meta = {**gen.describe(), "n_events": n, "seed": int(seed), "chunk_size": chunk_size}
@@ -1088,26 +1086,22 @@ def write_signal(
         console=Console(stderr=True),
         disable=not progress,
     )
-    try:
-        with bar, EventWriter(path, metadata=meta) as writer:
-            tid = bar.add_task("signal", total=n, mass=m)
-            for start in range(0, len(tasks), group):
-                results = map_tasks(
-                    fn, tasks[start : start + group], executor=executor, progress=False
-                )
-                for events, trials, over in results:
-                    writer.write(events)
-                    n_trials += trials
-                    n_over += over
-                    bar.advance(tid, len(events))
-            writer.update_metadata(
-                n_trials=n_trials,
-                n_overweight=n_over,
-                unweighting_efficiency=n / n_trials,
-                overweight_fraction=n_over / n,
-                provenance=provenance(),
-            )
-    finally:
-        if own_pool is not None:
-            own_pool.shutdown(wait=True, cancel_futures=True)
+    with contextlib.ExitStack() as stack, bar, EventWriter(path, metadata=meta) as writer:
+        if own_pool:
+            executor = stack.enter_context(local_pool(n_workers))
+        tid = bar.add_task("signal", total=n, mass=m)
+        for start in range(0, len(tasks), group):
+            results = map_tasks(fn, tasks[start : start + group], executor=executor, progress=False)
+            for events, trials, over in results:
+                writer.write(events)
+                n_trials += trials
+                n_over += over
+                bar.advance(tid, len(events))
+        writer.update_metadata(
+            n_trials=n_trials,
+            n_overweight=n_over,
+            unweighting_efficiency=n / n_trials,
+            overweight_fraction=n_over / n,
+            provenance=provenance(),
+        )
     return path

@@ -2,6 +2,13 @@
 (``cache``) and the engine's own stages (``samples``). The run-directory layout is
 :class:`zprime.io.rundir.RunDir`; executors are :mod:`zprime.parallel`."""
 
-from zprime.pipeline.stages import Stage, quick_config, run, run_stage, stage_table
+from zprime.pipeline.stages import (
+    Stage,
+    check_inputs,
+    quick_config,
+    run,
+    run_stage,
+    stage_table,
+)
 
-__all__ = ["Stage", "quick_config", "run", "run_stage", "stage_table"]
+__all__ = ["Stage", "check_inputs", "quick_config", "run", "run_stage", "stage_table"]

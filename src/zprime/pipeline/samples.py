@@ -30,6 +30,7 @@ from zprime.analyses.base import (
     StageContext,
     XsecOutput,
 )
+from zprime.config import Config
 from zprime.detector.realdata import convert_observed
 from zprime.detector.simulation import simulate_file
 from zprime.errors import ConfigError, InputError
@@ -37,7 +38,14 @@ from zprime.generators.backgrounds import generate_sample, sample_seed
 from zprime.io.events import unweight_file
 from zprime.pipeline.cache import GENERATION_CODE, SIMULATION_CODE, cached_file
 
-__all__ = ["data_seed", "generate_backgrounds", "stage_generate", "stage_simulate", "stage_xsec"]
+__all__ = [
+    "data_seed",
+    "generate_backgrounds",
+    "observed_paths",
+    "stage_generate",
+    "stage_simulate",
+    "stage_xsec",
+]
 
 
 def data_seed(seed: int, seed_offset: int) -> int:
@@ -166,17 +174,35 @@ def stage_generate(ctx: StageContext, analysis: Analysis) -> GenerateOutput:
     return GenerateOutput(signal, backgrounds, data, digests)
 
 
+def observed_paths(cfg: Config) -> tuple[Path, Path]:
+    """The user's data file and its column map (``observed_data``), both existing.
+
+    Raises
+    ------
+    ConfigError
+        No column map for the file.
+    InputError
+        Either file missing, named with its option.
+    """
+    obs = cfg.observed_data
+    src = Path(obs.file or "")
+    if obs.columns is None:
+        raise ConfigError(f"observed_data.columns: {src} needs a column map (--columns MAP.yaml)")
+    columns = Path(obs.columns)
+    for path, what in (
+        (src, "observed_data.file (--data)"),
+        (columns, "observed_data.columns (--columns)"),
+    ):
+        if not path.is_file():
+            raise InputError(f"{what}: {path}: file not found")
+    return src, columns
+
+
 def _convert_observed(ctx: StageContext) -> Path:
     """The user's ntuple (``observed_data.file``) converted to our reconstructed schema, cached
     by the file's size and modification time and by the column map's content."""
     obs = ctx.config.observed_data
-    src = Path(obs.file or "")
-    columns = Path(obs.columns or "")
-    if obs.columns is None:
-        raise ConfigError(f"observed_data.columns: {src} needs a column map (--columns MAP.yaml)")
-    for path, what in ((src, "observed_data.file"), (columns, "observed_data.columns")):
-        if not path.is_file():
-            raise InputError(f"{what}: {path}: file not found")
+    src, columns = observed_paths(ctx.config)
     stat = src.stat()
     params = {
         "file": str(src.resolve()),

@@ -62,6 +62,7 @@ from zprime.analyses.base import (
 )
 from zprime.analyses.registry import analysis_for
 from zprime.config import Config, default_config
+from zprime.detector.realdata import check_observed
 from zprime.errors import ConfigError, InputError, RunLockedError
 from zprime.io.rundir import RunDir, StageOutput, from_manifest, to_manifest
 from zprime.pipeline.cache import (
@@ -72,10 +73,11 @@ from zprime.pipeline.cache import (
     outputs_digest,
     stage_hash,
 )
-from zprime.pipeline.samples import stage_generate, stage_simulate, stage_xsec
+from zprime.pipeline.samples import observed_paths, stage_generate, stage_simulate, stage_xsec
 
 __all__ = [
     "Stage",
+    "check_inputs",
     "lock_run_dir",
     "quick_config",
     "remove_partial_files",
@@ -348,16 +350,47 @@ def quick_config(config: Config, factor: float = 0.1) -> Config:
     weigh hundreds of data events: the fits then reported 40-sigma "excesses" with no signal.)
     Samples sized by their number of events keep ``factor`` of it (5 000 to 100 000), and the
     analysis reduces its own sections (:meth:`zprime.analyses.base.Analysis.quick_config`).
-    Its numbers are a smoke test, not physics results.
+    Its numbers are a smoke test, not physics results: ``report.smoke_test`` is set, and the
+    summary says so and reports no significance. (The simulation of a quick run stands for the
+    same multiple of the data on average, but where a generator's events are heavy, as the
+    four-fermion generator's are at the highest recoil masses, about 15 data events each at any
+    luminosity, a quick run has a handful of events per bin on both sides: its local
+    significances there are fluctuations of the simulation, tens of sigma.)
     """
     data = config.to_dict()
     data["luminosity_fb"] = min(float(data["luminosity_fb"]), QUICK_LUMINOSITY_FB)
+    data["report"]["smoke_test"] = True
     for sample in data["backgrounds"]["samples"].values():
         if sample.get("luminosity_factor") is None:
             sample["events"] = max(5000, min(100_000, int(sample["events"] * factor)))
             sample["chunk_size"] = min(sample["chunk_size"], sample["events"])
     data = analysis_for(config).quick_config(data, factor)
     return Config.model_validate(data)
+
+
+def check_inputs(config: Config) -> None:
+    """Refuse, before any stage runs, an input that a run would otherwise find only late.
+
+    The configuration's numbers were checked when it was read (:mod:`zprime.config`); here the
+    user's data file and its column map are opened and their first rows converted and checked
+    (:func:`zprime.detector.realdata.check_observed`), so that a wrong branch or a corrupt value
+    stops the run at once rather than after the generate stage.
+
+    Raises
+    ------
+    ConfigError, InputError
+        One line naming the option, file or column.
+    """
+    obs = config.observed_data
+    if obs.file is None:
+        return
+    if analysis_for(config).injected_signal(config) is not None:
+        raise ConfigError(
+            "pseudo_data.inject_mass_gev (--inject-mass): a signal cannot be injected into real "
+            f"data ({obs.file})"
+        )
+    data, columns = observed_paths(config)
+    check_observed(data, columns, tree=obs.tree)
 
 
 def run(
@@ -400,10 +433,13 @@ def run(
 
     Raises
     ------
+    ConfigError, InputError
+        For a bad data file or column map (:func:`check_inputs`), before anything is written.
     RunLockedError
         If another run is using ``out_dir`` (:func:`lock_run_dir`).
     """
     cfg = config or default_config()
+    check_inputs(cfg)
     if quick:
         cfg = quick_config(cfg)
     analysis = analysis_for(cfg)

@@ -4,6 +4,7 @@ result figures (zprime.analyses.invisible_zprime.figures)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -302,6 +303,17 @@ def test_summary(table: ResultsTable) -> None:
     rows = [ln for ln in text.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
     narrow_rows = rows[: len(set(rows))]
     assert len(narrow_rows) == len(set(narrow_rows))
+
+
+def test_a_smoke_test_summary_reports_no_significance(table: ResultsTable) -> None:
+    """Issue 16: a quick run's summary showed a 12.9 sigma "excess" with no signal injected."""
+    smoke = dataclasses.replace(table, smoke_test=True)
+    text = summary_markdown(smoke)
+    assert text.startswith("# zprime results: smoke test\n")
+    assert "not physics results" in text
+    for word in ("Z_local", "GoF", "global", "sigma at"):
+        assert word not in text, word
+    assert "Z_local" in summary_markdown(table)
 
 
 def test_read_results_errors(tmp_path: Path) -> None:

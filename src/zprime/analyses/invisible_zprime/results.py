@@ -186,6 +186,8 @@ class ResultsTable:
     global_z, worst_gof_p)."""
     significance_wide: dict[str, Any] = field(default_factory=dict)
     """The same for the wide benchmark (``significance_wide.json``), if available."""
+    smoke_test: bool = False
+    """A quick run's table (``report.smoke_test``): its summary reports no significance."""
 
     def __post_init__(self) -> None:
         n = len(self.mass_gev)
@@ -482,6 +484,7 @@ def build_results(run_dir: str | Path | RunDir, config: Config) -> ResultsTable:
         method=str(config.fit.limits),
         significance=_read_significance(run.significance("narrow")),
         significance_wide=_read_significance(run.significance("wide")),
+        smoke_test=bool(config.report.smoke_test),
     )
 
 
@@ -529,9 +532,20 @@ def summary_markdown(table: ResultsTable, masses_gev: Iterable[float] = SUMMARY_
     )
     lumi = f", L = {table.luminosity_fb:g} fb^-1" if table.luminosity_fb is not None else ""
     narrow, wide = table.narrow, table.wide
+    smoke = table.smoke_test
     lines = [
-        "# zprime results",
+        "# zprime results" + (": smoke test" if smoke else ""),
         "",
+    ]
+    if smoke:
+        lines += [
+            "**A smoke test** (`zprime run --quick`): these numbers show that the chain runs; "
+            "they are not physics results. Its simulation is too small for a significance "
+            "(where a generator's events are heavy, a bin holds a handful of simulated events), "
+            "so none is reported. Run `zprime run` for results.",
+            "",
+        ]
+    lines += [
         f"sqrt(s) = 10.58 GeV{lumi}; {cl} CL upper limits ({method}) on "
         "sigma(e+e- -> mu+ mu- Z') x B(Z' -> invisible) in fb, and on g' (vanilla and fully "
         "invisible L_mu - L_tau models). Expected limits: median [-1 sigma, +1 sigma].",
@@ -543,10 +557,17 @@ def summary_markdown(table: ResultsTable, masses_gev: Iterable[float] = SUMMARY_
             f"- Wide Z' (Gamma = {table.width_over_mass:g} M): {len(wide)} hypotheses, "
             f"{int(np.sum(~wide.ok))} failed."
         )
-    lines.append(f"- Narrow Z': {_global_text(table.significance)}.")
-    if len(wide) and table.significance_wide:
-        lines.append(f"- Wide Z': {_global_text(table.significance_wide)}.")
+    if not smoke:
+        lines.append(f"- Narrow Z': {_global_text(table.significance)}.")
+        if len(wide) and table.significance_wide:
+            lines.append(f"- Wide Z': {_global_text(table.significance_wide)}.")
     lines.append("")
+    # a smoke test shows no significance columns (Z_local, GoF p)
+    sig_head = "" if smoke else " Z_local | GoF p |"
+    sig_rule = "" if smoke else " ---: | ---: |"
+
+    def sig_cells(t: ResultsTable, i: int) -> str:
+        return "" if smoke else f" {t.z_local[i]:.2f} | {_fmt(t.gof_p[i], 2)} |"
 
     def picks(t: ResultsTable) -> list[int]:
         if not np.any(np.isfinite(t.mass_gev)):
@@ -563,8 +584,8 @@ def summary_markdown(table: ResultsTable, masses_gev: Iterable[float] = SUMMARY_
             "## Narrow Z'",
             "",
             "| M_Z' [GeV] | obs. sigma x B [fb] | exp. sigma x B [fb] | obs. g' vanilla "
-            "| exp. g' vanilla | obs. g' fully inv. | exp. g' fully inv. | Z_local | GoF p |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| exp. g' vanilla | obs. g' fully inv. | exp. g' fully inv. |" + sig_head,
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + sig_rule,
         ]
         for i in picks(narrow):
             t = narrow
@@ -577,17 +598,17 @@ def summary_markdown(table: ResultsTable, masses_gev: Iterable[float] = SUMMARY_
                 f"| {_fmt(t.obs_gprime_vanilla[i])} "
                 f"| {_band(t.exp_gprime_vanilla[i], t.exp_gprime_vanilla_m1[i], t.exp_gprime_vanilla_p1[i])} "  # noqa: E501
                 f"| {_fmt(t.obs_gprime_invisible[i])} "
-                f"| {_band(t.exp_gprime_invisible[i], t.exp_gprime_invisible_m1[i], t.exp_gprime_invisible_p1[i])} "  # noqa: E501
-                f"| {t.z_local[i]:.2f} | {_fmt(t.gof_p[i], 2)} |"
+                f"| {_band(t.exp_gprime_invisible[i], t.exp_gprime_invisible_m1[i], t.exp_gprime_invisible_p1[i])} |"  # noqa: E501
+                + sig_cells(t, i)
             )
         lines.append("")
     if len(wide):
         lines += [
             f"## Wide Z' (Gamma = {table.width_over_mass:g} M, B(Z' -> invisible) = 1)",
             "",
-            "| M_Z' [GeV] | obs. sigma x B [fb] | exp. sigma x B [fb] | obs. g' "
-            "| exp. g' | Z_local | GoF p |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| M_Z' [GeV] | obs. sigma x B [fb] | exp. sigma x B [fb] | obs. g' | exp. g' |"
+            + sig_head,
+            "| ---: | ---: | ---: | ---: | ---: |" + sig_rule,
         ]
         for i in picks(wide):
             t = wide
@@ -598,8 +619,8 @@ def summary_markdown(table: ResultsTable, masses_gev: Iterable[float] = SUMMARY_
                 f"| {t.mass_gev[i]:.4g} | {_fmt(t.obs_xsec_fb[i])} "
                 f"| {_band(t.exp_xsec_fb[i], t.exp_xsec_fb_m1[i], t.exp_xsec_fb_p1[i])} "
                 f"| {_fmt(t.obs_gprime_invisible[i])} "
-                f"| {_band(t.exp_gprime_invisible[i], t.exp_gprime_invisible_m1[i], t.exp_gprime_invisible_p1[i])} "  # noqa: E501
-                f"| {t.z_local[i]:.2f} | {_fmt(t.gof_p[i], 2)} |"
+                f"| {_band(t.exp_gprime_invisible[i], t.exp_gprime_invisible_m1[i], t.exp_gprime_invisible_p1[i])} |"  # noqa: E501
+                + sig_cells(t, i)
             )
         lines.append("")
     failed = [i for i in range(len(table)) if not table.ok[i]]
