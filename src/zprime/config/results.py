@@ -178,7 +178,7 @@ class ReportConfig(_Strict):
         False,
         description="set by `zprime run --quick`: the summary says that its numbers test the "
         "chain and are no physics result, and reports no significance (a quick run's simulation "
-        "is too small for a significance: docs/pipeline.md)",
+        "is too small for a significance: zprime.pipeline.stages.quick_config)",
     )
     # --- report fields (issue 8: zprime.analyses.invisible_zprime.results, zprime.report.plots,
     # zprime.analyses.invisible_zprime.hepdata) ---
