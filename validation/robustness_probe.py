@@ -45,13 +45,17 @@ def last_line(text: str) -> str:
 
 
 def stage_lines(text: str) -> str:
-    """The stage status lines of a run (``up to date`` / ``ran`` / remade files)."""
+    """What a rerun did: its lines other than "up to date" (files remade, stages run), and how
+    many stages and files were up to date."""
+    lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
+    fresh = sum("up to date" in ln for ln in lines)
     keep = [
-        ln.strip()
-        for ln in text.replace("\r", "\n").splitlines()
-        if any(k in ln for k in ("up to date", "remade", "damaged", "missing", "removed", "ran in"))
+        ln
+        for ln in lines
+        if "up to date" not in ln and any(k in ln for k in ("again", "removed", "done in"))
     ]
-    return "; ".join(keep[:8]) or "(no stage lines)"
+    shown = "; ".join(keep[:6]) + (f"; ... ({len(keep) - 6} more)" if len(keep) > 6 else "")
+    return f"{shown or 'nothing re-ran'} [{fresh} up to date]"
 
 
 def leftovers(root: Path, before: set[Path] | None = None) -> str:
@@ -175,9 +179,9 @@ def probe(quick: Path, tmp: Path) -> None:
     out = tmp / "signal"
     status = interrupt(
         ["generate", "signal", "--mass", "2", "-n", "20000000", "--out", str(out)],
-        "signal M",
+        "",  # a progress bar into a file prints only when it ends
         tmp / "e1b.txt",
-        delay=3.0,
+        delay=8.0,
     )
     record(
         "1. Ctrl-C in `zprime generate signal`",

@@ -335,6 +335,8 @@ def stage_cmd(
     """Run one stage (xsec, generate, simulate, select, train, control, template, fit, report).
 
     The stages before it are reused from OUT when their inputs did not change, else run first.
+    The stage itself runs again even if it is up to date, its cached files made again (as
+    ``zprime run --force NAME --until NAME``); the stages after it are left as they are.
     """
     cfg = _run_config(
         config, preset, inject_mass, inject_xsec, lumi, lumi_systematics, limits, data, columns
