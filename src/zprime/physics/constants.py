@@ -70,5 +70,12 @@ GEV2_TO_NB: float = float((_hc.hbarc**2 / _hu.GeV**2) / _hu.nanobarn)
 # --- particle identifiers used in the event schema
 PDG_ZPRIME: int = 32
 """PDG code used for the Z' (the PDG Monte Carlo numbering's Z'0)."""
-INVISIBLE_PDG: frozenset[int] = frozenset({12, 14, 16, PDG_ZPRIME})
-"""Particles that leave no trace in the detector: neutrinos and the Z'."""
+PDG_DARK_HIGGS: int = 54
+"""PDG code of the dark Higgs h': the PDG Monte Carlo numbering scheme reserves 54 for a spin-0
+mediator of a dark sector (PDG Review: Monte Carlo particle numbering scheme)."""
+PDG_DARK_PHOTON: int = 55
+"""PDG code of the dark photon A': 55, a spin-1 dark-sector mediator in the PDG Monte Carlo
+numbering scheme (PDG Review: Monte Carlo particle numbering scheme). The generators decay the
+A', so it never appears as a final-state particle."""
+INVISIBLE_PDG: frozenset[int] = frozenset({12, 14, 16, PDG_ZPRIME, PDG_DARK_HIGGS})
+"""Particles that leave no trace in the detector: neutrinos, the Z' and the (long-lived) h'."""
