@@ -26,6 +26,7 @@ LAZY_ALLOWED = (
     "hepdata_lib",
     "hepdata_validator",
     "zprime.analyses.invisible_zprime.punzinet",  # imports torch
+    "zprime.cli",  # zprime/__main__.py: a Ctrl-C while the command line imports is one line
 )
 #: the engine: the layers that must know no search
 ENGINE = ("pipeline", "stats", "detector", "generators", "physics", "io", "report")

@@ -188,6 +188,25 @@ def test_interrupt_outside_the_pipeline_exits_130(tmp_path: Path) -> None:
     assert _leftovers(out) == []
 
 
+def test_interrupt_while_the_command_line_imports_is_one_line() -> None:
+    """Ctrl-C in the first ~2 s (numpy, matplotlib, the analyses being imported): before, a
+    traceback of the import machinery."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "zprime", "--version"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        time.sleep(0.3)
+        if proc.poll() is not None:
+            pytest.skip("the command line imported in under 0.3 s")
+        os.killpg(proc.pid, signal.SIGINT)
+        _stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert _one_line(stderr) == "interrupted: nothing was started"
+
+
 # --------------------------------------------------------------------------- 2. usage errors
 USAGE_ERRORS = [
     (["xsec", "--mass", "abc"], "error: Invalid value for '--mass' / '-m': "),
