@@ -5,6 +5,10 @@ that a user can fix are printed as one line (``error: ...``, never read as rich 
 exit status 2: a :class:`~zprime.errors.ZprimeError`, a usage error (a bad or unknown option, an
 unknown command, a missing option) and a full disk or quota. An interrupt (Ctrl-C) gives one line,
 naming the pipeline stage it stopped if any, and exit status 130.
+
+Length: the whole command line in one module: the commands share their option declarations
+(``Annotated`` types) and the error handling of :func:`main`; each command is a few lines over
+the API.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from rich.text import Text
 
 from zprime import __version__
 from zprime._util import atomic_path, provenance
+from zprime.analyses.dark_higgsstrahlung.xsec import point_xsec
 from zprime.analyses.invisible_zprime.results import SUMMARY_MASSES_GEV, recast
 from zprime.analyses.invisible_zprime.selection import check_steps, select_file
 from zprime.config import load_config
@@ -378,9 +383,42 @@ def xsec_cmd(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="vegas seed (default: fixed)")] = None,
     config: ConfigOpt = None,
+    analysis: Annotated[
+        str,
+        typer.Option("--analysis", help="invisible-zprime or dark-higgsstrahlung"),
+    ] = "invisible-zprime",
+    m_aprime: Annotated[
+        float | None, typer.Option("--m-aprime", help="dark-higgsstrahlung: M_A', GeV")
+    ] = None,
+    m_hdark: Annotated[
+        float | None, typer.Option("--m-hdark", help="dark-higgsstrahlung: M_h', GeV")
+    ] = None,
+    born: Annotated[bool, typer.Option("--born", help="dark-higgsstrahlung: no ISR")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="dark-higgsstrahlung: one JSON object")
+    ] = False,
 ) -> None:
-    """sigma(e+e- -> mu+ mu- Z') at one mass (computed now), or the whole table with --grid."""
+    """sigma(e+e- -> mu+ mu- Z') at one mass (computed now), or the whole table with --grid;
+    with --analysis dark-higgsstrahlung, sigma(e+e- -> A' h') for epsilon^2 alpha_D = 1,
+    B(A' -> mu mu) and sigma x B."""
 
+    if analysis.replace("-", "_") == "dark_higgsstrahlung":
+        if m_aprime is None or m_hdark is None:
+            raise ConfigError("--analysis dark-higgsstrahlung needs --m-aprime and --m-hdark")
+        rec = point_xsec(m_aprime, m_hdark, isr=not born)
+        if as_json:
+            typer.echo(json.dumps(rec))
+            return
+        for line in (
+            f"sigma(e+e- -> A' h') = {rec['sigma_fb']:.6g} fb for epsilon^2 alpha_D = 1 "
+            f"(M_A' = {m_aprime:g} GeV, M_h' = {m_hdark:g} GeV, ISR {'off' if born else 'on'})",
+            f"B(A' -> mu mu) = {rec['br_mumu']:.4g} +- {rec['br_mumu_uncertainty']:.2g}",
+            f"sigma x B = {rec['sigma_br_fb']:.6g} fb",
+        ):
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+        return
+    if analysis.replace("-", "_") != "invisible_zprime":
+        raise ConfigError(f"--analysis {analysis}: invisible-zprime or dark-higgsstrahlung")
     cfg = load_config(config)
     alpha = 1.0 / cfg.signal.alpha_inverse
     grid_cfg = cfg.signal.xsec_grid

@@ -55,6 +55,14 @@ from zprime.config.core import (
 )
 from zprime.config.core import _default_dict as _default_dict
 from zprime.config.core import _preset_dict as _preset_dict
+from zprime.config.dark_higgs import (
+    DarkHiggsConfig,
+    DarkHiggsLimitsConfig,
+    DarkHiggsSelectionConfig,
+    DarkHiggsSignalConfig,
+    DarkHiggsSystematicsConfig,
+    DarkHiggsWindowsConfig,
+)
 from zprime.config.results import (
     FitConfig,
     ObservedDataConfig,
@@ -88,6 +96,12 @@ __all__ = [
     "BinningConfig",
     "Config",
     "ControlConfig",
+    "DarkHiggsConfig",
+    "DarkHiggsLimitsConfig",
+    "DarkHiggsSelectionConfig",
+    "DarkHiggsSignalConfig",
+    "DarkHiggsSystematicsConfig",
+    "DarkHiggsWindowsConfig",
     "DegRange",
     "DetectorConfig",
     "DetectorSection",

@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError
 from zprime.config.analysis import BinningConfig, PunziNetConfig, SelectionConfig, TemplatesConfig
 from zprime.config.base import _deep_merge, _format_validation_error, _Strict
 from zprime.config.control import ControlConfig
+from zprime.config.dark_higgs import DarkHiggsConfig
 from zprime.config.results import (
     FitConfig,
     ObservedDataConfig,
@@ -58,6 +59,8 @@ class Config(_Strict):
     binning: BinningConfig = Field(default_factory=BinningConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
     punzinet: PunziNetConfig = Field(default_factory=PunziNetConfig)
+    # the dark Higgsstrahlung search (issue 17; read by zprime.analyses.dark_higgsstrahlung)
+    dark_higgs: DarkHiggsConfig = Field(default_factory=DarkHiggsConfig)
     # backgrounds field (issue 4)
     backgrounds: BackgroundsConfig = Field(default_factory=BackgroundsConfig)
     # detector field (issue 4)
