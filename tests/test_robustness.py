@@ -37,6 +37,13 @@ ZPRIME = (sys.executable, "-m", "zprime.cli")
 MARKUP = "a[bold]b[/]c"  # rich markup in a user's path: must print literally, never crash
 
 
+def _as_at_a_terminal() -> None:
+    """Child set-up: Ctrl-C with its default meaning. A shell that starts a job in the
+    background (``cmd &`` in a script, as CI harnesses do) ignores SIGINT in it, and Python then
+    never turns SIGINT into KeyboardInterrupt; a user at a terminal always has the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _zprime(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """``zprime ARGS`` in a subprocess; past ``timeout`` its whole process group is killed (a
     check that is missing would start the pipeline and its worker processes)."""
@@ -46,6 +53,7 @@ def _zprime(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[st
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_as_at_a_terminal,
     ) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
@@ -137,7 +145,11 @@ def _interrupt(
     err_path = tmp_path / "stderr.txt"
     with err_path.open("w") as err:
         proc = subprocess.Popen(
-            [*ZPRIME, *args], stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            [*ZPRIME, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=_as_at_a_terminal,
         )
         try:
             deadline = time.monotonic() + 60.0
@@ -197,6 +209,7 @@ def test_interrupt_while_the_command_line_imports_is_one_line() -> None:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_as_at_a_terminal,
     ) as proc:
         time.sleep(0.3)
         if proc.poll() is not None:

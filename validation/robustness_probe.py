@@ -35,6 +35,13 @@ ZPRIME = [sys.executable, "-m", "zprime.cli"]
 ROWS: list[tuple[str, str, str, str]] = []
 
 
+def _as_at_a_terminal() -> None:
+    """Child set-up: Ctrl-C with its default meaning. A shell that starts a job in the
+    background (``cmd &`` in a script, as CI harnesses do) ignores SIGINT in it, and Python then
+    never turns SIGINT into KeyboardInterrupt; a user at a terminal always has the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def zprime(*args: str, timeout: float = 1800.0, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*ZPRIME, *args], capture_output=True, text=True, timeout=timeout, **kw)  # type: ignore[call-overload]
 
@@ -80,7 +87,11 @@ def interrupt(args: list[str], wait_for: str, err_path: Path, delay: float = 1.0
     ``wait_for``, then wait for the exit status."""
     with err_path.open("w") as err:
         proc = subprocess.Popen(
-            [*ZPRIME, *args], stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            [*ZPRIME, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=_as_at_a_terminal,
         )
         deadline = time.monotonic() + 600
         while wait_for not in err_path.read_text() and proc.poll() is None:
