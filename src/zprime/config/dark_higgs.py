@@ -62,9 +62,11 @@ class DarkHiggsSelectionConfig(_Strict):
     theta_recoil_barrel_deg: tuple[float, float] = (34.0, 123.0)
     theta_recoil_gap_deg: tuple[float, float] | None = (89.0, 91.0)
     photon_energy_min_gev: float = Field(0.1, ge=0.0)
-    photon_cone_deg: float = Field(15.0, ge=0.0, le=180.0)
-    cos_helicity_max: float = Field(0.9, gt=0.0, le=1.0)
-    c_eta_max: float = Field(1.5, gt=0.0)
+    photon_cone_deg: float = Field(30.0, ge=0.0, le=180.0)
+    cos_helicity_max: float = Field(
+        1.0, gt=0.0, le=1.0, description="1: no cut (the study: docs/dark_higgs_selection.md)"
+    )
+    c_eta_max: float = Field(0.9, gt=0.0, description="our definition of C_eta: |eta(mu mu)| c.m.")
 
 
 class DarkHiggsWindowsConfig(_Strict):

@@ -10,7 +10,9 @@ import sys
 import pytest
 
 from zprime import cli
+from zprime.analyses.dark_higgsstrahlung.selection import DarkHiggsSelection
 from zprime.analyses.dark_higgsstrahlung.xsec import point_xsec, xsec_rows
+from zprime.config import DarkHiggsSelectionConfig
 from zprime.physics.dark_higgs import br_mumu, sigma_born_fb
 
 
@@ -92,3 +94,8 @@ def test_missing_masses_and_unknown_analysis(
     status, _, err = _main(["xsec", "--analysis", "bogus", "-m", "2"], monkeypatch, capsys)
     assert status == 2
     assert "invisible-zprime or dark-higgsstrahlung" in err
+
+
+def test_configuration_defaults_are_the_selections() -> None:
+    """The dark_higgs.selection section and the selection's own defaults cannot drift apart."""
+    assert DarkHiggsSelection.from_config(DarkHiggsSelectionConfig()) == DarkHiggsSelection()
