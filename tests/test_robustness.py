@@ -216,7 +216,9 @@ def test_interrupt_while_the_command_line_imports_is_one_line() -> None:
             pytest.skip("the command line imported in under 0.3 s")
         os.killpg(proc.pid, signal.SIGINT)
         _stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    # 130, or killed by SIGINT after the line (Python does that when the interrupt landed in
+    # code run through runpy): a shell reports both as status 130
+    assert proc.returncode in (130, -signal.SIGINT), stderr
     assert _one_line(stderr) == "interrupted: nothing was started"
 
 
