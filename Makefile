@@ -18,8 +18,10 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/zprime run --out $(OUT)
 
+# the tests in two or more processes, a test file per process at a time (its module fixtures,
+# e.g. the quick run, are made once)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"
