@@ -37,7 +37,7 @@ from zprime._util import atomic_path, provenance
 from zprime.analyses.dark_higgsstrahlung.xsec import point_xsec
 from zprime.analyses.invisible_zprime.results import SUMMARY_MASSES_GEV, recast
 from zprime.analyses.invisible_zprime.selection import check_steps, select_file
-from zprime.config import load_config
+from zprime.config import available_presets, load_config
 from zprime.detector.simulation import simulate_file
 from zprime.errors import ConfigError, ZprimeError
 from zprime.generators.backgrounds import generate_sample
@@ -226,6 +226,29 @@ OutOpt = Annotated[Path, typer.Option("--out", "-o", help="output directory")]
 PresetOpt = Annotated[
     str | None, typer.Option("--preset", help="a shipped analysis preset, e.g. pilot2018")
 ]
+AnalysisOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--analysis", help="the search: invisible-zprime (default) or dark-higgsstrahlung"
+    ),
+]
+
+
+def _preset_for(analysis: str | None, preset: str | None) -> str | None:
+    """The preset of ``--analysis`` (a search other than the default runs with its preset:
+    its luminosity, trigger and background samples)."""
+    if analysis is None:
+        return preset
+    name = analysis.replace("-", "_")
+    if name == "invisible_zprime":
+        return preset
+    if name not in available_presets():
+        raise ConfigError(f"--analysis {analysis}: invisible-zprime or dark-higgsstrahlung")
+    if preset is not None and preset != name:
+        raise ConfigError(f"--analysis {analysis} and --preset {preset} do not go together")
+    return name
+
+
 InjectMassOpt = Annotated[
     float | None, typer.Option("--inject-mass", help="inject a Z' of this mass (GeV) in the data")
 ]
@@ -293,6 +316,7 @@ def run_cmd(
     ] = None,
     workers: WorkersOpt = None,
     preset: PresetOpt = None,
+    analysis: AnalysisOpt = None,
     inject_mass: InjectMassOpt = None,
     inject_xsec: InjectXsecOpt = None,
     lumi: LumiOpt = None,
@@ -306,6 +330,7 @@ def run_cmd(
 
     Stages already done with the same inputs are reused, so an interrupted run resumes.
     """
+    preset = _preset_for(analysis, preset)
     cfg = _run_config(
         config, preset, inject_mass, inject_xsec, lumi, lumi_systematics, limits, data, columns
     )
@@ -328,6 +353,7 @@ def stage_cmd(
     quick: Annotated[bool, typer.Option(help="reduced run for smoke tests")] = False,
     workers: WorkersOpt = None,
     preset: PresetOpt = None,
+    analysis: AnalysisOpt = None,
     inject_mass: InjectMassOpt = None,
     inject_xsec: InjectXsecOpt = None,
     lumi: LumiOpt = None,
@@ -343,6 +369,7 @@ def stage_cmd(
     The stage itself runs again even if it is up to date, its cached files made again (as
     ``zprime run --force NAME --until NAME``); the stages after it are left as they are.
     """
+    preset = _preset_for(analysis, preset)
     cfg = _run_config(
         config, preset, inject_mass, inject_xsec, lumi, lumi_systematics, limits, data, columns
     )

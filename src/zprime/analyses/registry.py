@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from zprime.analyses.base import Analysis
+from zprime.analyses.dark_higgsstrahlung.analysis import DarkHiggsstrahlung
 from zprime.analyses.invisible_zprime.analysis import InvisibleZprime
 from zprime.config import Config
 from zprime.errors import ConfigError
@@ -10,7 +11,10 @@ from zprime.errors import ConfigError
 __all__ = ["ANALYSES", "analysis_for", "get_analysis"]
 
 #: name -> analysis class
-ANALYSES: dict[str, type[Analysis]] = {InvisibleZprime.name: InvisibleZprime}
+ANALYSES: dict[str, type[Analysis]] = {
+    InvisibleZprime.name: InvisibleZprime,
+    DarkHiggsstrahlung.name: DarkHiggsstrahlung,
+}
 
 
 def get_analysis(name: str) -> Analysis:

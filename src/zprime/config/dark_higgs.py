@@ -81,6 +81,21 @@ class DarkHiggsWindowsConfig(_Strict):
     aprime_range_gev: tuple[float, float] = Field(
         (1.65, 10.51), description="M_A' range of the scan, GeV (talk: 1.65-10.51 GeV)"
     )
+    hdark_min_gev: float = Field(
+        0.01,
+        gt=0.0,
+        description="lowest M_h' hypothesis, GeV (our choice: with ISR, sigma grows as "
+        "ln(1/M_h') towards 0, cut off only by the A' width, i.e. by epsilon itself)",
+    )
+    k: float = Field(
+        2.0,
+        gt=0.0,
+        description="window size in units of the signal core's covariance (a k-sigma ellipse; "
+        "our choice from a toy scan, zprime.analyses.dark_higgsstrahlung.windows)",
+    )
+    step: float = Field(
+        1.0, gt=0.0, description="hypothesis spacing in units of the local core width"
+    )
 
 
 class DarkHiggsSystematicsConfig(_Strict):

@@ -99,3 +99,27 @@ def test_missing_masses_and_unknown_analysis(
 def test_configuration_defaults_are_the_selections() -> None:
     """The dark_higgs.selection section and the selection's own defaults cannot drift apart."""
     assert DarkHiggsSelection.from_config(DarkHiggsSelectionConfig()) == DarkHiggsSelection()
+
+
+def test_run_analysis_option_selects_the_preset(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`zprime run --analysis dark-higgsstrahlung` runs with that search's preset."""
+    assert cli._preset_for("dark-higgsstrahlung", None) == "dark_higgsstrahlung"
+    assert cli._preset_for("invisible-zprime", "pilot2018") == "pilot2018"
+    assert cli._preset_for(None, None) is None
+    seen = {}
+
+    def fake_run(cfg, *args, **kwargs):
+        seen["cfg"] = cfg
+
+    monkeypatch.setattr(cli, "run", fake_run)
+    status, _, _ = _main(
+        ["run", "--analysis", "dark-higgsstrahlung", "--out", "unused"], monkeypatch, capsys
+    )
+    assert status == 0
+    assert seen["cfg"].analysis == "dark_higgsstrahlung"
+    assert seen["cfg"].luminosity_fb == pytest.approx(8.34)
+    status, _, err = _main(["run", "--analysis", "bogus"], monkeypatch, capsys)
+    assert status == 2
+    assert err.strip() == "error: --analysis bogus: invisible-zprime or dark-higgsstrahlung"

@@ -556,8 +556,14 @@ class WindowInterpolator:
     def widths(self, m_a: ArrayLike, m_h: ArrayLike) -> tuple[Array, Array]:
         """1-sigma core widths along M_mumu and M_recoil at the hypotheses (GeV): the width
         model of :func:`hypothesis_grid`."""
-        _, _, v, _ = self._values(m_a, m_h)
-        return np.sqrt(v[:, 2]) / self.k, np.sqrt(v[:, 4]) / self.k
+        shape = np.broadcast(np.asarray(m_a), np.asarray(m_h)).shape
+        a, h = np.broadcast_arrays(np.asarray(m_a, dtype=float), np.asarray(m_h, dtype=float))
+        _, _, v, _ = self._values(a.ravel(), h.ravel())
+        # the shape of the hypotheses (hypothesis_grid asks on a 2-d mesh)
+        return (
+            (np.sqrt(v[:, 2]) / self.k).reshape(shape),
+            (np.sqrt(v[:, 4]) / self.k).reshape(shape),
+        )
 
 
 # ----------------------------------------------------------------------------- grid
