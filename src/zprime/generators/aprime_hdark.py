@@ -125,6 +125,7 @@ from zprime.physics.constants import (
     PDG_DARK_HIGGS,
     SQRT_S,
 )
+from zprime.physics.dirac import minkowski_dot
 
 __all__ = [
     "DEFAULT_SEED",
@@ -234,13 +235,6 @@ def _check_alpha(alpha: Any) -> float:
 
 
 # --------------------------------------------------------------------------- matrix element
-def _dot(a: F64, b: F64) -> F64:
-    return (
-        a[..., 0] * b[..., 0]
-        - a[..., 1] * b[..., 1]
-        - a[..., 2] * b[..., 2]
-        - a[..., 3] * b[..., 3]
-    )
 
 
 def matrix_element_squared(
@@ -278,8 +272,12 @@ def matrix_element_squared(
         |M|^2 times the A' propagator denominator, GeV^2.
     """
     p1, p2, k1, k2 = (np.asarray(v, dtype=np.float64) for v in (p1, p2, k1, k2))
-    s = 2.0 * _dot(p1, p2)
-    t = _dot(p1, k1) * _dot(p2, k2) + _dot(p1, k2) * _dot(p2, k1) + _M2 * 0.5 * s
+    s = 2.0 * minkowski_dot(p1, p2)
+    t = (
+        minkowski_dot(p1, k1) * minkowski_dot(p2, k2)
+        + minkowski_dot(p1, k2) * minkowski_dot(p2, k1)
+        + _M2 * 0.5 * s
+    )
     e2 = 4.0 * math.pi * alpha
     g2 = 4.0 * math.pi * alpha_d
     m2 = float(m_aprime) ** 2

@@ -69,6 +69,7 @@ from zprime.generators.isr import isr_kinematics, sample_energy_loss
 from zprime.io.events import EventWriter, make_particles
 from zprime.parallel import default_workers, local_pool, map_tasks
 from zprime.physics.constants import ALPHA_INVERSE_MADGRAPH, GEV2_TO_FB, M_MUON, PDG_ZPRIME, SQRT_S
+from zprime.physics.dirac import minkowski_dot
 from zprime.physics.kinematics import boost_z, cm_to_lab
 from zprime.physics.xsec_table import (
     XsecTable,
@@ -208,15 +209,6 @@ def me2_invariants(
     return 0.25 * e4 * g * g * lh / (s * s)
 
 
-def _dot(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    return (
-        a[..., 0] * b[..., 0]
-        - a[..., 1] * b[..., 1]
-        - a[..., 2] * b[..., 2]
-        - a[..., 3] * b[..., 3]
-    )
-
-
 def matrix_element_squared(
     p1: ArrayLike,
     p2: ArrayLike,
@@ -235,15 +227,15 @@ def matrix_element_squared(
     (:mod:`zprime.generators._signal_me_generated`).
     """
     p1, p2, k1, k2, q = (np.asarray(v, dtype=np.float64) for v in (p1, p2, k1, k2, q))
-    mz2 = _dot(q, q)
+    mz2 = minkowski_dot(q, q)
     return me2_invariants(
-        2.0 * _dot(p1, p2),
-        _dot(p1, k1),
-        _dot(p1, k2),
-        _dot(p2, k1),
-        _dot(p2, k2),
-        2.0 * _dot(k1, q) + mz2,
-        2.0 * _dot(k2, q) + mz2,
+        2.0 * minkowski_dot(p1, p2),
+        minkowski_dot(p1, k1),
+        minkowski_dot(p1, k2),
+        minkowski_dot(p2, k1),
+        minkowski_dot(p2, k2),
+        2.0 * minkowski_dot(k1, q) + mz2,
+        2.0 * minkowski_dot(k2, q) + mz2,
         mz2,
         alpha=alpha,
         g=g,
