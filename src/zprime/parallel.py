@@ -53,7 +53,8 @@ def default_workers() -> int:
 
 def _ignore_interrupt() -> None:
     """Worker initializer: Ctrl-C reaches the whole process group, but only the parent acts on
-    it (:func:`local_pool` stops the workers), so no worker prints a traceback of its own."""
+    it (:func:`local_pool` cancels the queued tasks and lets the running ones end), so no
+    worker dies half-way or prints a traceback of its own."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
