@@ -153,6 +153,7 @@ class DarkHiggsstrahlung(Analysis):
                     "dark_higgs.limits",
                     "dark_higgs.signal",
                     "pseudo_data",
+                    "observed_data",
                     "seed",
                     "luminosity_fb",
                 ),

@@ -258,11 +258,17 @@ def stage_limits(ctx: StageContext) -> DhLimitsOutput:
     w_typ = float(np.sum((bkg["weight"] * lumi) ** 2) / max(np.sum(bkg["weight"] * lumi), 1e-300))
     mc = np.sqrt(np.where(counts.count > 0, counts.sumw2, w_typ**2))
     sigma_b = np.hypot(mc, rel_b * b)
-    # the observed data: the pseudo-data samples thinned to unit weight at the luminosity
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, cfg.pseudo_data.seed_offset, 2]))
-    data_files = sel.data if sel.data else sel.backgrounds
-    samples = {n: read_events(p, [*_OBS, "weight"]) for n, p in data_files.items()}
-    data = pseudodata.draw(samples, lumi, rng, columns=_OBS)
+    # the observed data: a user's ntuple (every selected event once), or the pseudo-data
+    # samples thinned to unit weight at the luminosity
+    if cfg.observed_data.file is not None:
+        data = _concat({"observed": sel.data["observed"]})
+    else:
+        rng = np.random.default_rng(
+            np.random.SeedSequence([cfg.seed, cfg.pseudo_data.seed_offset, 2])
+        )
+        data_files = sel.data if sel.data else sel.backgrounds
+        samples = {n: read_events(p, [*_OBS, "weight"]) for n, p in data_files.items()}
+        data = pseudodata.draw(samples, lumi, rng, columns=_OBS)
     n_obs = count_in_windows(windows, data["m_mumu"], data["m_recoil"]).count
     # the signal: efficiency x luminosity per fb of sigma x B
     eff = cols["efficiency"]
