@@ -51,7 +51,8 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 def _format_validation_error(err: ValidationError, source: str) -> str:
     """The first error of ``err`` as one line naming the dotted field (and how many more)."""
     first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "<root>"
+    # a key may hold any character (a YAML key "\n"): escaped, so the message stays one line
+    field = ".".join(str(p) for p in first["loc"]).encode("unicode_escape").decode() or "<root>"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown field"
