@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 from rich.table import Table
 
 __all__ = ["CutFlow"]
@@ -28,6 +30,30 @@ class CutFlow:
     steps: list[str] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     yields: list[float] = field(default_factory=list)
+
+    @classmethod
+    def from_masks(
+        cls,
+        sample: str,
+        luminosity_fb: float,
+        weights: np.ndarray,
+        masks: Mapping[str, np.ndarray],
+    ) -> tuple[np.ndarray, CutFlow]:
+        """The steps' masks applied in order: (the events passing all, the cut flow).
+
+        ``weights`` are the events' weights in fb; ``masks`` the steps' own masks in the order
+        of the selection (each evaluated on its own).
+        """
+        flow = cls(
+            sample, luminosity_fb, ["all"], [len(weights)], [float(weights.sum()) * luminosity_fb]
+        )
+        mask = np.ones(len(weights), dtype=bool)
+        for step, m in masks.items():
+            mask &= m
+            flow.steps.append(step)
+            flow.counts.append(int(mask.sum()))
+            flow.yields.append(float(weights[mask].sum()) * luminosity_fb)
+        return mask, flow
 
     def add(self, other: CutFlow) -> CutFlow:
         """Sum of two cut flows of the same sample and steps (for streamed batches)."""

@@ -479,15 +479,7 @@ def _apply(
     obs = observables(events)
     masks = step_masks(events, sel, obs)
     weights = np.asarray(ak.to_numpy(events["weight"]), dtype=np.float64)
-    flow = CutFlow(
-        sample, luminosity_fb, ["all"], [len(events)], [float(weights.sum()) * luminosity_fb]
-    )
-    mask = np.ones(len(events), dtype=bool)
-    for step, m in masks.items():
-        mask &= m
-        flow.steps.append(step)
-        flow.counts.append(int(mask.sum()))
-        flow.yields.append(float(weights[mask].sum()) * luminosity_fb)
+    mask, flow = CutFlow.from_masks(sample, luminosity_fb, weights, masks)
     obs["weight"] = weights
     obs["event"] = np.asarray(ak.to_numpy(events["event"]), dtype=np.int64)
     return mask, obs, flow

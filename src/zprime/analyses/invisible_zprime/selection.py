@@ -297,15 +297,7 @@ def apply_selection(
     cfg = config.model_copy(update={"disabled": sorted(set(config.disabled) | set(skip))})
     masks = step_masks(events, cfg, channel)
     weights = np.asarray(ak.to_numpy(events["weight"]), dtype=np.float64)
-    flow = CutFlow(
-        sample, luminosity_fb, ["all"], [len(events)], [float(weights.sum()) * luminosity_fb]
-    )
-    mask = np.ones(len(events), dtype=bool)
-    for step, m in masks.items():
-        mask &= m
-        flow.steps.append(step)
-        flow.counts.append(int(mask.sum()))
-        flow.yields.append(float(weights[mask].sum()) * luminosity_fb)
+    mask, flow = CutFlow.from_masks(sample, luminosity_fb, weights, masks)
     return mask, flow
 
 
