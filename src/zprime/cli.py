@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -39,7 +40,7 @@ from zprime.analyses.invisible_zprime.results import SUMMARY_MASSES_GEV, recast
 from zprime.analyses.invisible_zprime.selection import check_steps, select_file
 from zprime.config import available_presets, load_config
 from zprime.detector.simulation import simulate_file
-from zprime.errors import ConfigError, ZprimeError
+from zprime.errors import ConfigError, InputError, ZprimeError
 from zprime.generators.backgrounds import generate_sample
 from zprime.generators.signal import (
     DEFAULT_SEED,
@@ -55,6 +56,9 @@ from zprime.parallel import map_tasks, scheduler_executor
 from zprime.physics.model import branching_invisible, delta_a_mu
 from zprime.pipeline import check_inputs, run
 from zprime.stats import read_workspace, upper_limit
+from zprime.stats.compiled import compile_workspace, validate_workspace
+from zprime.stats.limits import hypotest
+from zprime.stats.pyhf_engine import pyhf_hypotest
 
 app = typer.Typer(
     name="zprime",
@@ -199,15 +203,20 @@ def _run_config(
     limits: str | None,
     data: Path | None,
     columns: Path | None,
+    inject_hdark: float | None = None,
 ) -> Any:
     """The run's configuration: preset, then the file, then the command-line options."""
 
     overrides: dict[str, Any] = {}
     if (inject_mass is None) != (inject_xsec is None):
         raise ConfigError("--inject-mass and --inject-xsec go together")
+    if inject_hdark is not None and inject_mass is None:
+        raise ConfigError("--inject-hdark goes with --inject-mass (M_A') and --inject-xsec")
     if inject_mass is not None:
         overrides["pseudo_data.inject_mass_gev"] = inject_mass
         overrides["pseudo_data.inject_xsec_fb"] = inject_xsec
+    if inject_hdark is not None:
+        overrides["dark_higgs.inject_hdark_gev"] = inject_hdark
     if lumi:
         overrides["projections.luminosities_fb"] = list(lumi)
     if lumi_systematics is not None:
@@ -250,11 +259,21 @@ def _preset_for(analysis: str | None, preset: str | None) -> str | None:
 
 
 InjectMassOpt = Annotated[
-    float | None, typer.Option("--inject-mass", help="inject a Z' of this mass (GeV) in the data")
+    float | None,
+    typer.Option(
+        "--inject-mass", help="inject a signal of this Z' (or, dark Higgsstrahlung, A') mass, GeV"
+    ),
 ]
 InjectXsecOpt = Annotated[
     float | None,
-    typer.Option("--inject-xsec", help="injected sigma(ee -> mu mu Z') x B(inv), fb"),
+    typer.Option(
+        "--inject-xsec",
+        help="injected sigma(ee -> mu mu Z') x B(inv) (or sigma(ee -> A' h') x B(mu mu)), fb",
+    ),
+]
+InjectHdarkOpt = Annotated[
+    float | None,
+    typer.Option("--inject-hdark", help="dark Higgsstrahlung: M_h' of the injected signal, GeV"),
 ]
 LumiOpt = Annotated[
     list[float] | None,
@@ -319,6 +338,7 @@ def run_cmd(
     analysis: AnalysisOpt = None,
     inject_mass: InjectMassOpt = None,
     inject_xsec: InjectXsecOpt = None,
+    inject_hdark: InjectHdarkOpt = None,
     lumi: LumiOpt = None,
     lumi_systematics: LumiSystOpt = None,
     limits: LimitsOpt = None,
@@ -332,7 +352,16 @@ def run_cmd(
     """
     preset = _preset_for(analysis, preset)
     cfg = _run_config(
-        config, preset, inject_mass, inject_xsec, lumi, lumi_systematics, limits, data, columns
+        config,
+        preset,
+        inject_mass,
+        inject_xsec,
+        lumi,
+        lumi_systematics,
+        limits,
+        data,
+        columns,
+        inject_hdark,
     )
     _run(
         cfg,
@@ -356,6 +385,7 @@ def stage_cmd(
     analysis: AnalysisOpt = None,
     inject_mass: InjectMassOpt = None,
     inject_xsec: InjectXsecOpt = None,
+    inject_hdark: InjectHdarkOpt = None,
     lumi: LumiOpt = None,
     lumi_systematics: LumiSystOpt = None,
     limits: LimitsOpt = None,
@@ -371,7 +401,16 @@ def stage_cmd(
     """
     preset = _preset_for(analysis, preset)
     cfg = _run_config(
-        config, preset, inject_mass, inject_xsec, lumi, lumi_systematics, limits, data, columns
+        config,
+        preset,
+        inject_mass,
+        inject_xsec,
+        lumi,
+        lumi_systematics,
+        limits,
+        data,
+        columns,
+        inject_hdark,
     )
     _run(
         cfg,
@@ -640,17 +679,63 @@ def limit_cmd(
     ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="seed of the toys")] = 0,
     level: Annotated[float, typer.Option("--level", help="CLs level (0.10: 90% CL)")] = 0.10,
+    test_stat: Annotated[
+        str,
+        typer.Option(
+            "--test-stat", help="qtilde (q~_mu), q (q_mu) or q0 (discovery; needs --mu 0)"
+        ),
+    ] = "qtilde",
+    mu: Annotated[
+        float | None,
+        typer.Option("--mu", help="CLs (p0 for q0) at this POI value instead of a limit"),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print one JSON object as the last line")
     ] = False,
 ) -> None:
-    """CLs upper limits (q~_mu) on the POI of WORKSPACE: observed and expected band."""
-
+    """CLs upper limits (q~_mu or q_mu) on the POI of WORKSPACE: observed and expected band;
+    with --mu, CLs (or p0) at that POI value and its expected band."""
     if engine not in ("fast", "pyhf"):
         raise ConfigError(f"--engine must be fast or pyhf, got {engine!r}")
     if toys < 0 or not 0.0 < level < 1.0:
         raise ConfigError("--toys must be >= 0 and --level in (0, 1)")
+    if test_stat not in ("qtilde", "q", "q0"):
+        raise ConfigError(f"--test-stat must be qtilde, q or q0, got {test_stat!r}")
+    if test_stat == "q0" and mu is None:
+        raise ConfigError("--test-stat q0 gives a discovery p-value: pass --mu 0")
+    if mu is not None and toys:
+        raise ConfigError("--mu uses the asymptotic formulae; drop --toys")
     spec, _ = read_workspace(workspace)
+    validate_workspace(spec, workspace.stem)
+    for obs in spec.get("observations", []):
+        if any(v < 0 for v in obs["data"]):
+            raise InputError(
+                f"workspace {workspace.stem}: channel {obs['name']!r}: negative observed count"
+            )
+    if mu is not None:
+        t0 = time.perf_counter()
+        if engine == "fast":
+            cls_a, band_a = hypotest(compile_workspace(spec), mu, test_stat=test_stat)
+            obs_v, band = float(cls_a[0]), [float(v) for v in band_a[0]]
+        else:
+            obs_v, band = pyhf_hypotest(spec, mu, test_stat=test_stat)
+        what = "p0" if test_stat == "q0" else "CLs"
+        if as_json:
+            rec = {what: obs_v, "expected": band, "engine": engine, "test_stat": test_stat}
+            rec["seconds"] = time.perf_counter() - t0
+            typer.echo(json.dumps(rec))
+            return
+        exp_s = ", ".join(f"{v:.6g}" for v in band)
+        out.print(
+            f"{workspace.stem}: {what} at mu = {mu:g} ({test_stat}, engine {engine}): "
+            f"observed {obs_v:.6g}; expected [-2s, -1s, median, +1s, +2s] = [{exp_s}]",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    if test_stat == "q0":
+        raise ConfigError("upper limits need --test-stat qtilde or q")
     n_pars = sum(len(s["modifiers"]) for c in spec["channels"] for s in c["samples"])
     # pyhf fits with numerical gradients: minutes for a search window's ~100 modifiers, which
     # looked like a hang without a sign of life
@@ -665,7 +750,9 @@ def limit_cmd(
         )
         status.add_task("pyhf", total=None)
     with status:
-        res = upper_limit(spec, engine=engine, ntoys=toys, seed=seed, level=level)
+        res = upper_limit(
+            spec, engine=engine, ntoys=toys, seed=seed, level=level, test_stat=test_stat
+        )
     if not res.ok:
         raise ZprimeError(f"{workspace}: {res.message}")
     if as_json:
@@ -679,8 +766,9 @@ def limit_cmd(
         return
     cl = 100.0 * (1.0 - level)
     exp = ", ".join(f"{v:.6g}" for v in res.expected)
+    ts = "q~_mu" if test_stat == "qtilde" else "q_mu"
     out.print(
-        f"{res.name}: {cl:g}% CL upper limit on {res.method} CLs (q~_mu, engine {res.engine}): "
+        f"{res.name}: {cl:g}% CL upper limit on {res.method} CLs ({ts}, engine {res.engine}): "
         f"observed {res.observed:.6g}; expected [-2s, -1s, median, +1s, +2s] = [{exp}] "
         f"({res.seconds:.3g} s)",
         highlight=False,

@@ -207,7 +207,7 @@ def test_limits_result_fields_and_toys() -> None:
 def test_scan_keeps_order_and_failures() -> None:
     bad = copy.deepcopy(window(5))
     bad["channels"][0]["samples"][0]["modifiers"].append(
-        {"name": "sh", "type": "shapesys", "data": [1.0] * 12}
+        {"name": "cm", "type": "custom_mod", "data": None}
     )
     tight = single_bin(20, 1.0, 1.0, mu_max=5.0)  # the posterior reaches the POI bound
     specs = [single_bin(0, 0.0, 1.0), bad, tight, single_bin(0, 0.0, 2.0)]
@@ -216,7 +216,7 @@ def test_scan_keeps_order_and_failures() -> None:
     assert out[0].observed == pytest.approx(2.302585, rel=1e-5)
     assert out[3].observed == pytest.approx(1.151293, rel=1e-5)
     assert out[1].status == "failed"
-    assert "shapesys" in out[1].message
+    assert "custom_mod" in out[1].message
     assert out[2].status == "failed"
     assert "POI upper bound" in out[2].message
     assert "\n" not in out[1].message + out[2].message
@@ -241,3 +241,20 @@ def test_bad_input_is_one_line() -> None:
     stacked = stack_models([m, m])
     with pytest.raises(InputError, match="stacked"):
         bayesian_upper_limit(stacked)
+
+
+@pytest.mark.parametrize(
+    "modifier",
+    [
+        {"name": "uncorr", "type": "shapesys", "data": [0.3]},
+        {"name": "free_bin", "type": "shapefactor", "data": None},
+    ],
+)
+def test_non_gaussian_per_bin_parameters_are_refused(modifier: dict) -> None:
+    """The posterior sampling assumes Gaussian per-bin constraints: a Poisson-constrained
+    shapesys or a free per-bin shapefactor is refused in one line, not integrated wrongly."""
+    spec = single_bin(3, 1.0, 1.0, bkg_mods=[modifier])
+    upper_limit(spec)  # the CLs limits take them
+    with pytest.raises(InputError, match="Gaussian-constrained") as exc:
+        bayesian_upper_limit(spec)
+    assert "\n" not in str(exc.value)

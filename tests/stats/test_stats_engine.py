@@ -323,35 +323,30 @@ def test_poi_sigma_matches_curvature() -> None:
     assert q == pytest.approx(1.0, abs=0.1)
 
 
+def _two_channels_shared_shapesys(s: dict) -> None:
+    s["channels"][0]["samples"][0]["modifiers"].append(
+        {"name": "ss", "type": "shapesys", "data": [1.0] * 5}
+    )
+    s["channels"].append(copy.deepcopy(s["channels"][0]) | {"name": "b"})
+    s["observations"].append(copy.deepcopy(s["observations"][0]) | {"name": "b"})
+
+
 @pytest.mark.parametrize(
     ("mutate", "word"),
     [
         (
             lambda s: s["channels"][0]["samples"][0]["modifiers"].append(
-                {"name": "ss", "type": "shapesys", "data": [1.0] * 5}
+                {"name": "cm", "type": "custom_mod", "data": None}
             ),
-            "shapesys",
-        ),
-        (
-            lambda s: s["channels"][0]["samples"][0]["modifiers"].append(
-                {"name": "sf", "type": "shapefactor", "data": None}
-            ),
-            "shapefactor",
-        ),
-        (
-            lambda s: s["channels"].append(copy.deepcopy(s["channels"][0]) | {"name": "b"}),
-            "channels",
+            "custom_mod",
         ),
         (
             lambda s: s["channels"][0]["samples"][1]["modifiers"].append(
-                {
-                    "name": "eff",
-                    "type": "histosys",
-                    "data": {"hi_data": [1.0] * 5, "lo_data": [1.0] * 5},
-                }
+                {"name": "eff", "type": "normfactor", "data": None}
             ),
             "eff",
         ),
+        (_two_channels_shared_shapesys, "shapesys"),
     ],
 )
 def test_unsupported_models_refused(mutate, word) -> None:

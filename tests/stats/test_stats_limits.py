@@ -211,14 +211,14 @@ def test_failed_hypotheses_are_kept_with_a_reason() -> None:
     # a scan keeps every hypothesis in place
     bad = copy.deepcopy(spec)
     bad["channels"][0]["samples"][0]["modifiers"].append(
-        {"name": "ss", "type": "shapesys", "data": [1.0] * 6}
+        {"name": "cm", "type": "custom_mod", "data": None}
     )
     bad["channels"][0]["name"] = "broken"
     bad["observations"][0]["name"] = "broken"
     out = scan_limits([window_spec(seed=1), bad, window_spec(seed=3)])
     assert [r.status for r in out] == ["ok", "failed", "ok"]
     assert out[1].name == "broken"
-    assert "shapesys" in out[1].message
+    assert "custom_mod" in out[1].message
 
 
 def test_scan_limits_equal_single_limits() -> None:

@@ -11,6 +11,7 @@ from scipy.stats import norm
 from test_stats_engine import window_spec
 from test_stats_limits import counting_spec
 
+from zprime.errors import InputError
 from zprime.stats import (
     build_workspace,
     compile_workspace,
@@ -42,6 +43,15 @@ def test_injected_signal_is_significant() -> None:
     p.g[0, model.poi_index] = 0.0
     none = discovery(model, main=expected_main(model, p))
     assert none.z[0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_goodness_of_fit_refuses_non_gaussian_per_bin_parameters() -> None:
+    spec = counting_spec(5, 3.0, 1.0)
+    spec["channels"][0]["samples"][-1]["modifiers"].append(
+        {"name": "uncorr", "type": "shapesys", "data": [0.3]}
+    )
+    with pytest.raises(InputError, match="Gaussian-constrained"):
+        goodness_of_fit(compile_workspace(spec))
 
 
 def test_goodness_of_fit() -> None:

@@ -153,12 +153,13 @@ def test_cli_limit_errors(tmp_path) -> None:
     assert "no such workspace" in res.stderr
     spec = window_spec()
     spec["channels"][0]["samples"][0]["modifiers"].append(
-        {"name": "ss", "type": "shapesys", "data": [1.0] * 6}
+        {"name": "cm", "type": "custom_mod", "data": None}
     )
-    path = write_workspace(tmp_path / "bad.json", spec)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(spec))
     res = _zprime(str(path))
     assert res.returncode == 2
-    assert "shapesys" in res.stderr
+    assert "custom_mod" in res.stderr
     from zprime.cli import limit_cmd
     from zprime.errors import ConfigError
 

@@ -2,11 +2,11 @@
 
 - :mod:`~zprime.stats.workspace`: a search window's templates -> pyhf JSON workspace (+ sidecar
   metadata), reading and writing;
-- :mod:`~zprime.stats.compiled`: a workspace (one channel; normfactor, lumi, normsys, histosys,
-  staterror) read into flat arrays;
+- :mod:`~zprime.stats.compiled`: a pyhf HistFactory workspace (any channels and samples;
+  normfactor, lumi, normsys, histosys, staterror, shapesys, shapefactor) read into flat arrays;
 - :mod:`~zprime.stats.engine`: exact maximum-likelihood fits, batched over datasets, POI values
   and stacked workspaces (the same optimum and ``-2 log L`` as pyhf);
-- :mod:`~zprime.stats.limits`: q~_mu CLs upper limits, asymptotic and with toys;
+- :mod:`~zprime.stats.limits`: q~_mu / q_mu CLs upper limits, asymptotic and with toys, q0;
 - :mod:`~zprime.stats.significance`: q0 / p0, goodness of fit, Gross-Vitells global significance;
 - :mod:`~zprime.stats.pyhf_engine`: the same limits from pyhf itself (the reference);
 - :mod:`~zprime.stats.bayesian`: credible upper limits, flat prior, nuisances marginalised.
@@ -23,7 +23,13 @@ from zprime.stats.bayesian import (
     bayesian_upper_limit,
     scan_bayesian,
 )
-from zprime.stats.compiled import CompiledModel, Params, compile_workspace, stack_models
+from zprime.stats.compiled import (
+    CompiledModel,
+    Params,
+    compile_workspace,
+    stack_models,
+    validate_workspace,
+)
 from zprime.stats.engine import FitResult, expected_main, fit, poi_uncertainty, twice_nll
 from zprime.stats.limits import (
     LEVEL,
@@ -34,6 +40,7 @@ from zprime.stats.limits import (
     cls_asymptotic,
     expected_limits_toys,
     hypotest,
+    profile_statistic,
     qtilde,
     sample_toys,
     scan_limits,
@@ -87,6 +94,7 @@ __all__ = [
     "hypotest",
     "metadata_path",
     "poi_uncertainty",
+    "profile_statistic",
     "qtilde",
     "read_workspace",
     "sample_toys",
@@ -98,5 +106,6 @@ __all__ = [
     "twice_nll",
     "upcrossings",
     "upper_limit",
+    "validate_workspace",
     "write_workspace",
 ]

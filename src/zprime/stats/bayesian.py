@@ -156,6 +156,12 @@ def _as_model(spec_or_model: Any, name: str | None = None) -> CompiledModel:
         raise InputError(
             f"workspace {model.name}: give one workspace, not {model.n_workspaces} stacked"
         )
+    if not model.gaussian_constrained_bins:
+        # the posterior sampling draws every per-bin parameter from its Gaussian constraint
+        raise InputError(
+            f"workspace {model.name}: Bayesian limits need Gaussian-constrained per-bin "
+            "parameters (no shapesys, no per-bin shapefactor); use the CLs limits"
+        )
     return model
 
 

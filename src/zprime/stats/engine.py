@@ -7,18 +7,24 @@ The objective is pyhf's ``twice_nll`` (``-2 log L``) of the HistFactory model::
 
 (Poisson main term in the continuous form of ``pyhf.tensor.numpy_backend.poisson_logpdf``,
 Gaussian constraints of ``pyhf.constraints.gaussian_constraint_combined``; ``a_c`` is the
-auxiliary datum). It is minimised by a damped Newton method on the exact gradient and Hessian.
-Every local parameter (staterror, single-bin histosys) couples to one bin only, so the Hessian is
-an arrow matrix: a dense global block, one small block per bin, and global-local couplings. Each
-Newton step eliminates the per-bin blocks (batched Cholesky) and solves the Schur complement in
-the few global parameters, so a step costs O(B K^3 + G^3) per fit instead of O((G + B K)^3),
-and is vectorised over the batch of fits (toys, POI values, stacked workspaces).
+auxiliary datum), plus ``sum_p [tau_p t_p - a_p log(tau_p t_p) + lgamma(a_p + 1)]`` for the
+Poisson-constrained (shapesys) parameters of ``pyhf.constraints.poisson_constraint_combined``;
+normfactors and shapefactors are unconstrained. It is minimised by a damped Newton method on the
+exact gradient and Hessian. Every local parameter (per-bin factors, single-bin histosys) couples
+to one bin only, so the Hessian is an arrow matrix: a dense global block, one small block per
+bin, and global-local couplings. Each Newton step eliminates the per-bin blocks (batched
+Cholesky) and solves the Schur complement in the few global parameters, so a step costs O(B K^3
++ G^3) per fit instead of O((G + B K)^3), and is vectorised over the batch of fits (toys, POI
+values, stacked workspaces).
 
 Bounds are handled by an active set (a parameter on its bound with the gradient pointing outward
 is held there for that step) and projection; a backtracking line search with Levenberg-Marquardt
 damping guarantees descent far from the minimum. A fit converges when the Newton decrement
 ``-g . step`` drops below ``tol`` (default 1e-10 in ``-log L``), so ``twice_nll`` is exact to
 ~1e-9, far below pyhf's own optimiser tolerance.
+
+Length: one solver: the batched Newton step, its Schur complement over the per-bin blocks and
+the derivatives it needs share the batch layout and cannot be tested apart.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from scipy.special import gammaln
 
 from zprime.stats import interp
 from zprime.stats._linalg import cho_solve, cholesky, solve_lower
-from zprime.stats.compiled import KIND_FACTOR, CompiledModel, Params
+from zprime.stats.compiled import CON_GAUSS, CON_POISSON, KIND_FACTOR, CompiledModel, Params
 
 __all__ = ["FitResult", "expected_main", "fit", "poi_uncertainty", "twice_nll"]
 
@@ -82,6 +88,10 @@ _BATCH_ARRAYS = (
     "l_lo",
     "l_hi",
     "l_sigma",
+    "g_tau",
+    "l_tau",
+    "l_gauss",
+    "l_pois",
 )
 
 
@@ -91,9 +101,17 @@ class _Batch:
     def __init__(self, model: CompiledModel, widx: NDArray[np.intp] | None) -> None:
         self.model = model
         self.per_elem = model.n_workspaces > 1
+        derived = {
+            "l_gauss": model.l_present & (model.l_ctype == CON_GAUSS),
+            "l_pois": model.l_present & (model.l_ctype == CON_POISSON),
+        }
         for nm in _BATCH_ARRAYS:
-            arr = getattr(model, nm)
+            arr = derived[nm] if nm in derived else getattr(model, nm)
             setattr(self, nm, arr[widx] if self.per_elem else arr)
+        self.g_gauss = model.g_ctype == CON_GAUSS
+        self.g_pois = model.g_ctype == CON_POISSON
+        self.any_g_pois = bool(self.g_pois.any())
+        self.any_l_pois = bool(np.any(derived["l_pois"]))
         self.S = model.n_samples
         self.B = model.nbins
         self.G = model.n_globals
@@ -197,9 +215,43 @@ class _Batch:
         return np.einsum("ns,nsb->nb", fs, gam * h)
 
     def constraint(self, tg: Array, tl: Array, ag: Array, al: Array) -> Array:
-        cg = np.where(self.g_con, ((tg - ag) / self.g_sigma) ** 2, 0.0).sum(axis=1)
-        cl = np.where(self.l_present, ((tl - al) / self.l_sigma) ** 2, 0.0).sum(axis=(1, 2))
-        return 0.5 * (cg + cl)
+        """Constraint part of -log L without constants: Gaussian ``(t - a)^2 / (2 s^2)``,
+        Poisson ``tau t - a log t`` (shapesys, ``a`` the auxiliary count), none."""
+        cg = np.where(self.g_gauss, ((tg - ag) / self.g_sigma) ** 2, 0.0).sum(axis=1)
+        cl = np.where(self.l_gauss, ((tl - al) / self.l_sigma) ** 2, 0.0).sum(axis=(1, 2))
+        out = 0.5 * (cg + cl)
+        if self.any_g_pois:
+            out = out + _pois_term(tg, ag, self.g_tau, self.g_pois).sum(axis=1)
+        if self.any_l_pois:
+            out = out + _pois_term(tl, al, self.l_tau, self.l_pois).sum(axis=(1, 2))
+        return out
+
+    def con_grad_hess(self, t: Array, a: Array, which: str) -> tuple[Array, Array]:
+        """Gradient and Hessian diagonal of the constraint terms of the globals (``"g"``) or
+        locals (``"l"``)."""
+        if which == "g":
+            gauss, pois, sig, tau, anyp = (
+                self.g_gauss,
+                self.g_pois,
+                self.g_sigma,
+                self.g_tau,
+                self.any_g_pois,
+            )
+        else:
+            gauss, pois, sig, tau, anyp = (
+                self.l_gauss,
+                self.l_pois,
+                self.l_sigma,
+                self.l_tau,
+                self.any_l_pois,
+            )
+        grad = np.where(gauss, (t - a) / sig**2, 0.0)
+        hess = np.where(gauss, 1.0 / sig**2, 0.0) + 0.0 * t
+        if anyp:
+            safe = np.where(pois & (t > 0), t, 1.0)
+            grad = grad + np.where(pois, tau - a / safe, 0.0)
+            hess = hess + np.where(pois, a / safe**2, 0.0)
+        return grad, hess
 
     def nll(self, tg: Array, tl: Array, n: Array, ag: Array, al: Array) -> Array:
         """-log L without the parameter-independent constants (inf where lambda <= 0 < n)."""
@@ -238,7 +290,8 @@ class _Batch:
             jg[:, self.gh_index] += np.einsum("nsb,njsb->njb", p, g1)
         d.jg = jg
         gg = np.einsum("nb,ngb->ng", r, jg)
-        gg += np.where(self.g_con, (tg - ag) / self.g_sigma**2, 0.0)
+        cgrad, chess = self.con_grad_hess(tg, ag, "g")
+        gg += cgrad
         d.gg = gg
         hgg = np.matmul(jg * w[:, None, :], np.swapaxes(jg, 1, 2))
         rs = np.einsum("nb,nsb->ns", r, u)  # (N,S)
@@ -262,9 +315,7 @@ class _Batch:
             hgg[:, gi, :] += np.swapaxes(cross, 1, 2)
             if g2 is not None:
                 diag[:, gi] += np.einsum("ns,nsb,njsb->nj", fs, rg, g2)
-        hgg[:, np.arange(G), np.arange(G)] += diag + np.where(
-            self.g_con, 1.0 / self.g_sigma**2, 0.0
-        )
+        hgg[:, np.arange(G), np.arange(G)] += diag + chess
         d.hgg = hgg
 
         # ---- local histosys: diagonal + rank one, and couplings
@@ -290,11 +341,8 @@ class _Batch:
         if kg:
             vm = np.where(self.st_mask[None, :, :, None], gam_wo * h[:, None], 0.0)  # (N,Kg,S,B)
             jm = np.einsum("ns,nmsb->nbm", fs, vm)  # (N,B,Kg)
-            gm_pres = self.l_present[..., kh:]
-            gm_sig = self.l_sigma[..., kh:]
-            d.gm = r[:, :, None] * jm + np.where(
-                gm_pres, (tl[:, :, kh:] - al[:, :, kh:]) / gm_sig**2, 0.0
-            )
+            lgrad, lhess = self.con_grad_hess(tl, al, "l")
+            d.gm = r[:, :, None] * jm + lgrad[..., kh:]
             hmm = jm[:, :, :, None] * (w[:, :, None] * jm)[:, :, None, :]
             if kg > 1:
                 gmat = np.where(
@@ -313,7 +361,7 @@ class _Batch:
                         hmm[:, :, m1, m2] += val
                         hmm[:, :, m2, m1] += val
             midx = np.arange(kg)
-            hmm[:, :, midx, midx] += np.where(gm_pres, 1.0 / gm_sig**2, 0.0)
+            hmm[:, :, midx, midx] += lhess[..., kh:]
             d.hmm = hmm
             # gamma x global: w jm jg + r d2
             cmg = jm[:, :, :, None] * (w[:, :, None, None] * np.swapaxes(jg, 1, 2)[:, :, None, :])
@@ -365,6 +413,16 @@ class _Derivs:
         for k, val in self.__dict__.items():
             new.__dict__[k] = val[idx]
         return new
+
+
+def _pois_term(t: Array, a: Array, tau: Array, mask: Array) -> Array:
+    """``tau t - a log t`` where ``mask`` (Poisson constraint of ``a`` with mean ``t tau``,
+    without the constant ``lgamma(a + 1) - a log tau``), else 0; +inf for ``t <= 0 < a``."""
+    pos = a > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alog = np.where(pos, a * np.log(np.where(t > 0, t, 1.0)), 0.0)
+    val = np.where(mask, tau * t - alog, 0.0)
+    return np.where(mask & pos & (t <= 0), np.inf, val)
 
 
 def _main_nll(lam: Array, n: Array) -> Array:
@@ -432,7 +490,16 @@ def twice_nll(
     nll = bt.nll(tg, tl, main, aux.g, aux.l)
     nll = nll + 0.5 * np.sum(((td - aux.d) / model.d_sigma[w]) ** 2, axis=1)
     nll = nll + np.sum(gammaln(main + 1.0), axis=1) - model.constraint_constant()[w]
+    if bt.any_g_pois:
+        nll = nll + _pois_constant(aux.g, bt.g_tau, bt.g_pois).sum(axis=1)
+    if bt.any_l_pois:
+        nll = nll + _pois_constant(aux.l, bt.l_tau, bt.l_pois).sum(axis=(1, 2))
     return 2.0 * nll
+
+
+def _pois_constant(a: Array, tau: Array, mask: Array) -> Array:
+    """``lgamma(a + 1) - a log tau`` of the Poisson constraints (continuous Poisson)."""
+    return np.where(mask, gammaln(a + 1.0) - a * np.log(tau), 0.0)
 
 
 def poi_uncertainty(
@@ -456,6 +523,7 @@ def fit(
     tol: float = 1e-10,
     maxiter: int = 200,
     poi_sigma: bool = False,
+    code0_restarts: bool = False,
 ) -> FitResult:
     """Maximum-likelihood fits of ``N`` datasets (all parameters free, or the POI fixed).
 
@@ -479,6 +547,12 @@ def fit(
         Maximum Newton iterations; a fit that has not converged by then is flagged.
     poi_sigma
         Also return the POI uncertainty from the profiled inverse Hessian.
+    code0_restarts
+        With histosys code0 (piecewise linear, a kink at 0) -log L can have a minimum on each
+        side of the kink. By default the fit follows the minimum reached from ``init`` (the
+        slope at the kink taken from the up side), as pyhf's and ROOT's fits do; with
+        ``code0_restarts`` it also starts from every histosys alpha at +1 and -1 and keeps the
+        lowest minimum.
     """
     main, aux, w = _as_batch(model, main, aux, widx)
     n = main.shape[0]
@@ -497,19 +571,38 @@ def fit(
     p.g = np.where(free_g, np.clip(p.g, glo, ghi), p.g)
     p.l = np.where(free_l, np.clip(p.l, llo, lhi), p.l)
 
-    converged = np.zeros(n, dtype=bool)
-    n_iter = np.zeros(n, dtype=np.int_)
-    grad_g = np.zeros_like(p.g)
-    state = _State(bt, p.g, p.l, main, aux.g, aux.l, free_g, free_l, glo, ghi, llo, lhi)
-    _newton(state, tol, maxiter, converged, n_iter, grad_g)
-    p.g, p.l = state.tg_full, state.tl_full
-    res = FitResult(
-        params=p,
-        twice_nll=twice_nll(model, p, main, aux, w),
-        converged=converged,
-        n_iter=n_iter,
-        grad_g=grad_g,
-    )
+    def run(tg: Array, tl: Array) -> FitResult:
+        converged = np.zeros(n, dtype=bool)
+        n_iter = np.zeros(n, dtype=np.int_)
+        grad_g = np.zeros_like(tg)
+        state = _State(bt, tg, tl, main, aux.g, aux.l, free_g, free_l, glo, ghi, llo, lhi)
+        _newton(state, tol, maxiter, converged, n_iter, grad_g)
+        q = Params(state.tg_full, state.tl_full, p.d)
+        return FitResult(q, twice_nll(model, q, main, aux, w), converged, n_iter, grad_g)
+
+    res = run(p.g.copy(), p.l.copy())
+    if code0_restarts and model.histosys_code == "code0" and (model.gh_index.size or model.kh):
+        # code0 is piecewise linear: -log L has a kink at alpha = 0 and may have a local
+        # minimum on each side of it; start again with every histosys alpha at +1 and at -1
+        # and keep the lower minimum of each fit
+        gi = model.gh_index
+        for sign in (1.0, -1.0):
+            tg, tl = p.g.copy(), p.l.copy()
+            tg[:, gi] = np.where(free_g[:, gi], np.clip(sign, glo[:, gi], ghi[:, gi]), tg[:, gi])
+            kh = model.kh
+            tl[..., :kh] = np.where(
+                free_l[..., :kh], np.clip(sign, llo[..., :kh], lhi[..., :kh]), tl[..., :kh]
+            )
+            alt = run(tg, tl)
+            better = alt.converged & (~res.converged | (alt.twice_nll < res.twice_nll))
+            if better.any():
+                idx = np.flatnonzero(better)
+                res.params.put(idx, alt.params.take(idx))
+                res.twice_nll[idx] = alt.twice_nll[idx]
+                res.converged[idx] = True
+                res.n_iter[idx] = alt.n_iter[idx]
+                res.grad_g[idx] = alt.grad_g[idx]
+    p = res.params
     if poi_sigma:
         res.poi_sigma = _poi_sigma(bt, p, main, aux, free_g, free_l, model.poi_index)
     return res

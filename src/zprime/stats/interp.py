@@ -115,6 +115,7 @@ def code4p(alpha: Array, d_up: Array, d_dn: Array) -> tuple[Array, Array, Array]
 def code0(alpha: Array, d_up: Array, d_dn: Array) -> tuple[Array, Array, Array]:
     """Additive delta of a histosys with code0 (piecewise linear)."""
     a = np.asarray(alpha, dtype=float)
-    pos = a > 0
+    # at the kink alpha = 0 the slope of the up side is used (as a forward difference would)
+    pos = a >= 0
     d1 = np.where(pos, d_up, d_dn)
     return a * d1, d1 * np.ones_like(a), np.zeros(np.broadcast(a, d_up).shape)

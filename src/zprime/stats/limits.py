@@ -25,6 +25,9 @@ the fitted nuisance values); p-values are the fractions of toys with ``q~_mu`` a
 observed one, and the expected CLs band is the set of percentiles of CLs over the
 background-like toys. The PRL's expected bands are the quantiles of the upper limits of
 background-only pseudo-experiments (:func:`expected_limits_toys`).
+
+Length: one family of calculators: q~_mu, q_mu and q0, their asymptotic and toy CLs and the
+root finding on them share the profile fits and the band conventions.
 """
 
 from __future__ import annotations
@@ -40,7 +43,14 @@ from numpy.typing import NDArray
 from scipy.stats import norm
 
 from zprime.errors import InputError, ZprimeError
-from zprime.stats.compiled import CompiledModel, Params, compile_workspace, stack_models
+from zprime.stats.compiled import (
+    CON_GAUSS,
+    CON_POISSON,
+    CompiledModel,
+    Params,
+    compile_workspace,
+    stack_models,
+)
 from zprime.stats.engine import expected_main, fit, poi_uncertainty, twice_nll
 from zprime.stats.limit_result import LEVEL, NSIGMA, LimitResult
 from zprime.stats.pyhf_engine import pyhf_upper_limit
@@ -54,6 +64,7 @@ __all__ = [
     "cls_asymptotic",
     "expected_limits_toys",
     "hypotest",
+    "profile_statistic",
     "sample_toys",
     "scan_limits",
     "toy_hypotest",
@@ -65,13 +76,29 @@ Array = NDArray[np.float64]
 
 
 # ---------------------------------------------------------------------------- CLs formulas
-def cls_asymptotic(q: Array, q_asimov: Array) -> tuple[Array, Array, Array]:
-    """Asymptotic ``(CLs, CLs+b, CLb)`` from q~_mu and q~_mu,A (pyhf's formulas)."""
+TEST_STATS = ("qtilde", "q", "q0")
+
+
+def _check_test_stat(test_stat: str, allowed: Sequence[str] = TEST_STATS) -> None:
+    if test_stat not in allowed:
+        raise InputError(f"test statistic {test_stat!r} is not one of {', '.join(allowed)}")
+
+
+def cls_asymptotic(
+    q: Array, q_asimov: Array, test_stat: str = "qtilde"
+) -> tuple[Array, Array, Array]:
+    """Asymptotic ``(CLs, CLs+b, CLb)`` from q_mu and q_mu,A (pyhf's formulas).
+
+    For ``"qtilde"`` the statistic is mapped to ``t = sqrt(q) - sqrt(qA)`` below ``qA`` and
+    ``(q - qA) / (2 sqrt(qA))`` above; for ``"q"`` (and ``"q0"``) always ``sqrt(q) - sqrt(qA)``
+    (pyhf's ``AsymptoticCalculator.teststatistic``). For ``q0`` the p-value is ``CLs+b``.
+    """
     q = np.maximum(np.asarray(q, dtype=float), 0.0)
     qa = np.maximum(np.asarray(q_asimov, dtype=float), 0.0)
     sq, sa = np.sqrt(q), np.sqrt(qa)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(sq <= sa, sq - sa, (q - qa) / (2.0 * sa))
+        piecewise = np.where(sq <= sa, sq - sa, (q - qa) / (2.0 * sa))
+        t = piecewise if test_stat == "qtilde" else sq - sa
         clsb = norm.sf(t + sa)
         clb = norm.sf(t)
         return clsb / clb, clsb, clb
@@ -90,8 +117,8 @@ def _expected_targets(level: float) -> Array:
     return norm.isf(level * norm.sf(n)) - n
 
 
-def _g_obs(q: Array, qa: Array, level: float) -> Array:
-    cls, _, _ = cls_asymptotic(q, qa)
+def _g_obs(q: Array, qa: Array, level: float, test_stat: str = "qtilde") -> Array:
+    cls, _, _ = cls_asymptotic(q, qa, test_stat)
     with np.errstate(divide="ignore", invalid="ignore"):
         return norm.isf(np.clip(cls, 1e-300, 1.0)) - norm.isf(level)
 
@@ -122,9 +149,11 @@ class _Calculator:
         widx: NDArray[np.intp] | None,
         init: Params | None = None,
         maxiter: int = 200,
+        test_stat: str = "qtilde",
     ) -> None:
         self.model = model
         self.maxiter = maxiter
+        self.test_stat = test_stat
         self.main = np.atleast_2d(np.asarray(main, dtype=float))
         n = self.main.shape[0]
         self.widx = model._widx(n, widx)
@@ -142,7 +171,7 @@ class _Calculator:
         )
         pa = self.bkg.params
         self.main_a = expected_main(model, pa, self.widx)
-        self.aux_a = pa.copy()
+        self.aux_a = model.asimov_aux(pa, self.widx)
         # The Asimov data are reproduced exactly by pa (main and auxiliary): every gradient
         # vanishes there and mu = 0 sits on its bound, so pa is the free fit to the Asimov data.
         self.pars_a = pa
@@ -237,18 +266,19 @@ def _newton_roots(
             pars_d.put(ob, fd.params)
             conv[oi] &= fd.converged
             qa_o = qa[oi]
-            g[oi] = _g_obs(q, qa_o, level)
+            ts = calc.test_stat
+            g[oi] = _g_obs(q, qa_o, level, ts)
             hq = 1e-6 * (1.0 + q)
             ha = 1e-6 * (1.0 + qa_o)
             # at a too small mu CLs is 1 and g = -inf: the difference is NaN there, and the
             # step below falls back to bisection (``good`` needs a finite Newton step)
             with np.errstate(invalid="ignore"):
-                dgq = (_g_obs(q + hq, qa_o, level) - _g_obs(np.maximum(q - hq, 0), qa_o, level)) / (
-                    q + hq - np.maximum(q - hq, 0)
-                )
-                dga = (_g_obs(q, qa_o + ha, level) - _g_obs(q, np.maximum(qa_o - ha, 0), level)) / (
-                    qa_o + ha - np.maximum(qa_o - ha, 0)
-                )
+                dgq = (
+                    _g_obs(q + hq, qa_o, level, ts) - _g_obs(np.maximum(q - hq, 0), qa_o, level, ts)
+                ) / (q + hq - np.maximum(q - hq, 0))
+                dga = (
+                    _g_obs(q, qa_o + ha, level, ts) - _g_obs(q, np.maximum(qa_o - ha, 0), level, ts)
+                ) / (qa_o + ha - np.maximum(qa_o - ha, 0))
                 dg[oi] = dgq * dq + dga * dqa[oi]
         bad = ~conv
         if bad.any():
@@ -298,6 +328,7 @@ def asymptotic_limits(
     expected: bool = True,
     init: Params | None = None,
     maxiter: int = 200,
+    test_stat: str = "qtilde",
 ) -> AsymptoticLimits:
     """Observed and expected asymptotic CLs upper limits of ``N`` datasets at once.
 
@@ -318,10 +349,16 @@ def asymptotic_limits(
         Starting values of the free fits (default: the measurement's inits).
     maxiter
         Newton iterations allowed per fit; a dataset whose fits do not converge is "failed".
+    test_stat
+        ``"qtilde"`` (q~_mu, default) or ``"q"`` (q_mu, pyhf's ``qmu``); the expected limits do
+        not depend on the choice.
     """
+    _check_test_stat(test_stat, ("qtilde", "q"))
     if main is None:
         main = model.observed if widx is None else model.observed[np.asarray(widx)]
-    calc = _Calculator(model, main, aux, None if widx is None else np.asarray(widx), init, maxiter)
+    calc = _Calculator(
+        model, main, aux, None if widx is None else np.asarray(widx), init, maxiter, test_stat
+    )
     n = calc.main.shape[0]
     nk = 6 if expected else 1
     rows = np.repeat(np.arange(n), nk)
@@ -360,18 +397,96 @@ def hypotest(
     main: Array | None = None,
     aux: Params | None = None,
     widx: Any = None,
+    test_stat: str = "qtilde",
 ) -> tuple[Array, Array]:
     """Asymptotic CLs at ``mu`` and the expected CLs band (N, 5), as ``pyhf.infer.hypotest``
-    with ``return_expected_set=True``. Returns (CLs (N,), expected CLs (N, 5))."""
+    with ``return_expected_set=True`` and the same ``test_stat``.
+
+    Parameters
+    ----------
+    model
+        The compiled model.
+    mu
+        POI value(s) tested (ignored for ``"q0"``, which tests ``mu = 0``).
+    main, aux, widx
+        Datasets (default: the observed data and the measurement's auxdata).
+    test_stat
+        ``"qtilde"``, ``"q"`` or ``"q0"``. For ``"q0"`` the discovery p-value ``p0`` and its
+        expected band (Asimov data at ``mu = 1``) are returned instead of CLs, as pyhf does.
+
+    Returns
+    -------
+    tuple
+        CLs (or p0) (N,) and the expected values at -2..+2 sigma (N, 5).
+    """
+    _check_test_stat(test_stat)
     if main is None:
         main = model.observed
-    calc = _Calculator(model, main, aux, None if widx is None else np.asarray(widx))
+    if test_stat == "q0":
+        return _hypotest_q0(model, main, aux, widx)
+    calc = _Calculator(
+        model, main, aux, None if widx is None else np.asarray(widx), None, 200, test_stat
+    )
     rows = np.arange(calc.main.shape[0])
     mu_a = np.broadcast_to(np.asarray(mu, dtype=float), rows.shape).copy()
     q, _, _ = calc.q_data(rows, mu_a, None)
     qa, _, _ = calc.q_asimov(rows, mu_a, None)
-    cls, _, _ = cls_asymptotic(q, qa)
+    cls, _, _ = cls_asymptotic(q, qa, test_stat)
     return cls, _expected_cls(qa)
+
+
+def _hypotest_q0(
+    model: CompiledModel, main: Array, aux: Params | None, widx: Any
+) -> tuple[Array, Array]:
+    """p0 and its expected band (pyhf's AsymptoticCalculator with ``test_stat="q0"``)."""
+    main = np.atleast_2d(np.asarray(main, dtype=float))
+    n = main.shape[0]
+    w = model._widx(n, None if widx is None else np.asarray(widx))
+    aux = model.nominal_aux(n, w) if aux is None else aux
+    q0 = profile_statistic(model, 0.0, "q0", main, aux, w)
+    # Asimov data at the conditional fit with mu = 1 to the data; mu^ = 1 on them
+    p1 = fit(model, main, aux, fixed_poi=1.0, widx=w).params
+    main_a = expected_main(model, p1, w)
+    aux_a = model.asimov_aux(p1, w)
+    nll_a = twice_nll(model, p1, main_a, aux_a, w)
+    c0 = fit(model, main_a, aux_a, fixed_poi=0.0, widx=w, init=p1)
+    q0a = np.maximum(c0.twice_nll - nll_a, 0.0)
+    sa = np.sqrt(q0a)
+    p0 = norm.sf(np.sqrt(q0))
+    nsig = -np.asarray(NSIGMA)
+    return p0, norm.sf(nsig[None, :] + sa[:, None])
+
+
+def profile_statistic(
+    model: CompiledModel,
+    mu: float | Array,
+    test_stat: str = "qtilde",
+    main: Array | None = None,
+    aux: Params | None = None,
+    widx: Any = None,
+) -> Array:
+    """q~_mu, q_mu or q0 of N datasets, as pyhf's ``qmu_tilde``, ``qmu`` and ``q0``.
+
+    ``q~_mu`` and ``q_mu`` are both ``2 [nll(mu, theta^^) - nll(mu^, theta^)]`` (0 where
+    ``mu^ > mu``) with the POI bounds of the model: they differ only in their asymptotic
+    distribution (a lower POI bound of 0 makes ``q_mu`` the ``q~_mu`` of pyhf). ``q0`` is the
+    same ratio at ``mu = 0``, set to 0 where ``mu^ < 0``.
+    """
+    _check_test_stat(test_stat)
+    if main is None:
+        main = model.observed
+    main = np.atleast_2d(np.asarray(main, dtype=float))
+    n = main.shape[0]
+    w = model._widx(n, None if widx is None else np.asarray(widx))
+    aux = model.nominal_aux(n, w) if aux is None else aux
+    free = fit(model, main, aux, widx=w)
+    mu_a = np.zeros(n) if test_stat == "q0" else np.broadcast_to(np.asarray(mu, float), (n,))
+    cond = fit(model, main, aux, fixed_poi=mu_a, widx=w, init=free.params)
+    t = np.maximum(cond.twice_nll - free.twice_nll, 0.0)
+    muhat = free.params.g[:, model.poi_index]
+    if test_stat == "q0":
+        return np.where(muhat < 0.0, 0.0, t)
+    return np.where(muhat > mu_a, 0.0, t)
 
 
 def qtilde(
@@ -399,8 +514,9 @@ def qtilde(
 def sample_toys(
     model: CompiledModel, params: Params, ntoys: int, rng: np.random.Generator, widx: Any = None
 ) -> tuple[Array, Params]:
-    """Pseudo-experiments at ``params`` (one parameter set): Poisson main data and Gaussian
-    auxiliary data around the parameter values (width sigma), as pyhf's ``make_pdf().sample``.
+    """Pseudo-experiments at ``params`` (one parameter set): Poisson main data, Gaussian
+    auxiliary data around the parameter values (width sigma) and Poisson auxiliary counts with
+    mean ``gamma * tau`` for shapesys, as pyhf's ``make_pdf().sample``.
 
     Returns main (ntoys, B) and aux :class:`Params` (ntoys, ...)."""
     w = np.zeros(1, dtype=np.intp) if widx is None else np.asarray([widx]).ravel()[:1]
@@ -408,11 +524,18 @@ def sample_toys(
     main = rng.poisson(np.maximum(lam, 0.0), size=(ntoys, lam.size)).astype(float)
     wi = int(w[0])
     ag = params.g[0] + model.g_sigma[wi] * rng.standard_normal((ntoys, model.n_globals))
-    ag = np.where(model.g_constrained, ag, params.g[0])
+    ag = np.where(model.g_ctype == CON_GAUSS, ag, params.g[0])
     al = params.l[0] + model.l_sigma[wi] * rng.standard_normal((ntoys, *params.l.shape[1:]))
-    al = np.where(model.l_present[wi], al, params.l[0])
+    al = np.where(model.l_present[wi] & (model.l_ctype[wi] == CON_GAUSS), al, params.l[0])
+    if model.has_poisson:
+        gp = model.g_ctype == CON_POISSON
+        rate_g = np.maximum(params.g[0] * model.g_tau[wi], 0.0)
+        ag = np.where(gp, rng.poisson(np.where(gp, rate_g, 0.0), size=ag.shape), ag)
+        lp = model.l_present[wi] & (model.l_ctype[wi] == CON_POISSON)
+        rate_l = np.maximum(params.l[0] * model.l_tau[wi], 0.0)
+        al = np.where(lp, rng.poisson(np.where(lp, rate_l, 0.0), size=al.shape), al)
     ad = params.d[0] + model.d_sigma[wi] * rng.standard_normal((ntoys, model.n_decoupled))
-    return main, Params(ag, al, ad)
+    return main, Params(ag.astype(float), al.astype(float), ad)
 
 
 def toy_hypotest(
@@ -575,10 +698,14 @@ def expected_limits_toys(
 
 
 # ---------------------------------------------------------------------------- front ends
-def _compile(spec_or_model: Any, name: str | None = None) -> CompiledModel:
+def _compile(
+    spec_or_model: Any,
+    name: str | None = None,
+    modifier_settings: dict[str, dict[str, str]] | None = None,
+) -> CompiledModel:
     if isinstance(spec_or_model, CompiledModel):
         return spec_or_model
-    return compile_workspace(spec_or_model, name=name)
+    return compile_workspace(spec_or_model, name=name, modifier_settings=modifier_settings)
 
 
 def upper_limit(
@@ -589,6 +716,8 @@ def upper_limit(
     ntoys: int = 0,
     seed: int = 0,
     name: str | None = None,
+    test_stat: str = "qtilde",
+    modifier_settings: dict[str, dict[str, str]] | None = None,
 ) -> LimitResult:
     """90% CL (``level=0.10``) upper limits of one workspace; never raises for a failed fit.
 
@@ -602,21 +731,44 @@ def upper_limit(
         0 for asymptotics, else toy-based CLs with this many toys per hypothesis and POI value.
     seed
         Seed of the toys.
+    name
+        Label of the result (default: the first channel's name).
+    test_stat
+        ``"qtilde"`` (default) or ``"q"`` (asymptotic limits only; toys use q~_mu).
+    modifier_settings
+        Interpolation codes as ``pyhf.Workspace.model`` (default: code4 / code4p).
+
+    Raises
+    ------
+    InputError
+        For a workspace outside the model class (one line naming the channel, sample or
+        modifier), an unknown engine or test statistic.
     """
     t0 = time.perf_counter()
     label = name or _label(spec_or_model)
+    _check_test_stat(test_stat, ("qtilde", "q"))
     if engine == "pyhf":
         if isinstance(spec_or_model, CompiledModel):
             raise InputError("the pyhf engine needs the workspace dict, not a compiled model")
-        return pyhf_upper_limit(spec_or_model, level=level, ntoys=ntoys, seed=seed, name=label)
+        return pyhf_upper_limit(
+            spec_or_model,
+            level=level,
+            ntoys=ntoys,
+            seed=seed,
+            name=label,
+            test_stat=test_stat,
+            modifier_settings=modifier_settings,
+        )
     if engine != "fast":
         raise InputError(f"engine {engine!r} is not one of fast, pyhf")
+    if ntoys > 0 and test_stat != "qtilde":
+        raise InputError("toy-based limits use q~_mu only (test_stat='qtilde')")
     try:
-        model = _compile(spec_or_model, label)
+        model = _compile(spec_or_model, label, modifier_settings)
         if ntoys > 0:
             res = toy_limits(model, ntoys, np.random.default_rng(seed), level=level)
         else:
-            a = asymptotic_limits(model, level=level)
+            a = asymptotic_limits(model, level=level, test_stat=test_stat)
             res = LimitResult(
                 name=model.names[0],
                 observed=float(a.observed[0]),
@@ -638,7 +790,7 @@ def _label(spec: Any) -> str:
     if isinstance(spec, CompiledModel):
         return spec.names[0]
     try:
-        return str(spec["channels"][0]["name"])
+        return str(sorted(c["name"] for c in spec["channels"])[0])
     except (KeyError, IndexError, TypeError):
         return "workspace"
 
@@ -671,6 +823,10 @@ def scan_limits(
             m.g_mask.tobytes(),
             m.lh_sig.tobytes(),
             m.st_mask.tobytes(),
+            m.g_ctype.tobytes(),
+            repr(m.vec_layout),
+            m.histosys_code,
+            m.normsys_code,
         )
         groups.setdefault(key, []).append((i, m))
     for members in groups.values():

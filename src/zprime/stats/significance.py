@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import chi2, norm
 
+from zprime.errors import InputError
 from zprime.stats.compiled import CompiledModel, Params
 from zprime.stats.engine import expected_main, fit
 from zprime.stats.limits import sample_toys
@@ -108,6 +109,12 @@ def goodness_of_fit(
     model: CompiledModel, *, w: int = 0, ntoys: int = 0, rng: np.random.Generator | None = None
 ) -> GoodnessOfFit:
     """Saturated-model GoF p-value of workspace ``w`` (chi^2, and toys if ``ntoys > 0``)."""
+    if not model.gaussian_constrained_bins:
+        # the saturated statistic below adds Gaussian constraint terms for every per-bin one
+        raise InputError(
+            f"workspace {model.names[w]}: the goodness of fit needs Gaussian-constrained per-bin "
+            "parameters (no shapesys, no per-bin shapefactor)"
+        )
     wi = np.array([w])
     main = model.observed[wi]
     aux = model.nominal_aux(1, wi)
