@@ -57,6 +57,7 @@ from zprime.config.core import _default_dict as _default_dict
 from zprime.config.core import _preset_dict as _preset_dict
 from zprime.config.dark_higgs import (
     DarkHiggsConfig,
+    DarkHiggsControlConfig,
     DarkHiggsLimitsConfig,
     DarkHiggsSelectionConfig,
     DarkHiggsSignalConfig,
@@ -97,6 +98,7 @@ __all__ = [
     "Config",
     "ControlConfig",
     "DarkHiggsConfig",
+    "DarkHiggsControlConfig",
     "DarkHiggsLimitsConfig",
     "DarkHiggsSelectionConfig",
     "DarkHiggsSignalConfig",

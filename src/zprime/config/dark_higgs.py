@@ -9,6 +9,7 @@ trigger around it.
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated
 
 from pydantic import Field, model_validator
@@ -17,6 +18,7 @@ from zprime.config.base import _Strict
 
 __all__ = [
     "DarkHiggsConfig",
+    "DarkHiggsControlConfig",
     "DarkHiggsLimitsConfig",
     "DarkHiggsSelectionConfig",
     "DarkHiggsSignalConfig",
@@ -109,6 +111,46 @@ class DarkHiggsSystematicsConfig(_Strict):
     br_aprime: float = Field(0.04, ge=0.0, description="talk: theory (BR A'), 4% (signal)")
 
 
+class DarkHiggsControlConfig(_Strict):
+    """The control samples and the corrections of the simulated backgrounds they give
+    (talk: mu mu gamma for the mu mu (gamma) background, e mu for tau tau;
+    ``zprime.analyses.dark_higgsstrahlung.control``; values our choice)."""
+
+    apply: bool = Field(
+        True,
+        description="correct the simulated backgrounds with the control samples' measurements "
+        "(false: the simulation as it is, the measurements still reported)",
+    )
+    mumugamma_m2_max_gev2: float = Field(
+        1.0,
+        gt=0.0,
+        description="the mu mu gamma tag-and-probe region: |M_recoil^2| below this, GeV^2 (a "
+        "photon-like recoil; the PRL's ee photon-veto region uses M^2 < 1 GeV^2)",
+    )
+    theta_bins_deg: list[Annotated[float, Field(ge=0.0, le=180.0)]] = Field(
+        default_factory=lambda: [34.0, 62.0, 89.0, 91.0, 107.0, 123.0],
+        min_length=2,
+        description="recoil polar-angle bins of the photon-detection measurement, deg (the "
+        "selected barrel range in four bins; the 89-91 deg bin holds no selected recoil)",
+    )
+    electron_id_min: float = Field(
+        0.5, ge=0.0, le=1.0, description="electron identification of the e mu sample"
+    )
+    min_events: float = Field(
+        20.0,
+        gt=0.0,
+        description="fewest (effective) events a measurement needs; below, no correction "
+        "(recorded as a fallback)",
+    )
+
+    @model_validator(mode="after")
+    def _increasing(self) -> DarkHiggsControlConfig:
+        b = self.theta_bins_deg
+        if any(b2 <= b1 for b1, b2 in itertools.pairwise(b)):
+            raise ValueError("theta_bins_deg must increase")
+        return self
+
+
 class DarkHiggsLimitsConfig(_Strict):
     """Counting limits and significances."""
 
@@ -126,6 +168,13 @@ class DarkHiggsConfig(_Strict):
     windows: DarkHiggsWindowsConfig = Field(default_factory=DarkHiggsWindowsConfig)
     systematics: DarkHiggsSystematicsConfig = Field(default_factory=DarkHiggsSystematicsConfig)
     limits: DarkHiggsLimitsConfig = Field(default_factory=DarkHiggsLimitsConfig)
+    control: DarkHiggsControlConfig = Field(default_factory=DarkHiggsControlConfig)
+    inject_hdark_gev: float | None = Field(
+        None,
+        gt=0.0,
+        description="M_h' of a signal injected into the pseudo-data (GeV; with "
+        "pseudo_data.inject_mass_gev = M_A' and inject_xsec_fb = sigma x B; CLI --inject-hdark)",
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> DarkHiggsConfig:

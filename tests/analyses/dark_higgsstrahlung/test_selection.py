@@ -13,12 +13,16 @@ import pytest
 from scipy import stats
 
 from zprime.analyses.dark_higgsstrahlung.selection import (
+    CONTROL_COLUMNS,
+    CONTROL_REGIONS,
     OBSERVABLES,
     OUTPUT_COLUMNS,
     STEPS,
     DarkHiggsSelection,
+    control_masks,
     observables,
     photon_near_recoil,
+    photons_near_recoil,
     select,
     select_file,
     step_masks,
@@ -422,3 +426,55 @@ def test_cut_flow_monotonic_and_file_output(signal_reco: Path, tmp_path: Path) -
     assert csv[0].startswith("sample,step,events,yield")
     assert len(csv) == 1 + len(flow.steps)
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_control_samples_are_disjoint_and_defined_by_their_steps(tmp_path: Path) -> None:
+    base = _signal_like_event()
+    ev0 = _events([base])
+    o = observables(ev0)
+    rec_theta = float(o["theta_recoil"][0])
+    phi = math.pi + math.atan2(0.5, 2.0)
+    near = (
+        1.0,
+        math.sin(rec_theta + 3 * DEG) * math.cos(phi),
+        math.sin(rec_theta + 3 * DEG) * math.sin(phi),
+        math.cos(rec_theta + 3 * DEG),
+    )
+    emu = _signal_like_event()
+    emu["tracks"][1]["muon_id"] = 0.1
+    emu["tracks"][1]["electron_id"] = 0.9
+    emu_photon = _signal_like_event(photons=[near])
+    emu_photon["tracks"][1]["muon_id"] = 0.1
+    emu_photon["tracks"][1]["electron_id"] = 0.9
+    rows = [
+        base,  # selected
+        _signal_like_event(photons=[near]),  # mu mu gamma: the veto fails
+        _signal_like_event(photons=[near, near]),  # mu mu gamma with two photons
+        _signal_like_event(photons=[near], trigger=False),  # no trigger: nothing
+        emu,  # e mu
+        emu_photon,  # e mu with a photon near the recoil: nothing
+    ]
+    ev = _events(rows)
+    sel = DarkHiggsSelection()
+    masks = step_masks(ev, sel)
+    ctl = control_masks(ev, masks, sel)
+    selected = np.logical_and.reduce(list(masks.values()))
+    assert list(selected) == [True, False, False, False, False, False]
+    assert list(ctl["mumugamma"]) == [False, True, True, False, False, False]
+    assert list(ctl["emu"]) == [False, False, False, False, True, False]
+    assert list(photons_near_recoil(ev, 0.1, 30 * DEG)) == [0, 1, 2, 1, 0, 1]
+    # without electron identification there is no e mu sample
+    no_e = ak.with_field(
+        ev, ev["tracks"][["charge", "px", "py", "pz", "muon_id", "d0", "z0"]], "tracks"
+    )
+    assert not control_masks(no_e, step_masks(no_e, sel), sel)["emu"].any()
+    # the control file of select_file holds exactly these events, with their codes
+    reco = tmp_path / "reco.parquet"
+    ak.to_parquet(ak.Array(ev.to_list()), reco)
+    select_file(reco, tmp_path / "sel.parquet", sel, control_path=tmp_path / "ctl.parquet")
+    t = pq.read_table(tmp_path / "ctl.parquet").to_pydict()
+    assert list(t) == list(CONTROL_COLUMNS)
+    assert t["event"] == [1, 2, 4]
+    assert t["region"] == [CONTROL_REGIONS["mumugamma"]] * 2 + [CONTROL_REGIONS["emu"]]
+    assert t["n_near_photons"] == [1, 2, 0]
+    assert pq.read_table(tmp_path / "sel.parquet").to_pydict()["event"] == [0]

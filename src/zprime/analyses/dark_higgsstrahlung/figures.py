@@ -15,7 +15,10 @@ from matplotlib.colors import LogNorm
 
 from zprime.report.plots import label, save, style
 
-__all__ = ["limit_figures"]
+__all__ = ["control_figure", "limit_figures", "projection_figure"]
+
+#: M_h' of the fixed-M_h' slices, GeV (a hypothesis within 10% of it at each M_A')
+SLICE_HDARK_GEV = (0.1, 0.5, 1.0, 2.0, 4.0)
 
 
 def limit_figures(
@@ -68,4 +71,113 @@ def limit_figures(
     ax.legend(fontsize="small")
     label(ax, luminosity_fb)
     written["dh_limit_slices"] = save(fig, out_dir / "dh_limit_slices")[0]
+    written["dh_limit_slices_mh"] = _fixed_hdark_slices(cols, out_dir, luminosity_fb)
     return written
+
+
+def _nearest_per_aprime(ma: np.ndarray, mh: np.ndarray, target: float) -> np.ndarray:
+    """Indices of the hypothesis with M_h' closest to ``target`` (within 10%) at each M_A'."""
+    near = np.flatnonzero(np.abs(mh - target) < 0.1 * target)
+    if near.size == 0:
+        return near
+    order = np.lexsort((np.abs(mh[near] - target), ma[near]))
+    idx = near[order]
+    _, first = np.unique(ma[idx], return_index=True)
+    return idx[first]
+
+
+def _fixed_hdark_slices(
+    cols: Mapping[str, np.ndarray], out_dir: Path, luminosity_fb: float
+) -> Path:
+    """Observed and expected (median, +-1 s.d.) sigma x B limits versus M_A' at fixed M_h'."""
+    ma, mh = cols["m_aprime_gev"], cols["m_hdark_gev"]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for target in SLICE_HDARK_GEV:
+        idx = _nearest_per_aprime(ma, mh, target)
+        idx = idx[np.isfinite(cols["obs_xsec_br_fb"][idx])]
+        if idx.size < 2:
+            continue
+        (line,) = ax.plot(
+            ma[idx], cols["obs_xsec_br_fb"][idx], label=f"$M_{{h'}} = {target:g}$ GeV"
+        )
+        ax.plot(ma[idx], cols["exp_xsec_br_fb_median"][idx], ls="--", color=line.get_color())
+        ax.fill_between(
+            ma[idx],
+            cols["exp_xsec_br_fb_m1"][idx],
+            cols["exp_xsec_br_fb_p1"][idx],
+            color=line.get_color(),
+            alpha=0.15,
+            lw=0,
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$M_{A'}$ [GeV]")
+    ax.set_ylabel(r"90% credible limit on $\sigma \times B$ [fb]")
+    ax.legend(
+        fontsize="small",
+        title="solid: observed; dashed, band: expected, $\\pm1$ s.d.",
+        title_fontsize="x-small",
+    )
+    label(ax, luminosity_fb)
+    return save(fig, out_dir / "dh_limit_slices_mh")[0]
+
+
+def projection_figure(
+    proj: Mapping[str, np.ndarray], out_dir: Path, luminosity_fb: float
+) -> Path | None:
+    """Expected median sigma x B limits versus M_A' at M_h' = 0.5 GeV for the run's
+    luminosity and every projection (``dark_higgs_projections.csv`` columns)."""
+    style()
+    lums = np.unique(proj["luminosity_fb"]) if len(proj.get("luminosity_fb", [])) else []
+    if len(lums) == 0:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for lum in lums:
+        sel = proj["luminosity_fb"] == lum
+        ma, mh = proj["m_aprime_gev"][sel], proj["m_hdark_gev"][sel]
+        idx = _nearest_per_aprime(ma, mh, 0.5)
+        val = proj["exp_xsec_br_fb_median"][sel][idx]
+        ok = np.isfinite(val)
+        if ok.sum() >= 2:
+            ax.plot(ma[idx][ok], val[ok], label=f"{lum:g} fb$^{{-1}}$")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$M_{A'}$ [GeV]")
+    ax.set_ylabel(r"expected 90% credible limit on $\sigma \times B$ [fb]")
+    ax.legend(
+        fontsize="small",
+        title=f"$M_{{h'}} = 0.5$ GeV; projected from {luminosity_fb:g} fb$^{{-1}}$",
+        title_fontsize="x-small",
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return save(fig, out_dir / "dh_projections")[0]
+
+
+def control_figure(corr: Mapping, out_dir: Path, luminosity_fb: float) -> Path:
+    """The mu mu gamma tag and probe: fraction of photon-like recoils that pass the photon veto
+    (the photon missed) in data and simulation per recoil-angle bin (``dark_higgs_control.json``
+    content)."""
+    style()
+    ph = corr["photon_detection"]
+    edges = np.asarray(ph["theta_recoil_edges_deg"], dtype=float)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    half = 0.5 * np.diff(edges)
+
+    def arr(key: str) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in ph[key]], dtype=float)
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for kind, fmt, name in (("data", "ko", "data"), ("sim", "s", "simulation")):
+        ax.errorbar(
+            mid, arr(f"eff_{kind}"), xerr=half, yerr=arr(f"err_{kind}"), fmt=fmt, label=name
+        )
+    ax.set_xlabel(r"recoil polar angle $\theta$ [deg]")
+    ax.set_ylabel(r"photon missed: $\mu\mu\gamma$ probe passing the veto")
+    norm = corr["normalisation"]
+    ax.legend(
+        fontsize="small",
+        title=f"data / simulation: $\\mu\\mu\\gamma$ {norm['mumu']['ratio']:.3f}, "
+        f"$e\\mu$ {norm['tautau']['ratio']:.3f}",
+        title_fontsize="x-small",
+    )
+    label(ax, luminosity_fb)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return save(fig, out_dir / "dh_control_photon")[0]

@@ -7,17 +7,34 @@ from pathlib import Path
 
 from zprime.io.rundir import StageOutput
 
-__all__ = ["DhLimitsOutput", "DhReportOutput", "DhSelectOutput", "DhWindowsOutput"]
+__all__ = [
+    "DhControlOutput",
+    "DhLimitsOutput",
+    "DhReportOutput",
+    "DhSelectOutput",
+    "DhWindowsOutput",
+]
 
 
 @dataclass(frozen=True)
 class DhSelectOutput(StageOutput):
     """``select``: the selected events' observables by group (signal by point label,
-    backgrounds and the pseudo-data's samples by name)."""
+    backgrounds and the pseudo-data's samples by name), and the control samples' events of
+    the backgrounds and the data (``controls["backgrounds"]``, ``controls["data"]``, by
+    sample name)."""
 
     signal: dict[str, Path]
     backgrounds: dict[str, Path]
     data: dict[str, Path]
+    controls: dict[str, dict[str, Path]]
+
+
+@dataclass(frozen=True)
+class DhControlOutput(StageOutput):
+    """``control``: the control samples' measurements and corrections
+    (``dark_higgs_control.json``)."""
+
+    corrections: Path
 
 
 @dataclass(frozen=True)
@@ -35,11 +52,14 @@ class DhLimitsOutput(StageOutput):
 
     limits: Path
     significance: Path
+    projections: Path
 
 
 @dataclass(frozen=True)
 class DhReportOutput(StageOutput):
-    """``report``: the summary and the figures."""
+    """``report``: the summary, the figures and the HEPData archive (None when switched
+    off)."""
 
     summary: Path
     figures: dict[str, Path]
+    hepdata: Path | None

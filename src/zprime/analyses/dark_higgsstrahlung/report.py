@@ -1,5 +1,6 @@
-"""The ``report`` stage of the dark Higgsstrahlung search: ``dark_higgs_summary.md`` and the
-figures (``figures/dh_*``).
+"""The ``report`` stage of the dark Higgsstrahlung search: ``dark_higgs_summary.md``, the
+figures (``figures/dh_*``) and the HEPData submission (``hepdata/``, unless
+``report.hepdata: false``).
 
 A quick run (``report.smoke_test``) says it is a smoke test and reports no significance, as the
 invisible-Z' report does.
@@ -10,13 +11,23 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from zprime._util import atomic_path
 from zprime.analyses.base import StageContext
-from zprime.analyses.dark_higgsstrahlung.figures import limit_figures
-from zprime.analyses.dark_higgsstrahlung.outputs import DhLimitsOutput, DhReportOutput
+from zprime.analyses.dark_higgsstrahlung.figures import (
+    control_figure,
+    limit_figures,
+    projection_figure,
+)
+from zprime.analyses.dark_higgsstrahlung.hepdata import write_hepdata
+from zprime.analyses.dark_higgsstrahlung.outputs import (
+    DhControlOutput,
+    DhLimitsOutput,
+    DhReportOutput,
+)
 
 __all__ = ["read_limits", "stage_report", "summary_markdown"]
 
@@ -40,10 +51,52 @@ def read_limits(path: Path) -> dict[str, np.ndarray]:
     return cols
 
 
+def _control_lines(control: dict[str, Any]) -> list[str]:
+    ph = control["photon_detection"]
+    edges = ph["theta_recoil_edges_deg"]
+    state = "applied" if control["applied"] else "measured, not applied (control.apply: false)"
+    lines = [
+        f"Control samples ({state}; docs/dark_higgs_analysis.md):",
+        "",
+        "| recoil theta [deg] | photon missed, data | simulation | extra loss in data |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+
+    def f(v: float | None, d: int = 4) -> str:
+        return "-" if v is None else f"{v:.{d}f}"
+
+    for i in range(len(edges) - 1):
+        extra = (
+            "no events (too few)"
+            if ph["fallback"][i]
+            else f"{ph['extra'][i]:+.4f} +- {ph['extra_err'][i]:.4f}"
+        )
+        lines.append(
+            f"| {edges[i]:.0f}-{edges[i + 1]:.0f} | {f(ph['eff_data'][i])} "
+            f"| {f(ph['eff_sim'][i])} | {extra} |"
+        )
+    lines.append("")
+    for key, norm in control["normalisation"].items():
+        fb = f" (fallback: {norm['reason']})" if norm["fallback"] else ""
+        shape = norm["shape"]
+        lines.append(
+            f"- {norm['sample']} data / simulation = {f(norm['ratio'], 3)} +- "
+            f"{f(norm['ratio_err'], 3)}, applied to {key}{fb}; shape spread over M_mumu "
+            f"{'-' if shape is None else f'{100 * shape:.1f}%'} (talk: 9.3%)"
+        )
+    return [*lines, ""]
+
+
 def summary_markdown(
-    cols: dict[str, np.ndarray], significance: dict[str, float], luminosity_fb: float, smoke: bool
+    cols: dict[str, np.ndarray],
+    significance: dict[str, float],
+    luminosity_fb: float,
+    smoke: bool,
+    control: dict[str, Any] | None = None,
+    projections: dict[str, np.ndarray] | None = None,
 ) -> str:
-    """The Markdown summary: limits at a few points and, unless a smoke test, the significance."""
+    """The Markdown summary: limits at a few points, the control samples' corrections, the
+    projections and, unless a smoke test, the significance."""
     lines = ["# zprime results: dark Higgsstrahlung" + (", smoke test" if smoke else ""), ""]
     if smoke:
         lines += [
@@ -51,14 +104,6 @@ def summary_markdown(
             "they are not physics results, and no significance is reported.",
             "",
         ]
-    lines += [
-        "**No control-sample corrections yet** (issue 17 in progress; "
-        "docs/dark_higgs_analysis.md): differences between the pseudo-data's detector and the "
-        "simulation's (photons lost near the recoil direction, the mass resolution) show up as "
-        "local excesses, e.g. at small M_h' near M_A' ~ 9 GeV. These limits and significances "
-        "are not physics results.",
-        "",
-    ]
     n = len(cols.get("m_aprime_gev", []))
     lines += [
         f"sqrt(s) = 10.58 GeV, L = {luminosity_fb:g} fb^-1; {n} (M_A', M_h') hypotheses; 90% "
@@ -103,19 +148,52 @@ def summary_markdown(
             f"Observed limits range over {lo:.3g}-{hi:.3g} fb (sigma x B) and "
             f"{e_lo:.3g}-{e_hi:.3g} (epsilon^2 alpha_D).",
         ]
+    if control:
+        lines += ["", *_control_lines(control)]
+    if projections and len(projections.get("luminosity_fb", [])):
+        lines += ["Projections (expected median limits; docs/dark_higgs_analysis.md):", ""]
+        for lum in np.unique(projections["luminosity_fb"]):
+            sel = projections["luminosity_fb"] == lum
+            v = projections["exp_xsec_br_fb_median"][sel]
+            e = projections["exp_eps2_alpha_d_median"][sel]
+            ok = np.isfinite(v)
+            if ok.any():
+                lines.append(
+                    f"- {lum:g} fb^-1: sigma x B {np.min(v[ok]):.3g}-{np.max(v[ok]):.3g} fb, "
+                    f"epsilon^2 alpha_D {np.nanmin(e[ok]):.3g}-{np.nanmax(e[ok]):.3g}"
+                )
     return "\n".join(lines) + "\n"
 
 
 def stage_report(ctx: StageContext) -> DhReportOutput:
     """``dark_higgs_summary.md`` and the limit figures."""
+    cfg = ctx.config
     lim: DhLimitsOutput = ctx.output("limits", DhLimitsOutput)
+    ctl: DhControlOutput = ctx.output("control", DhControlOutput)
     cols = read_limits(lim.limits)
+    proj = read_limits(lim.projections)
     sig = json.loads(lim.significance.read_text())
-    lumi = float(ctx.config.luminosity_fb)
-    text = summary_markdown(cols, sig, lumi, bool(ctx.config.report.smoke_test))
+    control = json.loads(ctl.corrections.read_text())
+    lumi = float(cfg.luminosity_fb)
+    text = summary_markdown(cols, sig, lumi, bool(cfg.report.smoke_test), control, proj)
     target = ctx.run.root / "dark_higgs_summary.md"
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     figures = limit_figures(cols, ctx.run.figures, lumi) if len(cols) else {}
+    figures["dh_control_photon"] = control_figure(control, ctx.run.figures, lumi)
+    pfig = projection_figure(proj, ctx.run.figures, lumi)
+    if pfig is not None:
+        figures["dh_projections"] = pfig
+    hepdata = None
+    if cfg.report.hepdata and len(cols):
+        hepdata = write_hepdata(
+            lim.limits,
+            lim.projections,
+            ctx.run.root / "hepdata",
+            luminosity_fb=lumi,
+            level=cfg.dark_higgs.limits.level,
+            significance_json=None if cfg.report.smoke_test else lim.significance,
+            with_significance=not cfg.report.smoke_test,
+        )
     ctx.console.print(text, markup=False, highlight=False)
-    return DhReportOutput(target, figures)
+    return DhReportOutput(target, figures, hepdata)

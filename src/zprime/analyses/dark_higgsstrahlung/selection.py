@@ -79,6 +79,7 @@ energy threshold: the empty photon list would let every event through the veto.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -99,13 +100,17 @@ from zprime.physics.constants import M_MUON, P_BEAMS_LAB, SQRT_S
 from zprime.physics.kinematics import angle_between, four_momentum, lab_to_cm, mass2, polar_angle
 
 __all__ = [
+    "CONTROL_COLUMNS",
+    "CONTROL_REGIONS",
     "OBSERVABLES",
     "OUTPUT_COLUMNS",
     "STEPS",
     "CutFlow",
     "DarkHiggsSelection",
+    "control_masks",
     "observables",
     "photon_near_recoil",
+    "photons_near_recoil",
     "select",
     "select_file",
     "step_masks",
@@ -152,6 +157,13 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "theta_recoil",
 )
 """Columns of the file :func:`select_file` writes (one row per selected event)."""
+
+CONTROL_REGIONS: dict[str, int] = {"mumugamma": 1, "emu": 2}
+"""The control samples (talk: mu mu gamma for the mu mu (gamma) background, e mu for tau tau)
+and their codes in the control file's ``region`` column (:func:`control_masks`)."""
+
+CONTROL_COLUMNS: tuple[str, ...] = (*OUTPUT_COLUMNS, "region", "n_near_photons")
+"""Columns of the control file :func:`select_file` writes next to the selected events."""
 
 _DEG = math.pi / 180.0
 _TRACK_FIELDS = ("charge", "px", "py", "pz", "muon_id", "d0", "z0")
@@ -351,10 +363,10 @@ def observables(events: ak.Array) -> dict[str, np.ndarray]:
     }
 
 
-def photon_near_recoil(events: ak.Array, e_min_gev: float, cone_rad: float) -> np.ndarray:
-    """True where a photon above ``e_min_gev`` lies within ``cone_rad`` of the recoil (lab).
+def photons_near_recoil(events: ak.Array, e_min_gev: float, cone_rad: float) -> np.ndarray:
+    """Number of photons above ``e_min_gev`` within ``cone_rad`` of the recoil (lab), per event.
 
-    The recoil is that of the first two tracks; events with fewer tracks get False. The same
+    The recoil is that of the first two tracks; events with fewer tracks get 0. The same
     logic as the invisible-Z' helper (``invisible_zprime.selection._photon_near_recoil``), with
     the angle from atan2 (:func:`zprime.physics.kinematics.angle_between`).
     """
@@ -372,7 +384,13 @@ def photon_near_recoil(events: ak.Array, e_min_gev: float, cone_rad: float) -> n
     p = np.stack([flat["px"], flat["py"], flat["pz"]], axis=-1)
     with np.errstate(invalid="ignore"):
         near = (flat["e"] > e_min_gev) & (angle_between(p, rec[event_of]) < cone_rad)
-    return np.bincount(event_of, weights=near.astype(float), minlength=counts.size) > 0
+    return np.bincount(event_of, weights=near.astype(float), minlength=counts.size).astype(np.int64)
+
+
+def photon_near_recoil(events: ak.Array, e_min_gev: float, cone_rad: float) -> np.ndarray:
+    """True where a photon above ``e_min_gev`` lies within ``cone_rad`` of the recoil (lab)
+    (:func:`photons_near_recoil` > 0)."""
+    return photons_near_recoil(events, e_min_gev, cone_rad) > 0
 
 
 # --------------------------------------------------------------------------- steps
@@ -473,16 +491,78 @@ def step_masks(
     return out
 
 
+def control_masks(
+    events: ak.Array,
+    masks: Mapping[str, np.ndarray],
+    sel: DarkHiggsSelection | None = None,
+    electron_id_min: float = 0.5,
+) -> dict[str, np.ndarray]:
+    """The events of the two control samples (talk: mu mu gamma and e mu), disjoint from the
+    selected events and from each other.
+
+    - ``mumugamma``: every enabled step passed but the photon veto, which failed: a photon
+      above the veto's energy within its cone around the recoil. With the selected events
+      (the veto passed) and M_recoil^2 near 0 it is the tag-and-probe sample of the photon
+      detection efficiency along the recoil (``control.py``);
+    - ``emu``: every enabled step passed, with ``muon_id`` replaced by one track identified as
+      a muon and the other as an electron (``electron_id`` above ``electron_id_min``; the
+      invisible-Z' analysis's e mu logic, PRL 130, 231801) and not both as muons.
+
+    Parameters
+    ----------
+    events
+        The reconstructed events; ``emu`` needs ``tracks.electron_id`` (an all-False mask
+        without it: a user's ntuple may have no electron identification).
+    masks
+        The events' :func:`step_masks`.
+    sel
+        The cut values.
+    electron_id_min
+        Electron-identification threshold of the e mu sample (PRL 130, 231801 gives none; 0.5,
+        as ``selection.electron_id_min`` of the invisible-Z' analysis).
+
+    Returns
+    -------
+    dict
+        ``mumugamma`` and ``emu`` -> (n,) bool masks.
+    """
+    s = sel if sel is not None else DarkHiggsSelection()
+    n = len(events)
+    others = [m for name, m in masks.items() if name not in ("photon_veto", "muon_id")]
+    base = np.logical_and.reduce(others) if others else np.ones(n, dtype=bool)
+    veto = masks.get("photon_veto", np.ones(n, dtype=bool))
+    mu_id = masks.get("muon_id", np.ones(n, dtype=bool))
+    out = {"mumugamma": base & mu_id & ~veto if "photon_veto" in masks else np.zeros(n, bool)}
+    fields = ak.fields(events["tracks"]) if "tracks" in ak.fields(events) else []
+    if "electron_id" in fields:
+        mu = _two(events, "muon_id")
+        el = _two(events, "electron_id")
+        is_mu = (mu[0] > s.muon_id_min, mu[1] > s.muon_id_min)
+        is_e = (el[0] > electron_id_min, el[1] > electron_id_min)
+        emu = ((is_e[0] & is_mu[1]) | (is_mu[0] & is_e[1])) & ~(is_mu[0] & is_mu[1])
+        out["emu"] = base & veto & emu
+    else:
+        out["emu"] = np.zeros(n, dtype=bool)
+    return out
+
+
 def _apply(
     events: ak.Array, sel: DarkHiggsSelection, luminosity_fb: float, sample: str
 ) -> tuple[np.ndarray, dict[str, np.ndarray], CutFlow]:
+    mask, obs, flow, _ = _apply_all(events, sel, luminosity_fb, sample)
+    return mask, obs, flow
+
+
+def _apply_all(
+    events: ak.Array, sel: DarkHiggsSelection, luminosity_fb: float, sample: str
+) -> tuple[np.ndarray, dict[str, np.ndarray], CutFlow, dict[str, np.ndarray]]:
     obs = observables(events)
     masks = step_masks(events, sel, obs)
     weights = np.asarray(ak.to_numpy(events["weight"]), dtype=np.float64)
     mask, flow = CutFlow.from_masks(sample, luminosity_fb, weights, masks)
     obs["weight"] = weights
     obs["event"] = np.asarray(ak.to_numpy(events["event"]), dtype=np.int64)
-    return mask, obs, flow
+    return mask, obs, flow, masks
 
 
 def select(
@@ -523,12 +603,17 @@ def select_file(
     *,
     luminosity_fb: float = 1.0,
     batch_size: int = 200_000,
+    control_path: str | Path | None = None,
+    electron_id_min: float = 0.5,
 ) -> tuple[Path, CutFlow]:
     """Select a reconstructed Parquet file batch by batch; write the selected observables.
 
     Writes ``out_path`` (Parquet, one row per selected event, the columns of
     :data:`OUTPUT_COLUMNS`) and ``out_path`` with the suffix ``.cutflow.csv`` (the cut flow),
-    both atomically (:func:`zprime._util.atomic_path`).
+    both atomically (:func:`zprime._util.atomic_path`); with ``control_path`` also the events
+    of the control samples (:func:`control_masks`, the columns of :data:`CONTROL_COLUMNS`:
+    ``region`` is the sample's code in :data:`CONTROL_REGIONS`, ``n_near_photons`` the number
+    of photons that vetoed the event), in the same pass over the file.
 
     Returns
     -------
@@ -546,13 +631,34 @@ def select_file(
     out = Path(out_path)
     s = sel or DarkHiggsSelection()
     flow = CutFlow(src.stem, luminosity_fb)
-    schema = pa.schema([(c, pa.int64() if c == "event" else pa.float64()) for c in OUTPUT_COLUMNS])
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    ints = ("event", "region", "n_near_photons")
+    schema = pa.schema([(c, pa.int64() if c in ints else pa.float64()) for c in OUTPUT_COLUMNS])
+    c_schema = pa.schema([(c, pa.int64() if c in ints else pa.float64()) for c in CONTROL_COLUMNS])
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(out))
+        writer = stack.enter_context(pq.ParquetWriter(tmp, schema))
+        c_writer = None
+        if control_path is not None:
+            c_tmp = stack.enter_context(atomic_path(Path(control_path)))
+            c_writer = stack.enter_context(pq.ParquetWriter(c_tmp, c_schema))
         for batch in iter_events(src, batch_size=batch_size):
             _require(batch, "event")
-            mask, obs, part = _apply(batch, s, luminosity_fb, src.stem)
+            mask, obs, part, masks = _apply_all(batch, s, luminosity_fb, src.stem)
             flow = flow.add(part)
             writer.write_table(pa.table({c: obs[c][mask] for c in OUTPUT_COLUMNS}, schema=schema))
+            if c_writer is not None:
+                regions = control_masks(batch, masks, s, electron_id_min)
+                code = np.zeros(len(batch), dtype=np.int64)
+                for name, m in regions.items():
+                    code[m] = CONTROL_REGIONS[name]
+                keep = code > 0
+                obs["region"] = code
+                obs["n_near_photons"] = photons_near_recoil(
+                    batch, s.photon_energy_min_gev, s.photon_cone_deg * _DEG
+                )
+                c_writer.write_table(
+                    pa.table({c: obs[c][keep] for c in CONTROL_COLUMNS}, schema=c_schema)
+                )
     with atomic_path(out.with_suffix(".cutflow.csv")) as tmp:
         tmp.write_text(flow.to_csv())
     return out, flow

@@ -27,7 +27,15 @@ from scipy.interpolate import RegularGridInterpolator
 
 from zprime._util import atomic_path, write_json_atomic
 from zprime.analyses.base import SimulateOutput, StageContext
+from zprime.analyses.dark_higgsstrahlung.control import (
+    CONTROL_COLUMNS_READ,
+    Corrections,
+    measure,
+    observed_events,
+    read_corrections,
+)
 from zprime.analyses.dark_higgsstrahlung.outputs import (
+    DhControlOutput,
     DhLimitsOutput,
     DhSelectOutput,
     DhWindowsOutput,
@@ -55,7 +63,6 @@ from zprime.physics.dark_higgs import (
     br_mumu_uncertainty,
     sigma_born_fb,
 )
-from zprime.stats import pseudodata
 from zprime.stats.counting import (
     credible_upper_limits,
     expected_upper_limits,
@@ -64,7 +71,14 @@ from zprime.stats.counting import (
     toy_global_significance,
 )
 
-__all__ = ["point_label", "signal_points", "stage_limits", "stage_select", "stage_windows"]
+__all__ = [
+    "point_label",
+    "signal_points",
+    "stage_control",
+    "stage_limits",
+    "stage_select",
+    "stage_windows",
+]
 
 _OBS = ("m_mumu", "m_recoil")
 #: the fewest selected signal events a window is fitted to (our choice: the trimmed core
@@ -100,6 +114,7 @@ def stage_select(ctx: StageContext) -> DhSelectOutput:
     sel = DarkHiggsSelection.from_config(ctx.config.dark_higgs.selection)
     root = ctx.run.selected("dark_higgs")
     out: dict[str, dict[str, Path]] = {}
+    controls: dict[str, dict[str, Path]] = {"backgrounds": {}, "data": {}}
     for group, files in (
         ("signal", sim.signal),
         ("backgrounds", sim.backgrounds),
@@ -109,8 +124,20 @@ def stage_select(ctx: StageContext) -> DhSelectOutput:
         for name, reco in files.items():
             target = root / group / f"{name}.parquet"
             target.parent.mkdir(parents=True, exist_ok=True)
-            path, flow = select_file(reco, target, sel, luminosity_fb=ctx.config.luminosity_fb)
+            # the control samples (mu mu gamma, e mu) of the backgrounds and the data, in the
+            # same pass over the file
+            ctl = root / group / f"{name}.control.parquet" if group != "signal" else None
+            path, flow = select_file(
+                reco,
+                target,
+                sel,
+                luminosity_fb=ctx.config.luminosity_fb,
+                control_path=ctl,
+                electron_id_min=ctx.config.dark_higgs.control.electron_id_min,
+            )
             out[group][name] = path
+            if ctl is not None:
+                controls[group][name] = ctl
             if group != "signal":
                 ctx.console.print(
                     f"select {group}/{name}: {flow.yields[-1]:.4g} events at "
@@ -118,7 +145,78 @@ def stage_select(ctx: StageContext) -> DhSelectOutput:
                     markup=False,
                     highlight=False,
                 )
-    return DhSelectOutput(out["signal"], out["backgrounds"], out["data"])
+    return DhSelectOutput(out["signal"], out["backgrounds"], out["data"], controls)
+
+
+# ----------------------------------------------------------------------------- control
+def _read(path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    ev = read_events(path, list(columns))
+    return {c: np.asarray(ev[c], dtype=float) for c in columns}
+
+
+_SEL_COLS = (*CONTROL_COLUMNS_READ, "weight")
+_CTL_COLS = (*CONTROL_COLUMNS_READ, "weight", "region", "n_near_photons")
+#: random streams of the pseudo-data draws: the selected events (shared by the limits and the
+#: control stage, so that both see one data set) and the control events
+_STREAM_SELECTED, _STREAM_CONTROL = 2, 3
+
+
+def _injected_total(ctx: StageContext) -> float | None:
+    """The generated cross section of the injected signal's file (None without one)."""
+    sim: SimulateOutput = ctx.output("simulate", SimulateOutput)
+    if "signal" not in sim.data:
+        return None
+    return float(read_metadata(sim.data["signal"]).get("sigma_fb", math.nan))
+
+
+def _data_files(sel: DhSelectOutput) -> dict[str, Path]:
+    """The selected files of the observed data (the simulation itself without data files)."""
+    return sel.data if sel.data else sel.backgrounds
+
+
+def _data_controls(sel: DhSelectOutput) -> dict[str, Path]:
+    return sel.controls["data"] if sel.data else sel.controls["backgrounds"]
+
+
+def stage_control(ctx: StageContext) -> DhControlOutput:
+    """The control samples' measurements (:mod:`.control`): ``dark_higgs_control.json``."""
+    cfg = ctx.config
+    sel: DhSelectOutput = ctx.output("select", DhSelectOutput)
+    sim_sel = {n: _read(p, _SEL_COLS) for n, p in sel.backgrounds.items()}
+    sim_ctl = {n: _read(p, _CTL_COLS) for n, p in sel.controls["backgrounds"].items()}
+    total = _injected_total(ctx)
+    data_sel = observed_events(
+        cfg, _data_files(sel), _SEL_COLS[:-1], stream=_STREAM_SELECTED, signal_total_fb=total
+    )
+    data_ctl = observed_events(
+        cfg,
+        _data_controls(sel),
+        _CTL_COLS[:4] + _CTL_COLS[5:],
+        stream=_STREAM_CONTROL,
+        signal_total_fb=total,
+    )
+    corr = measure(cfg, sim_sel, sim_ctl, data_sel, data_ctl)
+    path = corr.write(ctx.run.root / "dark_higgs_control.json")
+    ph = corr.photon
+    for i in range(len(ph.extra)):
+        lo, hi = np.degrees(ph.edges_rad[i : i + 2])
+        ctx.console.print(
+            f"control: photon missed along the recoil, theta {lo:.0f}-{hi:.0f} deg: data "
+            f"{ph.eff_data[i]:.4f}, simulation {ph.eff_sim[i]:.4f}, extra {ph.extra[i]:+.4f} "
+            f"+- {ph.extra_err[i]:.4f}"
+            + (" (too few events: not corrected)" if ph.fallback[i] else ""),
+            markup=False,
+            highlight=False,
+        )
+    for norm in (corr.mumu, corr.tautau):
+        why = f"; fallback: {norm.reason}" if norm.fallback else ""
+        ctx.console.print(
+            f"control: {norm.sample} data / simulation = {norm.ratio:.4f} +- "
+            f"{norm.ratio_err:.4f} (applied to {norm.applies_to}{why})",
+            markup=False,
+            highlight=False,
+        )
+    return DhControlOutput(path)
 
 
 # ----------------------------------------------------------------------------- windows
@@ -233,11 +331,48 @@ def _read_windows(path: Path) -> tuple[dict[str, np.ndarray], EllipseWindows]:
     return cols, win
 
 
-def _concat(paths: dict[str, Path]) -> dict[str, np.ndarray]:
-    parts = [_columns(p) for p in paths.values()]
+def _corrected_background(
+    sel: DhSelectOutput, corr: Corrections, lumi: float
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The simulated backgrounds' events that enter the windows, corrected (:mod:`.control`).
+
+    Returns the events (``m_mumu``, ``m_recoil`` and the nominal expected counts ``weight``,
+    the selected events followed by the control events recovered by the photon-loss
+    correction), their weights with the photon-loss probability raised by one standard
+    deviation, and each event's weight times its sample's relative normalisation uncertainty.
+    """
+    parts: list[dict[str, np.ndarray]] = []
+    for name, path in sel.backgrounds.items():
+        s_cols = _read(path, _SEL_COLS)
+        ctl_path = sel.controls["backgrounds"].get(name)
+        c_cols = _read(ctl_path, _CTL_COLS) if ctl_path is not None else None
+        w_s, w_c = corr.weights(name, s_cols, c_cols)
+        u_s, u_c = corr.weights(name, s_cols, c_cols, extra_shift=1.0)
+        scale, scale_err = corr.scale_of(name)
+        rel = scale_err / scale if scale > 0 else 0.0
+        groups = [(s_cols, w_s, u_s)]
+        if c_cols is not None:
+            keep = (w_c > 0) | (u_c > 0)
+            groups.append(({c: v[keep] for c, v in c_cols.items()}, w_c[keep], u_c[keep]))
+        for cols, w, u in groups:
+            parts.append(
+                {
+                    "m_mumu": cols["m_mumu"],
+                    "m_recoil": cols["m_recoil"],
+                    "weight": w * lumi,
+                    "extra": u * lumi,
+                    "scale_err": w * lumi * rel,
+                }
+            )
+    keys = ("m_mumu", "m_recoil", "weight", "extra", "scale_err")
     if not parts:
-        return {c: np.zeros(0) for c in (*_OBS, "weight")}
-    return {c: np.concatenate([p[c] for p in parts]) for c in (*_OBS, "weight")}
+        return {c: np.zeros(0) for c in (*_OBS, "weight")}, np.zeros(0), np.zeros(0)
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    return (
+        {c: cat[c] for c in (*_OBS, "weight")},
+        cat["extra"],
+        cat["scale_err"],
+    )
 
 
 def stage_limits(ctx: StageContext) -> DhLimitsOutput:
@@ -248,27 +383,32 @@ def stage_limits(ctx: StageContext) -> DhLimitsOutput:
     sel: DhSelectOutput = ctx.output("select", DhSelectOutput)
     win_out: DhWindowsOutput = ctx.output("windows", DhWindowsOutput)
     cols, windows = _read_windows(win_out.hypotheses)
-    # the expected background: weighted simulation at the luminosity
-    bkg = _concat(sel.backgrounds)
-    counts = count_in_windows(windows, bkg["m_mumu"], bkg["m_recoil"], bkg["weight"] * lumi)
+    corr = read_corrections(ctx.output("control", DhControlOutput).corrections)
+    # the expected background: the simulation at the luminosity, corrected with the control
+    # samples (control.py); its nominal weights and those with extra +1 sigma
+    bkg, w_extra, w_scale_err = _corrected_background(sel, corr, lumi)
+    counts = count_in_windows(windows, bkg["m_mumu"], bkg["m_recoil"], bkg["weight"])
     b = counts.sumw
+    # the corrections' uncertainties: the photon-loss probability (every angle bin together)
+    # and the normalisations (each sample's scale uncertainty times its corrected count)
+    d_extra = count_in_windows(windows, bkg["m_mumu"], bkg["m_recoil"], w_extra).sumw - b
+    d_scale = count_in_windows(windows, bkg["m_mumu"], bkg["m_recoil"], w_scale_err).sumw
+    corr_unc = np.hypot(d_extra, d_scale)
     syst = dh.systematics
     rel_b = math.hypot(syst.background_shape, syst.preselection, syst.c_eta)
     # an empty window still has the uncertainty of one simulated event of the typical weight
-    w_typ = float(np.sum((bkg["weight"] * lumi) ** 2) / max(np.sum(bkg["weight"] * lumi), 1e-300))
+    w_typ = float(np.sum(bkg["weight"] ** 2) / max(np.sum(bkg["weight"]), 1e-300))
     mc = np.sqrt(np.where(counts.count > 0, counts.sumw2, w_typ**2))
-    sigma_b = np.hypot(mc, rel_b * b)
+    sigma_b = np.sqrt(mc**2 + (rel_b * b) ** 2 + corr_unc**2)
     # the observed data: a user's ntuple (every selected event once), or the pseudo-data
-    # samples thinned to unit weight at the luminosity
-    if cfg.observed_data.file is not None:
-        data = _concat({"observed": sel.data["observed"]})
-    else:
-        rng = np.random.default_rng(
-            np.random.SeedSequence([cfg.seed, cfg.pseudo_data.seed_offset, 2])
-        )
-        data_files = sel.data if sel.data else sel.backgrounds
-        samples = {n: read_events(p, [*_OBS, "weight"]) for n, p in data_files.items()}
-        data = pseudodata.draw(samples, lumi, rng, columns=_OBS)
+    # samples thinned to unit weight at the luminosity (the control stage's data set)
+    data = observed_events(
+        cfg,
+        _data_files(sel),
+        _OBS,
+        stream=_STREAM_SELECTED,
+        signal_total_fb=_injected_total(ctx),
+    )
     n_obs = count_in_windows(windows, data["m_mumu"], data["m_recoil"]).count
     # the signal: efficiency x luminosity per fb of sigma x B
     eff = cols["efficiency"]
@@ -301,7 +441,7 @@ def stage_limits(ctx: StageContext) -> DhLimitsOutput:
     z = local_significance(n_obs, b, background_unc=sigma_b).z
     # look-elsewhere: background-only toys of the background's own 2-d histogram
     size = 0.25 * float(np.min(np.minimum(windows.a, windows.b)))
-    cells = histogram_cells(bkg["m_mumu"], bkg["m_recoil"], bkg["weight"] * lumi, size=size)
+    cells = histogram_cells(bkg["m_mumu"], bkg["m_recoil"], bkg["weight"], size=size)
     member = membership_matrix(windows, cells.x, cells.y)
     toys = max_local_z_toys(
         member, cells.sumw, ntoys=dh.limits.lee_toys, seed=cfg.seed, background_unc=sigma_b
@@ -326,6 +466,26 @@ def stage_limits(ctx: StageContext) -> DhLimitsOutput:
         for i in range(len(windows))
     ]
     limits_csv = write_csv(ctx.run.root / "dark_higgs_limits.csv", rows)
+    proj_csv = write_csv(
+        ctx.run.root / "dark_higgs_projections.csv",
+        _projections(
+            cols,
+            ok,
+            lumi,
+            cfg.projections.luminosities_fb,
+            cfg.projections.systematics,
+            cfg.projections.mc_stat,
+            eff=eff,
+            mc=mc,
+            b=np.where(counts.count > 0, b, w_typ),
+            rel_b=rel_b,
+            corr_unc=corr_unc,
+            rel_s=rel_s,
+            rel_br=rel_br,
+            sig1_br=sig1 * br,
+            level=dh.limits.level,
+        ),
+    )
     summary = {
         "hypotheses": len(rows),
         "largest_local_z": float(z[i_max]),
@@ -338,7 +498,82 @@ def stage_limits(ctx: StageContext) -> DhLimitsOutput:
     sig_path = ctx.run.root / "dark_higgs_significance.json"
     write_json_atomic(sig_path, summary)
     ctx.console.print(f"limits: {summary}", markup=False, highlight=False)
-    return DhLimitsOutput(limits_csv, sig_path)
+    return DhLimitsOutput(limits_csv, sig_path, proj_csv)
+
+
+def _projections(
+    cols: dict[str, np.ndarray],
+    ok: np.ndarray,
+    lumi: float,
+    luminosities: list[float],
+    systematics: str,
+    mc_stat: str,
+    *,
+    eff: np.ndarray,
+    mc: np.ndarray,
+    b: np.ndarray,
+    rel_b: float,
+    corr_unc: np.ndarray,
+    rel_s: float,
+    rel_br: np.ndarray,
+    sig1_br: np.ndarray,
+    level: float,
+) -> list[dict[str, Any]]:
+    """Expected limits (median and +-1 sigma) at other luminosities (``projections``).
+
+    The efficiencies and the corrected background of this run scale with the luminosity. The
+    relative systematic uncertainties (the talk's and the corrections') stay as they are
+    (``projections.systematics: kept``), shrink as 1/sqrt(L/L0) (``scaled``: they come from
+    control samples that grow with the data) or are left out (``none``). The simulation's
+    statistical uncertainty keeps its relative size (``projections.mc_stat: keep``) or is left
+    out (``drop``: simulated samples that grow with the data). The signal uncertainties are
+    kept. Our choice: the talk shows no projection for this search.
+
+    A window without a simulated background event is given one event of the simulation's
+    typical weight (``b`` as the caller passes it): the posterior mean of a Poisson mean given
+    zero events and a flat prior. At this run's luminosity that is a tenth of an event or
+    less; taking zero instead would let such windows' projected limits fall as 1/L for ever,
+    which the simulation cannot support.
+    """
+    rows: list[dict[str, Any]] = []
+    rel_corr = np.divide(corr_unc, b, out=np.zeros_like(b), where=b > 0)
+    rel_mc = np.divide(mc, b, out=np.zeros_like(b), where=b > 0)
+    for lum in luminosities:
+        f = float(lum) / lumi
+        b_l = b * f
+        k = {"kept": 1.0, "scaled": 1.0 / math.sqrt(f), "none": 0.0}[systematics]
+        rel = np.hypot(k * rel_b, k * rel_corr)
+        if mc_stat == "keep":
+            rel = np.hypot(rel, rel_mc)
+        sb_l = b_l * rel
+        a_l = eff * float(lum)
+        xs = np.full((len(b), 5), np.nan)
+        ep = np.full((len(b), 5), np.nan)
+        xs[ok] = expected_upper_limits(
+            a_l[ok], b_l[ok], signal_unc=rel_s, background_unc=sb_l[ok], level=level
+        )
+        ep[ok] = expected_upper_limits(
+            a_l[ok] * sig1_br[ok],
+            b_l[ok],
+            signal_unc=np.hypot(rel_s, rel_br[ok]),
+            background_unc=sb_l[ok],
+            level=level,
+        )
+        rows += [
+            {
+                "name": str(cols["name"][i]),
+                "m_aprime_gev": float(cols["m_aprime_gev"][i]),
+                "m_hdark_gev": float(cols["m_hdark_gev"][i]),
+                "luminosity_fb": float(lum),
+                "background": float(b_l[i]),
+                "exp_xsec_br_fb_m1": float(xs[i, 1]),
+                "exp_xsec_br_fb_median": float(xs[i, 2]),
+                "exp_xsec_br_fb_p1": float(xs[i, 3]),
+                "exp_eps2_alpha_d_median": float(ep[i, 2]),
+            }
+            for i in range(len(b))
+        ]
+    return rows
 
 
 _BANDS = ("m2", "m1", "median", "p1", "p2")

@@ -138,6 +138,7 @@ __all__ = [
     "fit_window",
     "histogram_cells",
     "hypothesis_grid",
+    "inside_any",
     "membership_matrix",
     "robust_core",
 ]
@@ -828,6 +829,23 @@ def count_in_windows(
         sumw += np.bincount(wid, weights=ww, minlength=n_win)
         sumw2 += np.bincount(wid, weights=ww * ww, minlength=n_win)
     return WindowCounts(count=count, sumw=sumw, sumw2=sumw2)
+
+
+def inside_any(
+    windows: EllipseWindows | Sequence[EllipseWindow],
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    max_pairs: int = _MAX_PAIRS,
+) -> NDArray[np.bool_]:
+    """Whether each event lies inside at least one window (the search region: the union of
+    the windows), exactly as :func:`count_in_windows` tests it."""
+    win = _check_windows(windows)
+    xa, ya, _ = _points("inside_any", x, y, None)
+    out = np.zeros(xa.size, dtype=bool)
+    for _, idx in _pairs(win, xa, ya, _check_max_pairs(max_pairs)):
+        out[idx] = True
+    return out
 
 
 def membership_matrix(

@@ -7,7 +7,8 @@
 coupling limits (vanilla and fully invisible L_mu - L_tau) and the local significance, one table
 per curve, with the pyhf workspaces attached as ``HistFactory`` additional resources (the HEPData
 convention for likelihoods, https://hepdata-submission.readthedocs.io/en/latest/analyses.html).
-:func:`validate_hepdata` checks the result with ``hepdata_validator.FullSubmissionValidator``.
+:func:`validate_hepdata` (shared: :mod:`zprime.report.hepdata`) checks the result with
+``hepdata_validator.FullSubmissionValidator``.
 
 Layout of ``out_dir`` (written in a temporary sibling directory, validated, then renamed)::
 
@@ -23,19 +24,14 @@ schema and are built in one pass.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import io
 import json
 import math
-import os
 import re
-import shutil
 import tarfile
-import tempfile
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +42,13 @@ import pyarrow.parquet as pq
 from zprime._util import atomic_path
 from zprime.errors import InputError
 from zprime.physics.constants import SQRT_S
+from zprime.report.hepdata import (
+    SUBMISSION_ARCHIVE,
+    SUBMISSION_DIR,
+    hepdata_lib,
+    validate_hepdata,
+    write_submission,
+)
 
 __all__ = [
     "SUBMISSION_ARCHIVE",
@@ -57,10 +60,6 @@ __all__ = [
     "write_hepdata",
 ]
 
-SUBMISSION_DIR = "submission"
-"""Folder of ``out_dir`` holding ``submission.yaml``, the table YAMLs and the resources."""
-SUBMISSION_ARCHIVE = "submission.tar.gz"
-"""Archive of ``out_dir`` to upload to HEPData."""
 
 CL_PERCENT = 90
 """Confidence level of all limits: 90% CL (PRL 130, 231801 (2023))."""
@@ -89,33 +88,8 @@ _REQUIRED_COLUMNS = (
 )
 _WIDTHS = ("narrow", "wide")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_SUMMARY_RE = re.compile(r"is invalid (HEPData YAML|against schema)|is invalid HEPData")
 _MAX_RESOURCE_MB = 100.0  # hepdata_lib refuses copied resources above 100 MB
 _MISSING = {"", "nan", "NaN", "NAN", "None", "null"}
-
-
-@contextlib.contextmanager
-def _quiet_hepdata_warnings() -> Iterator[None]:
-    """Silence the warnings that hepdata_lib / hepdata_validator raise on their own.
-
-    hepdata_validator 0.3.6 uses ``jsonschema.RefResolver`` (DeprecationWarning since jsonschema
-    4.18) on import and on every validation, and leaves each data file open
-    (``yaml.load(open(path))`` in ``FullSubmissionValidator._check_doc``: ResourceWarning);
-    hepdata_lib's import adds an "always" filter for its own deprecations. None is ours to
-    fix, and none may leak into the caller's filters (pytest runs with ``-W error``).
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", ResourceWarning)
-        yield
-
-
-def _hepdata_lib() -> Any:
-    """The hepdata_lib module, imported on first use (it pulls in hist and scipy)."""
-    with _quiet_hepdata_warnings():
-        # lazy: optional heavy dependency, needed only to write a submission (its import warns)
-        import hepdata_lib
-    return hepdata_lib
 
 
 # ------------------------------------------------------------------------------------------------
@@ -432,7 +406,7 @@ def _limit_variables(
     model: str | None,
 ) -> list[Any]:
     """Observed limit, and expected limit with its +-1 and +-2 s.d. bands as asymmetric errors."""
-    hd = _hepdata_lib()
+    hd = hepdata_lib()
     Uncertainty, Variable = hd.Uncertainty, hd.Variable
 
     obs, m2, m1, med, p1, p2 = (values[c] for c in columns)
@@ -458,7 +432,7 @@ def _limit_variables(
 
 
 def _mass_variable(mass: np.ndarray) -> Any:
-    Variable = _hepdata_lib().Variable
+    Variable = hepdata_lib().Variable
 
     variable = Variable("$M_{Z'}$", is_independent=True, is_binned=False, units="GeV")
     variable.values = mass.tolist()
@@ -492,7 +466,7 @@ _SOURCE_TEXT = "Results of the zprime toolkit, not Belle II results."
 
 
 def _xsec_table(results: ResultsTable, width: str, luminosity_fb: float, method: str) -> Any | None:
-    Table = _hepdata_lib().Table
+    Table = hepdata_lib().Table
 
     mass, values = results.select(width)
     if mass.size == 0:
@@ -525,7 +499,7 @@ def _coupling_table(
     luminosity_fb: float,
     method: str,
 ) -> Any | None:
-    hd = _hepdata_lib()
+    hd = hepdata_lib()
     Table, Variable = hd.Table, hd.Variable
 
     mass, values = results.select(width)
@@ -587,7 +561,7 @@ def _coupling_table(
 def _significance_table(
     results: ResultsTable, width: str, luminosity_fb: float, global_text: str
 ) -> Any | None:
-    hd = _hepdata_lib()
+    hd = hepdata_lib()
     Table, Variable = hd.Table, hd.Variable
 
     mass, values = results.select(width)
@@ -667,25 +641,6 @@ def _comment(luminosity_fb: float, config_summary: Mapping[str, Any] | None) -> 
     return text
 
 
-def _replace_directory(staging: Path, out_dir: Path) -> None:
-    """Rename ``staging`` onto ``out_dir``, replacing an earlier submission there."""
-    if out_dir.exists():
-        is_ours = out_dir.is_dir() and (
-            (out_dir / SUBMISSION_DIR / "submission.yaml").is_file()
-            or (out_dir / SUBMISSION_ARCHIVE).is_file()
-        )
-        if not is_ours and not (out_dir.is_dir() and not any(out_dir.iterdir())):
-            raise InputError(
-                f"{out_dir}: exists and is not a HEPData output folder of zprime; not replaced"
-            )
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-        os.replace(out_dir, old / out_dir.name)
-        os.replace(staging, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out_dir)
-
-
 def write_hepdata(
     results_csv: str | Path,
     out_dir: str | Path,
@@ -734,7 +689,7 @@ def write_hepdata(
         Bad results table or workspaces (one line naming the file, row and column), or a
         submission that the HEPData validator rejects (its first message).
     """
-    Submission = _hepdata_lib().Submission
+    Submission = hepdata_lib().Submission
 
     if not (math.isfinite(luminosity_fb) and luminosity_fb > 0.0):
         raise InputError(f"luminosity_fb = {luminosity_fb!r}: not a luminosity > 0")
@@ -761,25 +716,11 @@ def write_hepdata(
         if table is not None:
             submission.add_table(table)
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp.", dir=out_dir.parent)).resolve()
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; out_dir is an ordinary folder
-        build = staging / "resources"
-        build.mkdir()
+    def attach(build: Path) -> None:
         for label, location in (workspaces or {}).items():
             _attach_workspaces(submission, label, Path(location), build, luminosity_fb)
-        # create_files writes submission.tar.gz into the working directory: run it in staging.
-        with contextlib.chdir(staging):
-            submission.create_files(SUBMISSION_DIR, validate=False, remove_old=True)
-        shutil.rmtree(build)
-        # The archive holds the same files as submission/; validating it once halves the time.
-        validate_hepdata(staging / SUBMISSION_ARCHIVE)
-        _replace_directory(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_submission(submission, Path(out_dir), prepare=attach)
     return out_dir / SUBMISSION_ARCHIVE
 
 
@@ -812,62 +753,3 @@ def _attach_workspaces(
         copy_file=True,
         file_type="HistFactory",
     )
-
-
-def _first_message(validator: Any) -> str:
-    """First error of a hepdata_validator validator, as one line.
-
-    The validator reports a file as "... is invalid HEPData YAML." before the reason: the
-    first message that is not such a summary is returned, the summary only when it is alone.
-    """
-    messages = [
-        (file_name, " ".join(str(item.message).split()))
-        for file_name, items in validator.get_messages().items()
-        for item in items
-        if getattr(item, "level", "error") == "error"
-    ]
-    if not messages:
-        return "rejected without a message"
-    specific = [m for m in messages if not _SUMMARY_RE.search(m[1])]
-    file_name, text = (specific or messages)[0]
-    return f"{Path(file_name).name}: {text}"
-
-
-def validate_hepdata(out_dir: str | Path) -> None:
-    """Validate a HEPData submission with ``hepdata_validator.FullSubmissionValidator``.
-
-    Parameters
-    ----------
-    out_dir
-        An output folder of :func:`write_hepdata` (its ``submission/`` folder and
-        ``submission.tar.gz`` are both checked), a folder with a ``submission.yaml``, or an
-        archive (``.tar.gz``, ``.tgz``, ``.zip``).
-
-    Raises
-    ------
-    InputError
-        Nothing to validate, or the validator's first message (one line).
-    """
-    with _quiet_hepdata_warnings():
-        # lazy: optional heavy validator, only for validation; its import warns (filtered here)
-        from hepdata_validator.full_submission_validator import FullSubmissionValidator
-
-    path = Path(out_dir)
-    checks: list[tuple[str, Path]] = []
-    if path.is_file():
-        checks.append(("archive", path))
-    elif path.is_dir():
-        if (path / "submission.yaml").is_file():
-            checks.append(("directory", path))
-        if (path / SUBMISSION_DIR / "submission.yaml").is_file():
-            checks.append(("directory", path / SUBMISSION_DIR))
-        if (path / SUBMISSION_ARCHIVE).is_file():
-            checks.append(("archive", path / SUBMISSION_ARCHIVE))
-    if not checks:
-        raise InputError(f"{path}: no HEPData submission (submission.yaml or {SUBMISSION_ARCHIVE})")
-    for kind, target in checks:
-        validator = FullSubmissionValidator()
-        with _quiet_hepdata_warnings():
-            valid = validator.validate(**{kind: str(target)})
-        if not valid:
-            raise InputError(f"{target}: HEPData validation failed: {_first_message(validator)}")

@@ -8,8 +8,9 @@ statistics that every measurement shares.
    mu mu background it implies and the photon-veto background-shape uncertainty
    (:func:`measure_photon_veto`, :class:`PhotonVetoResult`).
 
-Shared with ``systematics`` (measurements 3 to 5): :func:`weighted_efficiency`, ratios with
-their uncertainties, the one-line warning and record of a fallback, JSON floats. Arrays in,
+Shared with ``systematics`` (measurements 3 to 5): :func:`weighted_efficiency` and ratios with
+their uncertainties (from :mod:`zprime.stats.efficiency`, which the dark Higgsstrahlung control
+samples share), the one-line warning and record of a fallback, JSON floats. Arrays in,
 results out: nothing here reads or writes files.
 """
 
@@ -31,6 +32,8 @@ from zprime.analyses.invisible_zprime.control.samples import (
     _f64,
 )
 from zprime.config import Config, ControlConfig
+from zprime.stats.efficiency import ratio_with_error as _ratio
+from zprime.stats.efficiency import weighted_efficiency
 
 __all__ = [
     "PhotonVetoResult",
@@ -44,40 +47,6 @@ log = logging.getLogger(__name__)
 
 
 # ============================================================================ statistics helpers
-def weighted_efficiency(
-    passed: tuple[float, float], total: tuple[float, float]
-) -> tuple[float, float]:
-    """Efficiency and its uncertainty from weighted sums.
-
-    ``passed`` and ``total`` are (sum w, sum w2) of the passing events and of all events.
-    ``var = [(1 - 2 eps) sum_pass w2 + eps^2 sum_all w2] / (sum_all w)^2`` (the normal
-    approximation of the weighted binomial, as ROOT's TEfficiency for weighted events); for unit
-    weights it is ``eps (1 - eps) / N``. At eps = 0 or 1 it would vanish: it is floored at the
-    value for half an event, ``e (1 - e) / N_eff`` with ``e = 0.5 / (N_eff + 1)``.
-    """
-    sp, sp2 = passed
-    st, st2 = total
-    if st <= 0:
-        return math.nan, math.nan
-    eps = sp / st
-    var = ((1.0 - 2.0 * eps) * sp2 + eps * eps * st2) / (st * st)
-    n_eff = st * st / st2 if st2 > 0 else 0.0
-    e_min = 0.5 / (n_eff + 1.0)
-    floor = e_min * (1.0 - e_min) / max(n_eff, 1.0)
-    return eps, math.sqrt(max(var, floor))
-
-
-def _ratio(a: float, sa: float, b: float, sb: float) -> tuple[float, float]:
-    """a / b and its uncertainty (independent inputs)."""
-    if b == 0 or not (math.isfinite(a) and math.isfinite(b)):
-        return math.nan, math.nan
-    r = a / b
-    rel = (sa / a) ** 2 if a != 0 else 0.0
-    rel += (sb / b) ** 2
-    err = abs(r) * math.sqrt(rel) if a != 0 else abs(sa / b)
-    return r, err
-
-
 def _fallback(
     records: list[dict[str, Any]],
     measurement: str,

@@ -1,0 +1,191 @@
+"""Writing and validating HEPData submissions: what every analysis's submission shares.
+
+An analysis builds its ``hepdata_lib.Submission`` (its tables and resources);
+:func:`write_submission` writes it into a temporary sibling of the output folder, validates the
+archive with ``hepdata_validator`` and only then renames it into place (an earlier submission
+there is replaced; anything else is refused), so a failed or interrupted write leaves no
+half-written submission. :func:`validate_hepdata` checks a submission on disk.
+
+Layout of ``out_dir``::
+
+    out_dir/submission/          submission.yaml, one YAML per table, the resources
+    out_dir/submission.tar.gz    the same files in one archive: the file to upload
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from zprime.errors import InputError
+
+__all__ = [
+    "SUBMISSION_ARCHIVE",
+    "SUBMISSION_DIR",
+    "hepdata_lib",
+    "quiet_hepdata_warnings",
+    "validate_hepdata",
+    "write_submission",
+]
+
+SUBMISSION_DIR = "submission"
+"""Folder of ``out_dir`` holding ``submission.yaml``, the table YAMLs and the resources."""
+SUBMISSION_ARCHIVE = "submission.tar.gz"
+"""Archive of ``out_dir`` to upload to HEPData."""
+
+_SUMMARY_RE = re.compile(r"is invalid (HEPData YAML|against schema)|is invalid HEPData")
+
+
+@contextlib.contextmanager
+def quiet_hepdata_warnings() -> Iterator[None]:
+    """Silence the warnings that hepdata_lib / hepdata_validator raise on their own.
+
+    hepdata_validator 0.3.6 uses ``jsonschema.RefResolver`` (DeprecationWarning since jsonschema
+    4.18) on import and on every validation, and leaves each data file open
+    (``yaml.load(open(path))`` in ``FullSubmissionValidator._check_doc``: ResourceWarning);
+    hepdata_lib's import adds an "always" filter for its own deprecations. None is ours to
+    fix, and none may leak into the caller's filters (pytest runs with ``-W error``).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
+
+
+def hepdata_lib() -> Any:
+    """The hepdata_lib module, imported on first use (it pulls in hist and scipy)."""
+    with quiet_hepdata_warnings():
+        # lazy: optional heavy dependency, needed only to write a submission (its import warns)
+        import hepdata_lib
+    return hepdata_lib
+
+
+def _replace_directory(staging: Path, out_dir: Path) -> None:
+    """Rename ``staging`` onto ``out_dir``, replacing an earlier submission there."""
+    if out_dir.exists():
+        is_ours = out_dir.is_dir() and (
+            (out_dir / SUBMISSION_DIR / "submission.yaml").is_file()
+            or (out_dir / SUBMISSION_ARCHIVE).is_file()
+        )
+        if not is_ours and not (out_dir.is_dir() and not any(out_dir.iterdir())):
+            raise InputError(
+                f"{out_dir}: exists and is not a HEPData output folder of zprime; not replaced"
+            )
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+        os.replace(out_dir, old / out_dir.name)
+        os.replace(staging, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out_dir)
+
+
+def write_submission(
+    submission: Any, out_dir: Path, *, prepare: Callable[[Path], None] | None = None
+) -> Path:
+    """Write, validate and move a ``hepdata_lib.Submission`` into ``out_dir`` (module docstring).
+
+    Parameters
+    ----------
+    submission
+        The submission with its tables.
+    out_dir
+        Output folder (replaced if it holds an earlier submission of zprime).
+    prepare
+        Called with a scratch folder before the files are written (to build resources there
+        and attach them); the folder is removed afterwards.
+
+    Returns
+    -------
+    Path
+        ``out_dir / "submission.tar.gz"``.
+
+    Raises
+    ------
+    InputError
+        The validator's first message, or an ``out_dir`` that is not ours.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp.", dir=out_dir.parent)).resolve()
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; out_dir is an ordinary folder
+        build = staging / "resources"
+        build.mkdir()
+        if prepare is not None:
+            prepare(build)
+        # create_files writes submission.tar.gz into the working directory: run it in staging.
+        with contextlib.chdir(staging), quiet_hepdata_warnings():
+            submission.create_files(SUBMISSION_DIR, validate=False, remove_old=True)
+        shutil.rmtree(build)
+        # The archive holds the same files as submission/; validating it once halves the time.
+        validate_hepdata(staging / SUBMISSION_ARCHIVE)
+        _replace_directory(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir / SUBMISSION_ARCHIVE
+
+
+def _first_message(validator: Any) -> str:
+    """First error of a hepdata_validator validator, as one line.
+
+    The validator reports a file as "... is invalid HEPData YAML." before the reason: the
+    first message that is not such a summary is returned, the summary only when it is alone.
+    """
+    messages = [
+        (file_name, " ".join(str(item.message).split()))
+        for file_name, items in validator.get_messages().items()
+        for item in items
+        if getattr(item, "level", "error") == "error"
+    ]
+    if not messages:
+        return "rejected without a message"
+    specific = [m for m in messages if not _SUMMARY_RE.search(m[1])]
+    file_name, text = (specific or messages)[0]
+    return f"{Path(file_name).name}: {text}"
+
+
+def validate_hepdata(out_dir: str | Path) -> None:
+    """Validate a HEPData submission with ``hepdata_validator.FullSubmissionValidator``.
+
+    Parameters
+    ----------
+    out_dir
+        An output folder of :func:`write_hepdata` (its ``submission/`` folder and
+        ``submission.tar.gz`` are both checked), a folder with a ``submission.yaml``, or an
+        archive (``.tar.gz``, ``.tgz``, ``.zip``).
+
+    Raises
+    ------
+    InputError
+        Nothing to validate, or the validator's first message (one line).
+    """
+    with quiet_hepdata_warnings():
+        # lazy: optional heavy validator, only for validation; its import warns (filtered here)
+        from hepdata_validator.full_submission_validator import FullSubmissionValidator
+
+    path = Path(out_dir)
+    checks: list[tuple[str, Path]] = []
+    if path.is_file():
+        checks.append(("archive", path))
+    elif path.is_dir():
+        if (path / "submission.yaml").is_file():
+            checks.append(("directory", path))
+        if (path / SUBMISSION_DIR / "submission.yaml").is_file():
+            checks.append(("directory", path / SUBMISSION_DIR))
+        if (path / SUBMISSION_ARCHIVE).is_file():
+            checks.append(("archive", path / SUBMISSION_ARCHIVE))
+    if not checks:
+        raise InputError(f"{path}: no HEPData submission (submission.yaml or {SUBMISSION_ARCHIVE})")
+    for kind, target in checks:
+        validator = FullSubmissionValidator()
+        with quiet_hepdata_warnings():
+            valid = validator.validate(**{kind: str(target)})
+        if not valid:
+            raise InputError(f"{target}: HEPData validation failed: {_first_message(validator)}")
