@@ -287,8 +287,12 @@ def stage_windows(ctx: StageContext) -> DhWindowsOutput:
         m_a_range=tuple(cfg.dark_higgs.windows.aprime_range_gev),
         vetoes=_vetoes(cfg),
     )
-    keep = grid.m_h >= cfg.dark_higgs.windows.hdark_min_gev
-    grid = HypothesisGrid(grid.m_a[keep], grid.m_h[keep], grid.step)
+    # every row starts at M_h' = 0, which the search cannot have (the h' mass is the recoil's):
+    # that hypothesis moves up to hdark_min. Dropping it instead emptied the rows below
+    # M_A' ~ 2 GeV, where the recoil mass resolution is wider than the row's whole M_h' range
+    # and M_h' = 0 is the row's only hypothesis.
+    m_h = np.maximum(grid.m_h, cfg.dark_higgs.windows.hdark_min_gev)
+    grid = HypothesisGrid(grid.m_a, m_h, grid.step)
     at = interp(grid.m_a, grid.m_h)
     w = at.windows
     table = pa.table(
