@@ -1,0 +1,353 @@
+"""The four-track selection of the tau-tau resonance search e+e- -> mu+ mu- X, X -> tau+ tau-.
+
+Belle II, PRL 131, 121802 (2023), arXiv:2306.12294, 62.8 fb^-1; the 2022 talk
+(``shared/papers/talk-2022-dark-sector-belle2.md``): "exactly four tracks: two muons plus two
+tracks identified as e, mu or pi (one-prong tau decays); M(4 tracks) < 9.5 GeV; the three-track
+or the single-muon trigger", and a control sample with the muon pair replaced by a pion pair.
+The talk gives no charge requirement, track-quality or identification thresholds, nor how the
+muon pair is chosen when three or four tracks are muons: those are **our choices**, listed
+below. The neural networks that follow this pre-selection are not here.
+
+Candidate (our choice): among the opposite-charge pairs of tracks that are both identified as
+muons (``muon_id > muon_id_min``), the pair with the largest sum of c.m. momenta. The muons of
+e+e- -> mu mu X share the beam energy with X, while the muons of tau -> mu nu nu carry a
+fraction of a tau's; the prompt pair is the harder one in most signal events with four muons.
+In the control sample the pair is made of tracks identified as pions and not as muons
+(``pion_id > pion_id_min``, ``muon_id <= muon_id_min``), chosen the same way.
+
+Mass hypotheses: muon for the pair; for each of the other two tracks the species of its
+highest identification score among e, mu, pi.
+
+Steps (in order; each can be switched off with ``TautauSelection.disabled``):
+
+================  ===============================================================================
+step              requirement (default; source)
+================  ===============================================================================
+``trigger``       the three-track or the single-muon trigger fired (talk)
+``four_tracks``   exactly four tracks, total charge 0, each abs(d0) < 0.5 cm, abs(z0) < 2 cm (talk:
+                  four tracks; the charge and impact-parameter cuts are ours, as the
+                  invisible-Z' selection's, PRL 130, 231801)
+``muon_pair``     an opposite-charge pair of identified muons (talk; pions in the control sample)
+``other_ids``     the two other tracks each identified as e, mu or pi (talk), ID above 0.5 (ours)
+``m_four``        M(4 tracks) < 9.5 GeV (talk)
+``recoil_range``  M_recoil(mu mu) in [3.0, 10.3] GeV: the fit range 3.6-10 GeV with room for the
+                  resolution and the fit's sidebands (ours)
+================  ===============================================================================
+
+Observables (:data:`OBSERVABLES`; NaN for events without a candidate): ``m_recoil`` (GeV, from
+``m_recoil2`` = s + M_mumu^2 - 2 sqrt(s) E*_mumu, signed; ``m_recoil`` = sqrt(max(0, .))),
+``m_mumu``, ``m_four`` (M of the four tracks), ``m_other`` (M of the other two), the network
+features of :data:`FEATURES` (c.m. frame unless said) and ``other_species`` (10 e, 13 mu, 211
+pi, per track, as a code 100 * a + b with a <= b).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from zprime._util import atomic_path
+from zprime.analyses.cutflow import CutFlow
+from zprime.errors import ConfigError, InputError
+from zprime.io.events import iter_events
+from zprime.physics.constants import M_ELECTRON, M_MUON, M_PION, SQRT_S
+from zprime.physics.kinematics import (
+    angle_between,
+    four_momentum,
+    lab_to_cm,
+    mass2,
+    momentum,
+    transverse_momentum,
+    wrt_direction,
+)
+
+__all__ = [
+    "FEATURES",
+    "OBSERVABLES",
+    "OUTPUT_COLUMNS",
+    "STEPS",
+    "TautauSelection",
+    "candidates",
+    "select",
+    "select_file",
+    "step_masks",
+]
+
+F64 = NDArray[np.float64]
+
+STEPS: tuple[str, ...] = (
+    "trigger",
+    "four_tracks",
+    "muon_pair",
+    "other_ids",
+    "m_four",
+    "recoil_range",
+)
+"""The selection steps, in the order :func:`select` applies them."""
+
+FEATURES: tuple[str, ...] = (
+    "pt_mumu_cm",
+    "p_mu_hi_cm",
+    "p_mu_lo_cm",
+    "cos_recoil_other_cm",
+    "pt_other_wrt_recoil_cm",
+    "e_other_cm",
+    "m_other",
+    "p_recoil_cm",
+    "cos_theta_recoil_cm",
+)
+"""Inputs of the networks (our choice): the mu mu system's p_T; the two muon momenta; the
+angle between the recoil and the other two tracks' momentum sum (the taus of X fly along the
+recoil); that sum's momentum transverse to the recoil; its energy and mass; the recoil
+momentum and polar angle (all in the c.m. frame)."""
+
+OBSERVABLES: tuple[str, ...] = ("m_recoil", "m_recoil2", "m_mumu", "m_four", *FEATURES)
+OUTPUT_COLUMNS: tuple[str, ...] = ("weight", "event", *OBSERVABLES, "other_species")
+"""Columns of the file :func:`select_file` writes (one row per selected event)."""
+
+_DEG = math.pi / 180.0
+_TRACK_FIELDS = ("charge", "px", "py", "pz", "muon_id", "electron_id", "pion_id", "d0", "z0")
+_TRIGGERS = ("trg_three_track", "trg_single_muon")
+_WHERE = "tau-tau selection"
+_PAIRS = tuple(combinations(range(4), 2))
+_SPECIES = np.array([11, 13, 211])
+_MASSES = np.array([M_ELECTRON, M_MUON, M_PION])
+
+
+@dataclass(frozen=True)
+class TautauSelection:
+    """Cut values of the pre-selection (module docstring: sources and our choices)."""
+
+    disabled: frozenset[str] = field(default_factory=frozenset)
+    """Steps switched off (names of :data:`STEPS`)."""
+    control: bool = False
+    """True: the control sample, the muon pair replaced by a pion pair (talk)."""
+    track_d0_max_cm: float = 0.5
+    track_z0_max_cm: float = 2.0
+    muon_id_min: float = 0.5
+    electron_id_min: float = 0.5
+    pion_id_min: float = 0.5
+    m_four_max_gev: float = 9.5
+    """M(4 tracks) below this, GeV (talk)."""
+    m_recoil_range_gev: tuple[float, float] = (3.0, 10.3)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "disabled", frozenset(self.disabled))
+        for name in sorted(self.disabled):
+            if name not in STEPS:
+                raise ConfigError(
+                    f"TautauSelection.disabled: unknown step '{name}' (steps: {', '.join(STEPS)})"
+                )
+        lo, hi = self.m_recoil_range_gev
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ConfigError(f"TautauSelection.m_recoil_range_gev = {(lo, hi)!r} must increase")
+        if not self.m_four_max_gev > 0:
+            raise ConfigError("TautauSelection.m_four_max_gev must be > 0")
+
+
+def _require(events: ak.Array, column: str) -> None:
+    head, _, rest = column.partition(".")
+    fields = ak.fields(events)
+    if head not in fields or (rest and rest not in ak.fields(events[head])):
+        raise InputError(f"{_WHERE}: missing column '{column}'")
+
+
+def _four(events: ak.Array, name: str) -> F64:
+    """(n, 4) array of a track field for the first four tracks (NaN where fewer)."""
+    _require(events, f"tracks.{name}")
+    padded = ak.pad_none(events["tracks"][name], 4, axis=1, clip=True)
+    return np.asarray(ak.to_numpy(ak.fill_none(padded, np.nan)), dtype=np.float64)
+
+
+def candidates(events: ak.Array, sel: TautauSelection | None = None) -> dict[str, np.ndarray]:
+    """The candidate of every event and its observables (vectorised; module docstring).
+
+    Returns
+    -------
+    dict
+        ``n_tracks``, ``charge_sum``, ``ip_ok`` (impact parameters of the first four tracks),
+        ``has_pair`` (a pair of the requested kind exists), ``other_ok`` (the other two tracks
+        identified), the :data:`OBSERVABLES` and ``other_species``; (n,) arrays.
+    """
+    s = sel if sel is not None else TautauSelection()
+    for f in _TRACK_FIELDS:
+        _require(events, f"tracks.{f}")
+    n_tr = np.asarray(ak.to_numpy(ak.num(events["tracks"], axis=1)), dtype=np.int64)
+    n = n_tr.size
+    q = _four(events, "charge")
+    mu = _four(events, "muon_id")
+    el = _four(events, "electron_id")
+    pi = _four(events, "pion_id")
+    d0 = _four(events, "d0")
+    z0 = _four(events, "z0")
+    p3 = np.stack([_four(events, c) for c in ("px", "py", "pz")], axis=-1)  # (n, 4, 3)
+    with np.errstate(invalid="ignore"):
+        is_mu = mu > s.muon_id_min
+        pair_ok_track = (pi > s.pion_id_min) & ~is_mu if s.control else is_mu
+        p_cm = momentum(lab_to_cm(four_momentum(p3, M_MUON))[..., 1:])  # (n, 4)
+        # every pair (i, j): valid if opposite charges and both of the pair's kind
+        score = np.full((n, len(_PAIRS)), -np.inf)
+        for k, (i, j) in enumerate(_PAIRS):
+            ok = (q[:, i] * q[:, j] < 0) & pair_ok_track[:, i] & pair_ok_track[:, j]
+            score[:, k] = np.where(ok, p_cm[:, i] + p_cm[:, j], -np.inf)
+        best = np.argmax(score, axis=1)
+        has_pair = np.isfinite(score[np.arange(n), best])
+        pairs = np.asarray(_PAIRS)
+        ia, ib = pairs[best, 0], pairs[best, 1]
+        # the other two tracks: the complement of the pair
+        rest = np.ones((n, 4), dtype=bool)
+        rest[np.arange(n), ia] = False
+        rest[np.arange(n), ib] = False
+        # the complement's two indices, in increasing order (False sorts first)
+        ic, id_ = np.argsort(~rest, axis=1, kind="stable")[:, :2].T
+        rows = np.arange(n)
+        ids = np.stack([el, mu, pi], axis=-1)  # (n, 4, 3) scores in species order e, mu, pi
+        mins = np.array([s.electron_id_min, s.muon_id_min, s.pion_id_min])
+        ided = np.any(ids > mins, axis=-1)  # (n, 4)
+        other_ok = ided[rows, ic] & ided[rows, id_]
+        species = np.argmax(np.nan_to_num(ids, nan=-1.0), axis=-1)  # (n, 4)
+        m_hyp = np.where(
+            np.arange(4)[None, :] == ia[:, None],
+            M_MUON,
+            np.where(np.arange(4)[None, :] == ib[:, None], M_MUON, _MASSES[species]),
+        )
+        p4 = four_momentum(p3, m_hyp)  # (n, 4, 4) lab
+        p4_cm = lab_to_cm(p4)
+        a_cm, b_cm = p4_cm[rows, ia], p4_cm[rows, ib]
+        c_cm, d_cm = p4_cm[rows, ic], p4_cm[rows, id_]
+        pair = a_cm + b_cm
+        rec = -pair
+        rec[:, 0] = SQRT_S - pair[:, 0]
+        m2_rec = mass2(rec)
+        other = c_cm + d_cm
+        four = pair + other
+        pt_o, _ = wrt_direction(other[:, 1:], rec[:, 1:])
+        p_a, p_b = momentum(a_cm[:, 1:]), momentum(b_cm[:, 1:])
+        sp = np.sort(np.stack([_SPECIES[species[rows, ic]], _SPECIES[species[rows, id_]]]), axis=0)
+        obs = {
+            "m_recoil": np.sqrt(np.maximum(m2_rec, 0.0)),
+            "m_recoil2": m2_rec,
+            "m_mumu": np.sqrt(np.maximum(mass2(pair), 0.0)),
+            "m_four": np.sqrt(np.maximum(mass2(four), 0.0)),
+            "pt_mumu_cm": transverse_momentum(pair),
+            "p_mu_hi_cm": np.maximum(p_a, p_b),
+            "p_mu_lo_cm": np.minimum(p_a, p_b),
+            "cos_recoil_other_cm": np.cos(angle_between(rec[:, 1:], other[:, 1:])),
+            "pt_other_wrt_recoil_cm": pt_o,
+            "e_other_cm": other[:, 0],
+            "m_other": np.sqrt(np.maximum(mass2(other), 0.0)),
+            "p_recoil_cm": momentum(rec[:, 1:]),
+            "cos_theta_recoil_cm": rec[:, 3] / np.maximum(momentum(rec[:, 1:]), 1e-300),
+        }
+    four_ok = n_tr == 4
+    for k, v in obs.items():
+        obs[k] = np.where(four_ok & has_pair, v, np.nan)
+    ip_ok = np.all((np.abs(d0) < s.track_d0_max_cm) & (np.abs(z0) < s.track_z0_max_cm), axis=1)
+    return {
+        "n_tracks": n_tr,
+        "charge_sum": np.nansum(q, axis=1),
+        "ip_ok": ip_ok,
+        "has_pair": has_pair & four_ok,
+        "other_ok": other_ok & four_ok & has_pair,
+        **obs,
+        "other_species": np.where(four_ok & has_pair, 100 * sp[0] + sp[1], 0).astype(np.int64),
+    }
+
+
+def step_masks(
+    events: ak.Array,
+    sel: TautauSelection | None = None,
+    cand: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Boolean mask of every enabled step, each on its own (not cumulative), in :data:`STEPS`
+    order. A missing column is a one-line :class:`InputError` naming it."""
+    s = sel if sel is not None else TautauSelection()
+    c = cand if cand is not None else candidates(events, s)
+    enabled = [name for name in STEPS if name not in s.disabled]
+    out: dict[str, np.ndarray] = {}
+    four = c["n_tracks"] == 4
+    with np.errstate(invalid="ignore"):
+        for name in enabled:
+            if name == "trigger":
+                for t in _TRIGGERS:
+                    _require(events, t)
+                mask = np.zeros(len(events), dtype=bool)
+                for t in _TRIGGERS:
+                    mask |= np.asarray(ak.to_numpy(events[t]), dtype=bool)
+            elif name == "four_tracks":
+                mask = four & (c["charge_sum"] == 0) & c["ip_ok"]
+            elif name == "muon_pair":
+                mask = c["has_pair"]
+            elif name == "other_ids":
+                mask = c["other_ok"]
+            elif name == "m_four":
+                mask = c["m_four"] < s.m_four_max_gev
+            else:  # recoil_range
+                lo, hi = s.m_recoil_range_gev
+                mask = (c["m_recoil"] >= lo) & (c["m_recoil"] <= hi)
+            out[name] = np.asarray(mask, dtype=bool)
+    return out
+
+
+def _apply(
+    events: ak.Array, sel: TautauSelection, luminosity_fb: float, sample: str
+) -> tuple[np.ndarray, dict[str, np.ndarray], CutFlow]:
+    _require(events, "weight")
+    _require(events, "event")
+    cand = candidates(events, sel)
+    masks = step_masks(events, sel, cand)
+    weights = np.asarray(ak.to_numpy(events["weight"]), dtype=np.float64)
+    mask, flow = CutFlow.from_masks(sample, luminosity_fb, weights, masks)
+    out = {k: cand[k] for k in (*OBSERVABLES, "other_species")}
+    out["weight"] = weights
+    out["event"] = np.asarray(ak.to_numpy(events["event"]), dtype=np.int64)
+    return mask, out, flow
+
+
+def select(
+    events: ak.Array,
+    sel: TautauSelection | None = None,
+    *,
+    luminosity_fb: float = 1.0,
+    sample: str = "sample",
+) -> tuple[dict[str, np.ndarray], CutFlow]:
+    """Apply the enabled steps in order: the selected events' columns (:data:`OUTPUT_COLUMNS`)
+    and the weighted cut flow."""
+    mask, obs, flow = _apply(events, sel or TautauSelection(), luminosity_fb, sample)
+    return {k: v[mask] for k, v in obs.items()}, flow
+
+
+def select_file(
+    reco_path: str | Path,
+    out_path: str | Path,
+    sel: TautauSelection | None = None,
+    *,
+    luminosity_fb: float = 1.0,
+    batch_size: int = 200_000,
+) -> tuple[Path, CutFlow]:
+    """Select a reconstructed Parquet file batch by batch; write the selected events'
+    columns (:data:`OUTPUT_COLUMNS`) and the cut flow (``.cutflow.csv``), atomically."""
+    if batch_size <= 0:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}")
+    src, out = Path(reco_path), Path(out_path)
+    s = sel or TautauSelection()
+    flow = CutFlow(src.stem, luminosity_fb)
+    ints = ("event", "other_species")
+    schema = pa.schema([(c, pa.int64() if c in ints else pa.float64()) for c in OUTPUT_COLUMNS])
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for batch in iter_events(src, batch_size=batch_size):
+            mask, obs, part = _apply(batch, s, luminosity_fb, src.stem)
+            flow = flow.add(part)
+            writer.write_table(pa.table({c: obs[c][mask] for c in OUTPUT_COLUMNS}, schema=schema))
+    with atomic_path(out.with_suffix(".cutflow.csv")) as tmp:
+        tmp.write_text(flow.to_csv())
+    return out, flow
