@@ -79,3 +79,12 @@ numbering scheme (PDG Review: Monte Carlo particle numbering scheme). The genera
 A', so it never appears as a final-state particle."""
 INVISIBLE_PDG: frozenset[int] = frozenset({12, 14, 16, PDG_ZPRIME, PDG_DARK_HIGGS})
 """Particles that leave no trace in the detector: neutrinos, the Z' and the (long-lived) h'."""
+
+# --- electroweak scale (appended for physics/leptophilic.py)
+G_FERMI: float = 1.1663788e-5
+"""Fermi constant in GeV^-2 from the muon lifetime (PDG Review of Particle Physics 2024,
+"Physical constants": G_F/(hbar c)^3 = 1.1663788(6) x 10^-5 GeV^-2; MuLan, PRD 87, 052003
+(2013))."""
+V_HIGGS: float = (math.sqrt(2.0) * G_FERMI) ** -0.5
+"""Higgs vacuum expectation value v = (sqrt(2) G_F)^(-1/2) = 246.22 GeV (tree-level relation, the
+normalisation of the leptophilic scalar's coupling xi m_l / v)."""
