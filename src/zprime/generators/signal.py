@@ -1,5 +1,5 @@
-"""The signal e+e- -> gamma* -> mu+ mu- Z': matrix element, phase space, ISR, cross section,
-cached cross-section table and unweighted events.
+"""The signal e+e- -> gamma* -> mu+ mu- X (X = Z', or a scalar or pseudoscalar): matrix
+element, phase space, ISR, cross section, cached cross-section table and unweighted events.
 
 Process and matrix element
 --------------------------
@@ -13,6 +13,18 @@ conserved); average 1/4 over the initial spins. The spin-summed tensor contracti
 :mod:`zprime.generators._signal_me_generated`; the tests compare it with an explicit helicity sum
 built from
 :mod:`zprime.physics.dirac`.
+
+Spin-0 X (``spin="scalar"`` or ``"pseudoscalar"``; issue 19, the tau-tau resonance search,
+PRL 131, 121802 (2023)): the same two diagrams with the Z' vertex replaced by the Yukawa vertex
+of ``L = -y S mubar mu`` (vertex ``-i y``) or ``L = -i y a mubar gamma5 mu`` (vertex
+``y gamma5``); the coupling argument ``g`` is then the Yukawa ``y`` (for a leptophilic scalar
+``y = xi m_mu / v``, for an ALP ``y = C_mumu m_mu / f_a``: converting is the model's business).
+No polarisation sum; the vertex factor is common to both diagrams, so |M|^2 is
+``e^4 y^2 L_ab H^ab / (4 s^2)`` with ``L_ab H^ab`` from FORM (``tools/signal_spin0_me.frm``,
+:mod:`zprime.generators._signal_spin0_me_generated`), checked against an explicit helicity sum,
+the photon-side Ward identity, and the chiral limit (scalar and pseudoscalar |M|^2 coincide
+point by point for m_mu = 0). Everything else (phase space, ISR, events) is shared with the
+vector; a spin-0 X is written with PDG code 54 (:data:`PDG_SPIN0`), a Z' with 32.
 
 Phase space
 -----------
@@ -51,7 +63,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import awkward as ak
 import numpy as np
@@ -65,16 +77,25 @@ from zprime._util import chunk_rng, provenance
 from zprime.config import default_config
 from zprime.errors import ConfigError
 from zprime.generators._signal_me_generated import lh_contracted
+from zprime.generators._signal_spin0_me_generated import lh_pseudoscalar, lh_scalar
 from zprime.generators.isr import isr_kinematics, sample_energy_loss
 from zprime.io.events import EventWriter, make_particles
 from zprime.parallel import default_workers, local_pool, map_tasks
-from zprime.physics.constants import ALPHA_INVERSE_MADGRAPH, GEV2_TO_FB, M_MUON, PDG_ZPRIME, SQRT_S
+from zprime.physics.constants import (
+    ALPHA_INVERSE_MADGRAPH,
+    GEV2_TO_FB,
+    M_MUON,
+    PDG_DARK_HIGGS,
+    PDG_ZPRIME,
+    SQRT_S,
+)
 from zprime.physics.dirac import minkowski_dot
 from zprime.physics.kinematics import boost_z, cm_to_lab
 from zprime.physics.xsec_table import (
     XsecTable,
     load_xsec_table,
     package_table_path,
+    spin_table_path,
     write_xsec_table,
 )
 
@@ -82,8 +103,11 @@ __all__ = [
     "ALPHA_DEFAULT",
     "BW_CUTOFF",
     "DEFAULT_SEED",
+    "PDG_SPIN0",
+    "SPINS",
     "SignalGenerator",
     "SignalSample",
+    "Spin",
     "XsecResult",
     "XsecTable",
     "cross_section",
@@ -93,6 +117,7 @@ __all__ = [
     "me2_invariants",
     "package_table_path",
     "signal_file_name",
+    "spin_table_path",
     "write_signal",
     "write_xsec_table",
     "xsec_grid_masses",
@@ -112,6 +137,20 @@ BW_CUTOFF: float = 15.0
 
 _MU_MIN_BW: float = 1e-3
 """Lowest Z' virtuality (GeV) of a truncated Breit-Wigner."""
+
+Spin = Literal["vector", "scalar", "pseudoscalar"]
+"""Spin and parity of the X radiated off the muon line."""
+
+SPINS: tuple[str, ...] = get_args(Spin)
+"""The allowed values of ``spin``: ``"vector"`` (the L_mu - L_tau Z', default), ``"scalar"``,
+``"pseudoscalar"``."""
+
+PDG_SPIN0: int = PDG_DARK_HIGGS
+"""PDG code written for a spin-0 X (54, the PDG Monte Carlo numbering's spin-0 dark-sector
+mediator; used for the pseudoscalar as well)."""
+
+_LH_SPIN0 = {"scalar": lh_scalar, "pseudoscalar": lh_pseudoscalar}
+_VECTOR_ONLY = frozenset({"sample", "process", "generator", "mass_gev", "width_gev", "g_prime"})
 
 _M2 = M_MUON * M_MUON
 _PDG_MU_MINUS = 13
@@ -161,6 +200,12 @@ def _check_width(width: Any, mass: float) -> float | None:
     return w if w > 0.0 else None
 
 
+def _check_spin(spin: Any) -> Spin:
+    if spin not in SPINS:
+        raise ConfigError(f"spin must be one of {', '.join(SPINS)}, got {spin!r}")
+    return cast(Spin, spin)
+
+
 def _check_common(
     mass: Any, sqrt_s: Any, g: Any, alpha: Any, rel_precision: Any
 ) -> tuple[float, float, float, float, float]:
@@ -187,8 +232,9 @@ def me2_invariants(
     *,
     alpha: float = ALPHA_DEFAULT,
     g: float = 1.0,
+    spin: Spin = "vector",
 ) -> NDArray[np.float64]:
-    """Spin-averaged |M|^2 of e+e- -> mu- mu+ Z' from invariants (dimensionless).
+    """Spin-averaged |M|^2 of e+e- -> mu- mu+ X from invariants (dimensionless).
 
     Parameters
     ----------
@@ -199,12 +245,19 @@ def me2_invariants(
     d1, d2
         ``(k1 + q)^2 - m_mu^2`` and ``(k2 + q)^2 - m_mu^2`` (the muon propagator denominators).
     mz2
-        ``q^2``, the squared Z' mass (or virtuality).
+        ``q^2``, the squared X mass (or virtuality).
     alpha, g
-        Photon coupling ``alpha = e^2/(4 pi)`` and Z' coupling g'.
+        Photon coupling ``alpha = e^2/(4 pi)`` and X coupling (g' of the Z', Yukawa y of a
+        spin-0 X).
+    spin
+        ``"vector"`` (Z', default), ``"scalar"`` or ``"pseudoscalar"`` (module docstring).
     """
     s = np.asarray(s, dtype=np.float64)
-    lh = lh_contracted(s, p1k1, p1k2, p2k1, p2k2, d1, d2, _M2, mz2)  # type: ignore[arg-type]
+    if spin == "vector":
+        lh = lh_contracted(s, p1k1, p1k2, p2k1, p2k2, d1, d2, _M2, mz2)  # type: ignore[arg-type]
+    else:
+        fn = _LH_SPIN0[_check_spin(spin)]
+        lh = fn(s, p1k1, p1k2, p2k1, p2k2, d1, d2, _M2, mz2)  # type: ignore[arg-type]
     e4 = (4.0 * math.pi * alpha) ** 2
     return 0.25 * e4 * g * g * lh / (s * s)
 
@@ -218,13 +271,16 @@ def matrix_element_squared(
     *,
     alpha: float = ALPHA_DEFAULT,
     g: float = 1.0,
+    spin: Spin = "vector",
 ) -> NDArray[np.float64]:
-    """Spin-averaged tree-level |M|^2 of e-(p1) e+(p2) -> mu-(k1) mu+(k2) Z'(q).
+    """Spin-averaged tree-level |M|^2 of e-(p1) e+(p2) -> mu-(k1) mu+(k2) X(q).
 
     Four-momenta are (..., 4) arrays (E, px, py, pz) in GeV in any frame; they must be on
-    shell (massless electrons, muons of mass m_mu) and conserve momentum. The Z' mass is taken
-    from ``q^2``. Evaluated with the FORM-generated expression
-    (:mod:`zprime.generators._signal_me_generated`).
+    shell (massless electrons, muons of mass m_mu) and conserve momentum. The X mass is taken
+    from ``q^2``. Evaluated with the FORM-generated expressions
+    (:mod:`zprime.generators._signal_me_generated` for the vector ``spin="vector"``,
+    :mod:`zprime.generators._signal_spin0_me_generated` for ``"scalar"``/``"pseudoscalar"``;
+    ``g`` is g' or the Yukawa y).
     """
     p1, p2, k1, k2, q = (np.asarray(v, dtype=np.float64) for v in (p1, p2, k1, k2, q))
     mz2 = minkowski_dot(q, q)
@@ -239,6 +295,7 @@ def matrix_element_squared(
         mz2,
         alpha=alpha,
         g=g,
+        spin=spin,
     )
 
 
@@ -341,7 +398,12 @@ def _hard_kinematics(
 
 
 def _me2_hard(
-    h: _Hard, sqrt_s_hat: NDArray[np.float64], mz2: Any, alpha: float, g: float
+    h: _Hard,
+    sqrt_s_hat: NDArray[np.float64],
+    mz2: Any,
+    alpha: float,
+    g: float,
+    spin: Spin = "vector",
 ) -> NDArray[np.float64]:
     """|M|^2 with p1 = (rs/2)(1, 0, 0, 1) and p2 = (rs/2)(1, 0, 0, -1) in the hard frame."""
     half = 0.5 * sqrt_s_hat
@@ -360,6 +422,7 @@ def _me2_hard(
         mz2,
         alpha=alpha,
         g=g,
+        spin=spin,
     )
 
 
@@ -392,8 +455,10 @@ class _Integrand:
         g: float,
         isr: bool,
         width: float | None,
+        spin: Spin = "vector",
     ) -> None:
         self.mass = mass
+        self.spin = spin
         self.sqrt_s = sqrt_s
         self.alpha = alpha
         self.g = g
@@ -444,7 +509,7 @@ class _Integrand:
             xh = x[:, self._hard_offset : self._hard_offset + 4]
         hard = _hard_kinematics(rs_hat, mz, xh)
         mz2 = mz * mz
-        me2 = _me2_hard(hard, rs_hat, mz2, self.alpha, self.g)
+        me2 = _me2_hard(hard, rs_hat, mz2, self.alpha, self.g, self.spin)
         out[idx] = GEV2_TO_FB * me2 / (2.0 * rs_hat * rs_hat) * hard.jac * w_isr
         return out, _Point(index=idx, hard=hard, sqrt_s_hat=rs_hat, mz=mz, v1=v1, v2=v2)
 
@@ -455,7 +520,7 @@ class _Integrand:
 # --------------------------------------------------------------------------- cross section
 @dataclass(frozen=True)
 class XsecResult:
-    """A cross section sigma(e+e- -> mu+ mu- Z') from vegas."""
+    """A cross section sigma(e+e- -> mu+ mu- X) from vegas."""
 
     sigma_fb: float
     """Cross section in fb."""
@@ -480,6 +545,9 @@ class XsecResult:
     n_eval: int = 0
     """Integrand evaluations used (adaptation included)."""
     seed: int = DEFAULT_SEED
+    spin: Spin = "vector"
+    """Spin of X: ``"vector"`` (Z'; ``g`` is g'), ``"scalar"`` or ``"pseudoscalar"`` (``g`` is
+    the Yukawa y)."""
 
     @property
     def rel_error(self) -> float:
@@ -526,6 +594,7 @@ def _integrate(
         q_value=float(res.Q),
         n_eval=n_eval,
         seed=int(seed),
+        spin=integrand.spin,
     )
     return integ, result
 
@@ -540,8 +609,9 @@ def cross_section(
     rel_precision: float = 0.005,
     seed: int = DEFAULT_SEED,
     width: float | None = None,
+    spin: Spin = "vector",
 ) -> XsecResult:
-    """sigma(e+e- -> mu+ mu- Z') in fb, integrated with vegas.
+    """sigma(e+e- -> mu+ mu- X) in fb, integrated with vegas.
 
     Parameters
     ----------
@@ -564,15 +634,20 @@ def cross_section(
     width
         Z' width in GeV; ``None`` (default) for a narrow Z'. With a width the Z' virtuality
         follows a truncated relativistic Breit-Wigner (see :class:`SignalGenerator`).
+    spin
+        ``"vector"`` (Z', default; ``g`` = g'), ``"scalar"`` or ``"pseudoscalar"`` (``g`` = the
+        Yukawa y of ``L = -y S mubar mu`` or ``L = -i y a mubar gamma5 mu``).
 
     Raises
     ------
     ConfigError
-        For a mass outside the kinematic range, non-positive g, alpha or rel_precision.
+        For a mass outside the kinematic range, non-positive g, alpha or rel_precision, or an
+        unknown spin.
     """
     m, rs, gg, a, rp = _check_common(mass, sqrt_s, g, alpha, rel_precision)
     w = _check_width(width, m)
-    integrand = _Integrand(m, sqrt_s=rs, alpha=a, g=gg, isr=bool(isr), width=w)
+    sp = _check_spin(spin)
+    integrand = _Integrand(m, sqrt_s=rs, alpha=a, g=gg, isr=bool(isr), width=w, spin=sp)
     return _integrate(integrand, rp, seed)[1]
 
 
@@ -607,14 +682,27 @@ def xsec_grid_masses(
     return np.unique(np.round(np.asarray(pts, dtype=np.float64), 6))
 
 
-def _table_point(task: tuple[float, float, float, float, int]) -> tuple[float, ...]:
-    mass, sqrt_s, alpha, rel_precision, seed = task
+def _table_point(task: tuple[Any, ...]) -> tuple[float, ...]:
+    mass, sqrt_s, alpha, rel_precision, seed = task[:5]
+    spin = task[5] if len(task) > 5 else "vector"
     seed_m = int(np.random.SeedSequence([seed, round(mass * 1e6)]).generate_state(1)[0])
     on = cross_section(
-        mass, sqrt_s=sqrt_s, alpha=alpha, isr=True, rel_precision=rel_precision, seed=seed_m
+        mass,
+        sqrt_s=sqrt_s,
+        alpha=alpha,
+        isr=True,
+        rel_precision=rel_precision,
+        seed=seed_m,
+        spin=spin,
     )
     off = cross_section(
-        mass, sqrt_s=sqrt_s, alpha=alpha, isr=False, rel_precision=rel_precision, seed=seed_m
+        mass,
+        sqrt_s=sqrt_s,
+        alpha=alpha,
+        isr=False,
+        rel_precision=rel_precision,
+        seed=seed_m,
+        spin=spin,
     )
     return (mass, on.sigma_fb, on.error_fb, off.sigma_fb, off.error_fb)
 
@@ -629,8 +717,9 @@ def xsec_table(
     workers: int | None = None,
     executor: Executor | str | None = None,
     progress: bool = True,
+    spin: Spin = "vector",
 ) -> XsecTable:
-    """Compute sigma(e+e- -> mu+ mu- Z') at g' = 1 with and without ISR over a mass grid.
+    """Compute sigma(e+e- -> mu+ mu- X) at coupling 1 with and without ISR over a mass grid.
 
     Parameters
     ----------
@@ -644,7 +733,12 @@ def xsec_table(
         Passed to :func:`zprime.parallel.map_tasks` (default: a local process pool).
     progress
         Show a progress bar.
+    spin
+        ``"vector"`` (Z' at g' = 1, default), ``"scalar"`` or ``"pseudoscalar"`` (y = 1); a
+        spin-0 table's metadata names the spin (``spin``) and the coupling (``coupling``); a
+        vector table's metadata are those of the shipped Z' table.
     """
+    sp = _check_spin(spin)
     if masses is None:
         grid = default_config().signal.xsec_grid
         masses = xsec_grid_masses(
@@ -656,13 +750,15 @@ def xsec_table(
     ms = sorted({_check_mass(m, rs) for m in masses})
     if len(ms) < 2:
         raise ConfigError("a cross-section table needs at least two distinct masses")
-    tasks = [(m, rs, a, rp, int(seed)) for m in ms]
+    tasks: list[tuple[Any, ...]] = [(m, rs, a, rp, int(seed)) for m in ms]
+    if sp != "vector":
+        tasks = [(*tk, sp) for tk in tasks]
     rows = map_tasks(
         _table_point,
         tasks,
         executor=executor,
         workers=workers,
-        description="sigma(ee -> mu mu Z')" if progress else None,
+        description=f"sigma(ee -> mu mu X, {sp})" if progress else None,
         progress=progress,
     )
     arr = np.asarray(rows, dtype=np.float64)
@@ -681,6 +777,15 @@ def xsec_table(
         "git_commit": f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}",
         "created": str(prov.get("created")),
     }
+    if sp != "vector":
+        del meta["g_prime"]
+        lagr = "-y S mubar mu" if sp == "scalar" else "-i y a mubar gamma5 mu"
+        meta = {
+            "process": "e+e- -> mu+ mu- X, X radiated off the muon line",
+            "spin": sp,
+            "coupling": f"y = 1 (L = {lagr})",
+            **meta,
+        }
     return XsecTable(
         mass_gev=arr[:, 0],
         sigma_isr=arr[:, 1],
@@ -692,10 +797,12 @@ def xsec_table(
 
 
 # --------------------------------------------------------------------------- events
-def signal_file_name(mass: float, width: float | None = None) -> str:
-    """File name of a signal sample: ``signal_M{mass:.4f}.parquet`` (``_W{width:.4f}`` added)."""
+def signal_file_name(mass: float, width: float | None = None, spin: Spin = "vector") -> str:
+    """File name of a signal sample: ``signal_M{mass:.4f}.parquet`` (``_W{width:.4f}`` added;
+    ``signal_{spin}_M...`` for a spin-0 X)."""
     tail = f"_W{width:.4f}" if width else ""
-    return f"signal_M{mass:.4f}{tail}.parquet"
+    head = "signal" if spin == "vector" else f"signal_{spin}"
+    return f"{head}_M{mass:.4f}{tail}.parquet"
 
 
 @dataclass
@@ -735,7 +842,8 @@ class _Accepted:
 
 
 class SignalGenerator:
-    """Unweighted e+e- -> mu+ mu- Z' events for one Z' mass (and width).
+    """Unweighted e+e- -> mu+ mu- X events for one X mass (and width), X a Z' (``spin="vector"``,
+    default) or a scalar or pseudoscalar (``g`` is then the Yukawa y; module docstring).
 
     Construction adapts vegas to the integrand and integrates it (this is the cross section of
     the sample), then finds the maximum weight in a pilot run of ``n_pilot`` points drawn from
@@ -765,9 +873,11 @@ class SignalGenerator:
         rel_precision: float = 0.005,
         seed: int = DEFAULT_SEED,
         n_pilot: int = 400_000,
+        spin: Spin = "vector",
     ) -> None:
         m, rs, gg, a, rp = _check_common(mass, sqrt_s, g, alpha, rel_precision)
         w = _check_width(width, m)
+        self.spin = _check_spin(spin)
         _check_count(n_pilot, "n_pilot")
         self.mass = m
         self.width = w
@@ -776,7 +886,15 @@ class SignalGenerator:
         self.sqrt_s = rs
         self.g = gg
         self.seed = int(seed)
-        self._integrand = _Integrand(m, sqrt_s=rs, alpha=a, g=gg, isr=self.isr, width=w)
+        self._integrand = _Integrand(
+            m,
+            sqrt_s=rs,
+            alpha=a,
+            g=gg,
+            isr=self.isr,
+            width=w,
+            spin=self.spin,
+        )
         integ, self.xsec = _integrate(self._integrand, rp, self.seed)
         self._map = integ.map
         pilot_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x9170]))
@@ -857,6 +975,48 @@ class SignalGenerator:
             n_overweight=n_over,
         )
 
+    def lab_momenta(
+        self, n: int, rng: np.random.Generator
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_], _Accepted]:
+        """Lab four-momenta of ``n`` unweighted events (what :meth:`generate` writes).
+
+        Returns
+        -------
+        p4, keep, accepted
+            ``p4`` (n, 3 or 5, 4): mu-, mu+, X, then (with ISR) the photons of the e- and the
+            e+; ``keep`` (same leading shape) is False for ISR photons of zero energy;
+            ``accepted`` holds the hard-frame truth (``mz``, ``sqrt_s_hat``, ...).
+        """
+        acc = self._accept(n, rng)
+        # the azimuth about the beam and the mu+ <-> mu- channel choice (see the module doc)
+        phi = (2.0 * math.pi) * rng.random(n)
+        swap = rng.random(n) < 0.5
+        c, s = np.cos(phi), np.sin(phi)
+        hard = np.stack(
+            [
+                np.where(swap[:, None], acc.k2, acc.k1),
+                np.where(swap[:, None], acc.k1, acc.k2),
+                acc.q,
+            ],
+            axis=1,
+        )
+        x = hard[..., 1].copy()
+        y = hard[..., 2]
+        hard[..., 1] = c[:, None] * x - s[:, None] * y
+        hard[..., 2] = s[:, None] * x + c[:, None] * y
+        if self.isr and acc.v1 is not None and acc.v2 is not None:
+            kin = isr_kinematics(acc.v1, acc.v2, self.sqrt_s)
+            hard = boost_z(hard, kin.beta_z[:, None])
+            p4 = np.concatenate(
+                [hard, kin.photon_electron[:, None, :], kin.photon_positron[:, None, :]], axis=1
+            )
+        else:
+            p4 = hard
+        p4 = cm_to_lab(p4)
+        keep = np.ones(p4.shape[:2], dtype=bool)
+        keep[:, 3:] = p4[:, 3:, 0] > 0.0
+        return p4, keep, acc
+
     def generate(
         self,
         n: int,
@@ -880,36 +1040,10 @@ class SignalGenerator:
             Number of the first event (column ``event``).
         """
         n = _check_count(n)
-        acc = self._accept(n, rng)
-        # the azimuth about the beam and the mu+ <-> mu- channel choice (see the module doc)
-        phi = (2.0 * math.pi) * rng.random(n)
-        swap = rng.random(n) < 0.5
-        c, s = np.cos(phi), np.sin(phi)
-        hard = np.stack(
-            [
-                np.where(swap[:, None], acc.k2, acc.k1),
-                np.where(swap[:, None], acc.k1, acc.k2),
-                acc.q,
-            ],
-            axis=1,
-        )
-        x = hard[..., 1].copy()
-        y = hard[..., 2]
-        hard[..., 1] = c[:, None] * x - s[:, None] * y
-        hard[..., 2] = s[:, None] * x + c[:, None] * y
-        pdg = [_PDG_MU_MINUS, _PDG_MU_PLUS, PDG_ZPRIME]
-        if self.isr and acc.v1 is not None and acc.v2 is not None:
-            kin = isr_kinematics(acc.v1, acc.v2, self.sqrt_s)
-            hard = boost_z(hard, kin.beta_z[:, None])
-            p4 = np.concatenate(
-                [hard, kin.photon_electron[:, None, :], kin.photon_positron[:, None, :]], axis=1
-            )
+        p4, keep, acc = self.lab_momenta(n, rng)
+        pdg = [_PDG_MU_MINUS, _PDG_MU_PLUS, PDG_ZPRIME if self.spin == "vector" else PDG_SPIN0]
+        if p4.shape[1] > 3:
             pdg += [_PDG_PHOTON, _PDG_PHOTON]
-        else:
-            p4 = hard
-        p4 = cm_to_lab(p4)
-        keep = np.ones(p4.shape[:2], dtype=bool)
-        keep[:, 3:] = p4[:, 3:, 0] > 0.0
         pdg_arr = np.broadcast_to(np.asarray(pdg, dtype=np.int32), keep.shape)
         particles = make_particles(pdg_arr[keep], p4[keep], counts=keep.sum(axis=1))
         weight = self.sigma_fb / n if weight_fb is None else float(weight_fb)
@@ -945,6 +1079,20 @@ class SignalGenerator:
 
     def describe(self) -> dict[str, Any]:
         """Settings and cross section of this generator (for the file metadata)."""
+        if self.spin != "vector":
+            return {
+                "sample": "signal",
+                "process": "e+e- -> mu+ mu- X",
+                "spin": self.spin,
+                "generator": f"zprime.generators.signal {__version__}",
+                "mass_gev": self.mass,
+                "width_gev": self.width,
+                "yukawa_y": self.g,
+                **{k: v for k, v in self._describe_vector().items() if k not in _VECTOR_ONLY},
+            }
+        return self._describe_vector()
+
+    def _describe_vector(self) -> dict[str, Any]:
         return {
             "sample": "signal",
             "process": "e+e- -> mu+ mu- Z'",
@@ -975,8 +1123,9 @@ def generate(
     sqrt_s: float = SQRT_S,
     g: float = 1.0,
     rel_precision: float = 0.005,
+    spin: Spin = "vector",
 ) -> SignalSample:
-    """Generate ``n`` unweighted e+e- -> mu+ mu- Z' events in the Belle II lab frame.
+    """Generate ``n`` unweighted e+e- -> mu+ mu- X events in the Belle II lab frame.
 
     The vegas adaptation is seeded from ``rng`` (one draw), then the events come from ``rng``.
     Each event carries ``weight = sigma_fb / n`` (fb). See :class:`SignalGenerator`.
@@ -998,6 +1147,7 @@ def generate(
         g=g,
         rel_precision=rel_precision,
         seed=seed,
+        spin=spin,
     )
     return gen.generate(n, rng)
 
@@ -1026,8 +1176,11 @@ def write_signal(
     executor: Executor | str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    spin: Spin = "vector",
 ) -> Path:
-    """Generate ``n`` signal events and stream them to ``out_dir/signal_M{mass:.4f}.parquet``.
+    """Generate ``n`` signal events and stream them to ``out_dir/signal_M{mass:.4f}.parquet``
+    (``signal_{spin}_M...`` for a spin-0 X, see :func:`signal_file_name`; the X is written
+    undecayed; for X -> tau+ tau- see :func:`zprime.generators.x_decays.write_mumu_x_tautau`).
 
     The vegas adaptation is seeded from ``(seed, 1)``; chunk ``i`` uses
     ``zprime._util.chunk_rng(seed, 2, i)``, so the file does not depend on the number of
@@ -1045,6 +1198,7 @@ def write_signal(
     m = _check_mass(mass, rs)
     w = _check_width(width, m)
     _check_common(m, rs, g, alpha, rel_precision)
+    sp = _check_spin(spin)
     setup_seed = int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
     gen = SignalGenerator(
         m,
@@ -1055,6 +1209,7 @@ def write_signal(
         g=g,
         rel_precision=rel_precision,
         seed=setup_seed,
+        spin=sp,
     )
     sizes = [min(chunk_size, n - i) for i in range(0, n, chunk_size)]
     tasks = [(i, k, i * chunk_size, int(seed)) for i, k in enumerate(sizes)]
@@ -1066,7 +1221,7 @@ def write_signal(
     # one pool for the whole file (map_tasks would start a new one per group)
     own_pool = executor is None
     group = max(1, 2 * n_workers) if executor != "serial" else 1
-    path = Path(out_dir) / signal_file_name(m, w)
+    path = Path(out_dir) / signal_file_name(m, w, sp)
     meta = {**gen.describe(), "n_events": n, "seed": int(seed), "chunk_size": chunk_size}
     n_trials = 0
     n_over = 0

@@ -29,6 +29,7 @@ __all__ = [
     "XsecTable",
     "load_xsec_table",
     "package_table_path",
+    "spin_table_path",
     "write_xsec_table",
 ]
 
@@ -185,3 +186,13 @@ def write_xsec_table(table: XsecTable, path: str | Path) -> Path:
 def package_table_path() -> Path:
     """Path of the cross-section table shipped with the package (in the source tree)."""
     return Path(str(resources.files("zprime").joinpath(_TABLE_RESOURCE)))
+
+
+def spin_table_path(spin: str) -> Path:
+    """Path of the shipped table sigma(e+e- -> mu+ mu- X) at coupling 1 from 3.6 to 10 GeV for
+    the tau-tau resonance search, ``spin`` one of ``"vector"`` (g' = 1), ``"scalar"``,
+    ``"pseudoscalar"`` (Yukawa y = 1): ``zprime/data/xsec_table_mumu_x_{spin}.csv``, computed by
+    ``tools/make_spin_xsec_tables.py``; read it with :func:`load_xsec_table`."""
+    if spin not in ("vector", "scalar", "pseudoscalar"):
+        raise ConfigError(f"spin must be vector, scalar or pseudoscalar, got {spin!r}")
+    return Path(str(resources.files("zprime").joinpath(f"data/xsec_table_mumu_x_{spin}.csv")))

@@ -27,6 +27,7 @@ polynomial) and measures the relative bias of the fitted cross section.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -239,18 +240,29 @@ def bias_study(
 ) -> BiasResult:
     """Fit ``ntoys`` Poisson pseudo-experiments of ``background_expected`` plus the window's
     signal at ``injected_fb`` with the window's model (Bernstein background floating) and
-    return the fitted cross sections (the POI unbounded below is not needed: the injected
-    signal is positive; the POI's lower bound 0 stays)."""
+    return the fitted cross sections.
+
+    The POI's lower bound is lowered from 0 to minus half the smallest background-to-signal
+    ratio over the bins (the expected yield stays positive), so that downward fluctuations are
+    not clipped at zero: with the bound at 0 the mean fitted value of a small injected signal
+    is biased upwards by the clipping itself (+37% for 6 signal events on 200, not a property
+    of the background model)."""
     if not (math.isfinite(injected_fb) and injected_fb > 0):
         raise ConfigError(f"bias study: injected cross section {injected_fb!r} must be > 0")
     if ntoys < 2:
         raise ConfigError("bias study: ntoys must be >= 2")
-    model = compile_workspace(dict(spec))
     ch = spec["channels"][0]
     sig = np.asarray(next(s for s in ch["samples"] if s["name"] == "signal")["data"], dtype=float)
     bkg = np.asarray(background_expected, dtype=float)
     if bkg.shape != sig.shape or np.any(bkg < 0) or not np.all(np.isfinite(bkg)):
         raise InputError("bias study: background_expected must match the window's bins, >= 0")
+    free = copy.deepcopy(dict(spec))
+    ratio = np.where(sig > 0, bkg / np.where(sig > 0, sig, 1.0), np.inf)
+    floor = -0.5 * float(np.min(ratio))
+    for par in free["measurements"][0]["config"]["parameters"]:
+        if par["name"] == POI:
+            par["bounds"] = [[floor, par["bounds"][0][1]]]
+    model = compile_workspace(free)
     rng = np.random.default_rng(seed)
     toys = rng.poisson(bkg + injected_fb * sig, size=(int(ntoys), sig.size)).astype(float)
     res = fit(model, toys)
