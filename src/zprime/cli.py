@@ -38,6 +38,7 @@ from zprime._util import atomic_path, provenance
 from zprime.analyses.dark_higgsstrahlung.xsec import point_xsec
 from zprime.analyses.invisible_zprime.results import SUMMARY_MASSES_GEV, recast
 from zprime.analyses.invisible_zprime.selection import check_steps, select_file
+from zprime.analyses.tautau_resonance.xsec import point_xsec as tautau_point_xsec
 from zprime.config import available_presets, load_config
 from zprime.detector.simulation import simulate_file
 from zprime.errors import ConfigError, InputError, ZprimeError
@@ -238,7 +239,8 @@ PresetOpt = Annotated[
 AnalysisOpt = Annotated[
     str | None,
     typer.Option(
-        "--analysis", help="the search: invisible-zprime (default) or dark-higgsstrahlung"
+        "--analysis",
+        help="the search: invisible-zprime (default), dark-higgsstrahlung or tautau-resonance",
     ),
 ]
 
@@ -252,7 +254,9 @@ def _preset_for(analysis: str | None, preset: str | None) -> str | None:
     if name == "invisible_zprime":
         return preset
     if name not in available_presets():
-        raise ConfigError(f"--analysis {analysis}: invisible-zprime or dark-higgsstrahlung")
+        raise ConfigError(
+            f"--analysis {analysis}: invisible-zprime, dark-higgsstrahlung or tautau-resonance"
+        )
     if preset is not None and preset != name:
         raise ConfigError(f"--analysis {analysis} and --preset {preset} do not go together")
     return name
@@ -428,11 +432,20 @@ def stage_cmd(
 
 @app.command("xsec")
 def xsec_cmd(
-    mass: Annotated[float | None, typer.Option("--mass", "-m", help="Z' mass in GeV")] = None,
+    mass: Annotated[
+        float | None, typer.Option("--mass", "-m", help="Z' (tau-tau: X) mass in GeV")
+    ] = None,
     model: Annotated[
-        str, typer.Option("--model", help="vanilla or fully_invisible (for B(inv))")
+        str,
+        typer.Option(
+            "--model",
+            help="vanilla or fully_invisible (for B(inv)); tautau-resonance: zprime, scalar, alp",
+        ),
     ] = "vanilla",
-    g: Annotated[float, typer.Option("--g", help="coupling g'")] = 1.0,
+    g: Annotated[
+        float,
+        typer.Option("--g", help="coupling g' (tautau-resonance: g', xi or |C_ll|/Lambda [1/GeV])"),
+    ] = 1.0,
     no_isr: Annotated[bool, typer.Option("--no-isr", help="no initial-state radiation")] = False,
     grid: Annotated[
         bool, typer.Option("--grid", help="recompute the whole table (config signal.xsec_grid)")
@@ -451,7 +464,9 @@ def xsec_cmd(
     config: ConfigOpt = None,
     analysis: Annotated[
         str,
-        typer.Option("--analysis", help="invisible-zprime or dark-higgsstrahlung"),
+        typer.Option(
+            "--analysis", help="invisible-zprime, dark-higgsstrahlung or tautau-resonance"
+        ),
     ] = "invisible-zprime",
     m_aprime: Annotated[
         float | None, typer.Option("--m-aprime", help="dark-higgsstrahlung: M_A', GeV")
@@ -461,7 +476,8 @@ def xsec_cmd(
     ] = None,
     born: Annotated[bool, typer.Option("--born", help="dark-higgsstrahlung: no ISR")] = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="dark-higgsstrahlung: one JSON object")
+        bool,
+        typer.Option("--json", help="dark-higgsstrahlung, tautau-resonance: one JSON object"),
     ] = False,
 ) -> None:
     """sigma(e+e- -> mu+ mu- Z') at one mass (computed now), or the whole table with --grid;
@@ -483,8 +499,25 @@ def xsec_cmd(
         ):
             out.print(line, highlight=False, markup=False, soft_wrap=True)
         return
+    if analysis.replace("-", "_") == "tautau_resonance":
+        if mass is None:
+            raise ConfigError("--analysis tautau-resonance needs --mass and --model")
+        rec = tautau_point_xsec(model, mass, g, isr=not no_isr)
+        if as_json:
+            typer.echo(json.dumps(rec))
+            return
+        for line in (
+            f"sigma(e+e- -> mu+ mu- X) = {rec['sigma_fb']:.6g} fb for {rec['coupling_name']} = "
+            f"{g:g} ({model}, M_X = {mass:g} GeV, ISR {'off' if no_isr else 'on'})",
+            f"B(X -> tau tau) = {rec['br_tautau']:.4g}",
+            f"sigma x B = {rec['sigma_br_fb']:.6g} fb",
+        ):
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+        return
     if analysis.replace("-", "_") != "invisible_zprime":
-        raise ConfigError(f"--analysis {analysis}: invisible-zprime or dark-higgsstrahlung")
+        raise ConfigError(
+            f"--analysis {analysis}: invisible-zprime, dark-higgsstrahlung or tautau-resonance"
+        )
     cfg = load_config(config)
     alpha = 1.0 / cfg.signal.alpha_inverse
     grid_cfg = cfg.signal.xsec_grid

@@ -5,6 +5,7 @@ from __future__ import annotations
 from zprime.analyses.base import Analysis
 from zprime.analyses.dark_higgsstrahlung.analysis import DarkHiggsstrahlung
 from zprime.analyses.invisible_zprime.analysis import InvisibleZprime
+from zprime.analyses.tautau_resonance.analysis import TautauResonance
 from zprime.config import Config
 from zprime.errors import ConfigError
 
@@ -14,6 +15,7 @@ __all__ = ["ANALYSES", "analysis_for", "get_analysis"]
 ANALYSES: dict[str, type[Analysis]] = {
     InvisibleZprime.name: InvisibleZprime,
     DarkHiggsstrahlung.name: DarkHiggsstrahlung,
+    TautauResonance.name: TautauResonance,
 }
 
 

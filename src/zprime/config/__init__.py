@@ -86,6 +86,14 @@ from zprime.config.samples import (
     XsecGridConfig,
 )
 from zprime.config.samples import _z_mass_max_gev as _z_mass_max_gev
+from zprime.config.tautau import (
+    TautauConfig,
+    TautauFitConfig,
+    TautauNetworksConfig,
+    TautauSelectionConfig,
+    TautauSignalConfig,
+    TautauSystematicsConfig,
+)
 
 # Private helpers (``_format_validation_error``, ``_z_mass_max_gev``, ...) are re-exported above by
 # redundant alias for the code and tests that import them from ``zprime.config``.
@@ -125,6 +133,12 @@ __all__ = [
     "SignalConfig",
     "SystematicsConfig",
     "SystematicsValues",
+    "TautauConfig",
+    "TautauFitConfig",
+    "TautauNetworksConfig",
+    "TautauSelectionConfig",
+    "TautauSignalConfig",
+    "TautauSystematicsConfig",
     "TemplatesConfig",
     "ThetaBinningConfig",
     "ThetaRangeConfig",

@@ -28,6 +28,7 @@ from zprime.config.results import (
     ReportConfig,
 )
 from zprime.config.samples import BackgroundsConfig, DetectorSection, SignalConfig
+from zprime.config.tautau import TautauConfig
 from zprime.errors import ConfigError
 
 __all__ = ["Config", "available_presets", "config_from_dict", "default_config", "load_config"]
@@ -61,6 +62,8 @@ class Config(_Strict):
     punzinet: PunziNetConfig = Field(default_factory=PunziNetConfig)
     # the dark Higgsstrahlung search (issue 17; read by zprime.analyses.dark_higgsstrahlung)
     dark_higgs: DarkHiggsConfig = Field(default_factory=DarkHiggsConfig)
+    # the tau-tau resonance search (issue 19; read by zprime.analyses.tautau_resonance)
+    tautau: TautauConfig = Field(default_factory=TautauConfig)
     # backgrounds field (issue 4)
     backgrounds: BackgroundsConfig = Field(default_factory=BackgroundsConfig)
     # detector field (issue 4)

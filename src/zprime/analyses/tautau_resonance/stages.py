@@ -1,0 +1,422 @@
+"""The stages of the tau-tau resonance search after the engine's ``simulate``.
+
+``select``  every reconstructed sample through the four-track pre-selection
+            (``selected/tautau/``), the backgrounds and the data also as the pion-pair control
+            sample (``selected/tautau_control/``)
+``train``   one classifier per M_recoil range (``networks/tautau_range_<i>.pt``,
+            ``tautau_networks.json``)
+``limits``  the signal resolution per simulated mass; for every model and hypothesis mass the
+            window's signal template (the nearest simulated mass, shifted), the data, the
+            workspace and the CLs limit on sigma(e+e- -> mu mu X) x B(X -> tau tau); the fit bias
+            from injected signals at the simulated masses; the coupling limits
+            (``tautau_limits.csv``, ``tautau_bias.csv``)
+
+Signal samples are labelled ``<model>_M<mass>``; their files' weights sum to the generated
+cross section at unit coupling with B(X -> tau tau) = 1, so a template per fb of sigma x B is
+the selected weight x L over that sum.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zprime._util import write_json_atomic
+from zprime.analyses.base import SimulateOutput, StageContext
+from zprime.analyses.observed import observed_events
+from zprime.analyses.tautau_resonance.fit import bias_study, window_edges, window_workspace
+from zprime.analyses.tautau_resonance.networks import RangeClassifier, load, save, train_range
+from zprime.analyses.tautau_resonance.outputs import (
+    TtLimitsOutput,
+    TtSelectOutput,
+    TtTrainOutput,
+)
+from zprime.analyses.tautau_resonance.selection import FEATURES, TautauSelection, select_file
+from zprime.config import Config
+from zprime.errors import InputError
+from zprime.io.events import read_events, read_metadata
+from zprime.io.tables import write_csv
+from zprime.physics.leptophilic import coupling_limit
+from zprime.physics.xsec_table import load_xsec_table, spin_table_path
+from zprime.stats import scan_limits
+
+__all__ = [
+    "SPIN_OF",
+    "point_label",
+    "resolution_model",
+    "signal_points",
+    "stage_limits",
+    "stage_select",
+    "stage_train",
+]
+
+SPIN_OF: dict[str, str] = {"zprime": "vector", "scalar": "scalar", "alp": "pseudoscalar"}
+"""The spin of each model's X, as the generator names it."""
+
+_COLS = ("m_recoil", *FEATURES, "weight")
+_STREAM_DATA = 2
+
+
+def point_label(model: str, mass: float) -> str:
+    """``<model>_M<mass>`` (four decimals): the sample label of a simulated point."""
+    return f"{model}_M{mass:.4f}"
+
+
+def signal_points(config: Config) -> list[tuple[str, float]]:
+    """Every (model, mass) of ``tautau.signal``."""
+    sig = config.tautau.signal
+    return [(m, float(x)) for m in sig.models for x in sig.masses_gev]
+
+
+def selection_of(config: Config, control: bool = False) -> TautauSelection:
+    """The pre-selection of the ``tautau.selection`` section."""
+    d = config.tautau.selection.model_dump()
+    d["disabled"] = frozenset(d["disabled"])
+    d["m_recoil_range_gev"] = tuple(d["m_recoil_range_gev"])
+    return TautauSelection(control=control, **d)
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    ev = read_events(path, list(_COLS))
+    return {c: np.asarray(ev[c], dtype=float) for c in _COLS}
+
+
+def _x(cols: dict[str, np.ndarray]) -> np.ndarray:
+    return (
+        np.stack([cols[f] for f in FEATURES], axis=1)
+        if len(cols["weight"])
+        else np.zeros((0, len(FEATURES)))
+    )
+
+
+# ----------------------------------------------------------------------------- select
+def stage_select(ctx: StageContext) -> TtSelectOutput:
+    """The pre-selection of every reconstructed sample, and the control sample."""
+    sim: SimulateOutput = ctx.output("simulate", SimulateOutput)
+    cfg = ctx.config
+    lumi = float(cfg.luminosity_fb)
+    sel, ctl = selection_of(cfg), selection_of(cfg, control=True)
+    out: dict[str, dict[str, Path]] = {}
+    for group, files in (
+        ("signal", sim.signal),
+        ("backgrounds", sim.backgrounds),
+        ("data", sim.data),
+    ):
+        out[group] = {}
+        for name, reco in files.items():
+            target = ctx.run.selected("tautau") / group / f"{name}.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path, flow = select_file(reco, target, sel, luminosity_fb=lumi)
+            out[group][name] = path
+            if group != "signal":
+                c_target = ctx.run.selected("tautau_control") / group / f"{name}.parquet"
+                c_target.parent.mkdir(parents=True, exist_ok=True)
+                select_file(reco, c_target, ctl, luminosity_fb=lumi)
+                ctx.console.print(
+                    f"select {group}/{name}: {flow.yields[-1]:.4g} events at {lumi:g} fb^-1",
+                    markup=False,
+                    highlight=False,
+                )
+    return TtSelectOutput(out["signal"], out["backgrounds"], out["data"])
+
+
+# ----------------------------------------------------------------------------- train
+def _sigma_generated(sim: SimulateOutput, label: str) -> float:
+    sigma = float(read_metadata(sim.signal[label]).get("sigma_fb", math.nan))
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise InputError(f"tau-tau: signal {label}: no generated cross section in its file")
+    return sigma
+
+
+def stage_train(ctx: StageContext) -> TtTrainOutput:
+    """One classifier per M_recoil range, on the signal of every model and mass whose events
+    fall in the range (each point at equal total weight) against every background."""
+    cfg = ctx.config
+    nc = cfg.tautau.networks
+    sel: TtSelectOutput = ctx.output("select", TtSelectOutput)
+    lumi = float(cfg.luminosity_fb)
+    sig = {label: _read(p) for label, p in sel.signal.items()}
+    bkg = [_read(p) for p in sel.backgrounds.values()]
+    edges = nc.edges_gev
+    models: dict[str, Path] = {}
+    summary: list[dict[str, Any]] = []
+    out_dir = ctx.run.root / "networks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        a, b = lo - nc.margin_gev, hi + nc.margin_gev
+        xs, ws = [], []
+        for cols in sig.values():
+            keep = (cols["m_recoil"] >= a) & (cols["m_recoil"] <= b)
+            if np.count_nonzero(keep) < 10:
+                continue
+            xs.append(_x(cols)[keep])
+            ws.append(np.full(int(np.count_nonzero(keep)), 1.0 / np.count_nonzero(keep)))
+        xb = [_x(c)[(c["m_recoil"] >= a) & (c["m_recoil"] <= b)] for c in bkg]
+        wb = [c["weight"][(c["m_recoil"] >= a) & (c["m_recoil"] <= b)] * lumi for c in bkg]
+        if not xs or sum(len(x) for x in xb) < 10:
+            raise InputError(
+                f"tau-tau: range {lo:g}-{hi:g} GeV has too few selected signal or background "
+                "events to train its network"
+            )
+        model = train_range(
+            (lo, hi),
+            FEATURES,
+            np.concatenate(xs),
+            np.concatenate(ws),
+            np.concatenate(xb),
+            np.concatenate(wb),
+            hidden_layers=nc.hidden_layers,
+            epochs=nc.epochs,
+            seed=cfg.seed + nc.seed_offset + i,
+        )
+        models[str(i)] = save(model, out_dir / f"tautau_range_{i}.pt")
+        summary.append(
+            {
+                "range_gev": [lo, hi],
+                "cut": model.cut,
+                "signal_events": int(sum(len(x) for x in xs)),
+                "background_events": int(sum(len(x) for x in xb)),
+                "epochs": len(model.history["validation"]),
+                "validation_loss": min(model.history["validation"]),
+            }
+        )
+        ctx.console.print(
+            f"train: range {lo:g}-{hi:g} GeV: cut {model.cut:.3f}, "
+            f"{summary[-1]['signal_events']} signal / {summary[-1]['background_events']} "
+            "background events",
+            markup=False,
+            highlight=False,
+        )
+    path = write_json_atomic(ctx.run.root / "tautau_networks.json", {"ranges": summary})
+    return TtTrainOutput(models, path)
+
+
+# ----------------------------------------------------------------------------- limits
+def resolution_model(masses: np.ndarray, widths: np.ndarray) -> Any:
+    """sigma(M) by linear interpolation of the simulated masses' core widths (flat outside)."""
+    order = np.argsort(masses)
+    m, w = np.asarray(masses, float)[order], np.asarray(widths, float)[order]
+    return lambda x: np.interp(x, m, w)
+
+
+def _core_width(m_recoil: np.ndarray, weights: np.ndarray, mass: float) -> float:
+    """Half the central 68% interval of M_recoil within +-0.5 GeV of the mass (a robust core
+    width; ISR and wrong pairs make long tails)."""
+    near = np.abs(m_recoil - mass) < 0.5
+    if np.count_nonzero(near) < 20:
+        return math.nan
+    x, w = m_recoil[near], weights[near]
+    order = np.argsort(x)
+    c = np.cumsum(w[order]) / w.sum()
+    lo, hi = np.interp([0.16, 0.84], c, x[order])
+    return float(0.5 * (hi - lo))
+
+
+def _classifier_for(mass: float, edges: list[float], nets: list[RangeClassifier]) -> int:
+    i = int(np.searchsorted(edges, mass, side="right") - 1)
+    return min(max(i, 0), len(nets) - 1)
+
+
+def hypothesis_masses(width: Any, lo: float, hi: float, step: float) -> np.ndarray:
+    """Masses from ``lo`` to ``hi`` spaced ``step`` resolution widths apart."""
+    out = [lo]
+    while out[-1] < hi:
+        out.append(out[-1] + step * float(width(out[-1])))
+    out[-1] = min(out[-1], hi)
+    return np.unique(np.asarray(out))
+
+
+def stage_limits(ctx: StageContext) -> TtLimitsOutput:
+    """Window fits, limits on sigma x B and on the couplings, and the fit bias."""
+    cfg = ctx.config
+    tc = cfg.tautau
+    lumi = float(cfg.luminosity_fb)
+    sim: SimulateOutput = ctx.output("simulate", SimulateOutput)
+    sel: TtSelectOutput = ctx.output("select", TtSelectOutput)
+    trained: TtTrainOutput = ctx.output("train", TtTrainOutput)
+    nets = [load(trained.networks[str(i)]) for i in range(len(trained.networks))]
+    edges = tc.networks.edges_gev
+    # the signal after its range's classifier, per simulated point
+    sig: dict[tuple[str, float], dict[str, np.ndarray]] = {}
+    widths: dict[float, list[float]] = {}
+    for model, mass in signal_points(cfg):
+        label = point_label(model, mass)
+        cols = _read(sel.signal[label])
+        net = nets[_classifier_for(mass, edges, nets)]
+        keep = net.passes(_x(cols)) if len(cols["weight"]) else np.zeros(0, bool)
+        cols = {k: v[keep] for k, v in cols.items()}
+        cols["weight"] = cols["weight"] * lumi / _sigma_generated(sim, label)  # events per fb
+        sig[(model, mass)] = cols
+        widths.setdefault(mass, []).append(_core_width(cols["m_recoil"], cols["weight"], mass))
+    wm = {m: float(np.nanmean(v)) for m, v in widths.items() if np.isfinite(v).any()}
+    if len(wm) < 2:
+        raise InputError("tau-tau: fewer than two simulated masses with a measurable resolution")
+    width = resolution_model(np.array(list(wm)), np.array(list(wm.values())))
+    # the background (simulation) and the data after the classifiers, per range
+    bkg = [_read(p) for p in sel.backgrounds.values()]
+    data = observed_events(
+        cfg, sel.data or sel.backgrounds, ("m_recoil", *FEATURES), stream=_STREAM_DATA
+    )
+    x_data = (
+        np.stack([data[f] for f in FEATURES], axis=1)
+        if len(data["weight"])
+        else np.zeros((0, len(FEATURES)))
+    )
+    passed_data = [n.passes(x_data) if len(x_data) else np.zeros(0, bool) for n in nets]
+    passed_bkg = [
+        [n.passes(_x(c)) if len(c["weight"]) else np.zeros(0, bool) for c in bkg] for n in nets
+    ]
+    # hypotheses inside the simulated range (the templates come from the nearest point)
+    sim_lo, sim_hi = min(wm), max(wm)
+    masses = hypothesis_masses(width, max(3.6, sim_lo), min(10.0, sim_hi), tc.fit.step)
+    syst = tc.systematics.model_dump()
+    sim_masses = np.array(sorted(wm))
+    # the fit bias at the simulated masses, with the expected background of the simulation
+    bias_rows = []
+    bias_by_mass: dict[float, float] = {}
+    for mass in sim_masses:
+        i = _classifier_for(mass, edges, nets)
+        e = window_edges(
+            mass, float(width(mass)), half_width=tc.fit.half_width, n_bins=tc.fit.n_bins
+        )
+        b_exp = sum(
+            np.histogram(c["m_recoil"][p], bins=e, weights=c["weight"][p] * lumi)[0]
+            for c, p in zip(bkg, passed_bkg[i], strict=True)
+        )
+        s_t = _template(sig, tc.signal.models[0], mass, sim_masses, e)
+        if not s_t.sum() > 0:
+            continue
+        spec = window_workspace(f"bias_{mass:.3f}", e, np.round(b_exp), s_t, degree=tc.fit.degree)
+        # inject a signal of three times the background's fluctuation in the window
+        inj = 3.0 * math.sqrt(max(float(b_exp.sum()), 1.0)) / float(s_t.sum())
+        res = bias_study(spec, b_exp, inj, ntoys=tc.fit.bias_toys, seed=cfg.seed + int(1000 * mass))
+        bias_by_mass[float(mass)] = math.hypot(res.relative_bias, res.relative_bias_error)
+        bias_rows.append(
+            {
+                "mass_gev": float(mass),
+                "injected_fb": inj,
+                "relative_bias": res.relative_bias,
+                "relative_bias_error": res.relative_bias_error,
+                "converged_fraction": float(res.converged.mean()),
+            }
+        )
+    bias_csv = write_csv(ctx.run.root / "tautau_bias.csv", bias_rows)
+    bm = np.array(sorted(bias_by_mass))
+    bv = np.array([bias_by_mass[m] for m in bm]) if bm.size else np.zeros(0)
+    specs, meta = [], []
+    for model in tc.signal.models:
+        for mass in masses:
+            i = _classifier_for(mass, edges, nets)
+            e = window_edges(
+                mass, float(width(mass)), half_width=tc.fit.half_width, n_bins=tc.fit.n_bins
+            )
+            s_t = _template(sig, model, float(mass), sim_masses, e)
+            if not s_t.sum() > 0:
+                continue
+            n_obs = np.histogram(data["m_recoil"][passed_data[i]], bins=e)[0].astype(float)
+            fit_bias = max(
+                float(np.interp(mass, bm, bv)) if bm.size else 0.0, syst["fit_bias_floor"]
+            )
+            systematics = {
+                k: syst[k]
+                for k in (
+                    "trigger",
+                    "particle_id",
+                    "tracking",
+                    "mlp_selection",
+                    "mass_resolution",
+                    "efficiency_interpolation",
+                    "other",
+                )
+            }
+            systematics["fit_bias"] = fit_bias
+            specs.append(
+                window_workspace(
+                    f"{model}_{mass:.4f}",
+                    e,
+                    n_obs,
+                    s_t,
+                    degree=tc.fit.degree,
+                    systematics=systematics,
+                    lumi_unc=syst["luminosity"],
+                )
+            )
+            meta.append((model, float(mass), float(s_t.sum()), float(n_obs.sum()), fit_bias))
+    results = scan_limits(specs, level=tc.fit.level)
+    rows = []
+    tables = {m: load_xsec_table(spin_table_path(SPIN_OF[m])) for m in tc.signal.models}
+    for (model, mass, eff_l, n_obs, fb), res in zip(meta, results, strict=True):
+        sigma1 = float(tables[model].sigma_fb(mass, isr=tc.signal.isr))
+        row: dict[str, Any] = {
+            "model": model,
+            "mass_gev": mass,
+            "signal_events_per_fb": eff_l,
+            "efficiency": eff_l / lumi,
+            "n_observed": n_obs,
+            "fit_bias": fb,
+            "status": res.status,
+            "obs_xsec_br_fb": res.observed,
+        }
+        for k, v in zip(("m2", "m1", "median", "p1", "p2"), res.expected, strict=True):
+            row[f"exp_xsec_br_fb_{k}"] = v
+        ok = res.ok and res.observed > 0 and res.expected[2] > 0
+        row["obs_coupling"] = (
+            float(coupling_limit(model, mass, res.observed, sigma1)) if ok else math.nan
+        )
+        row["exp_coupling_median"] = (
+            float(coupling_limit(model, mass, res.expected[2], sigma1)) if ok else math.nan
+        )
+        rows.append(row)
+    limits_csv = write_csv(ctx.run.root / "tautau_limits.csv", rows)
+    ctx.console.print(
+        f"limits: {len(rows)} (model, mass) hypotheses, {len(masses)} masses; fit bias "
+        f"{', '.join(f'{m:.1f}: {v:.3f}' for m, v in zip(bm, bv, strict=True))}",
+        markup=False,
+        highlight=False,
+    )
+    return TtLimitsOutput(limits_csv, bias_csv)
+
+
+def _template(
+    sig: dict[tuple[str, float], dict[str, np.ndarray]],
+    model: str,
+    mass: float,
+    sim_masses: np.ndarray,
+    edges: np.ndarray,
+) -> np.ndarray:
+    """Signal events per fb of sigma x B in the window's bins at ``mass``: the shape of the
+    nearest simulated mass, shifted to ``mass``; its total interpolated linearly between the
+    two neighbouring simulated masses (efficiency interpolation)."""
+    near = float(sim_masses[np.argmin(np.abs(sim_masses - mass))])
+    cols = sig.get((model, near))
+    if cols is None or not len(cols["weight"]):
+        return np.zeros(edges.size - 1)
+    shape = np.histogram(cols["m_recoil"] - near + mass, bins=edges, weights=cols["weight"])[0]
+    # the neighbours' signal in the window (each shifted to ``mass``)
+    j = int(np.clip(np.searchsorted(sim_masses, mass) - 1, 0, sim_masses.size - 2))
+    m0, m1 = float(sim_masses[j]), float(sim_masses[j + 1])
+    tot = []
+    for m in (m0, m1):
+        c = sig.get((model, m))
+        if c is None or not len(c["weight"]):
+            tot.append(math.nan)
+            continue
+        tot.append(
+            float(
+                np.sum(
+                    c["weight"][
+                        (c["m_recoil"] - m + mass >= edges[0])
+                        & (c["m_recoil"] - m + mass < edges[-1])
+                    ]
+                )
+            )
+        )
+    if not all(math.isfinite(t) for t in tot) or shape.sum() <= 0:
+        return shape
+    f = (mass - m0) / (m1 - m0)
+    target = (1.0 - f) * tot[0] + f * tot[1]
+    return shape * target / shape.sum()

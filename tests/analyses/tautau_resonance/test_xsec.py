@@ -1,0 +1,73 @@
+"""The tau-tau resonance search's cross sections (zprime.analyses.tautau_resonance.xsec) and its
+registration as an analysis."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from zprime.analyses.registry import get_analysis
+from zprime.analyses.tautau_resonance.analysis import xsec_rows
+from zprime.analyses.tautau_resonance.xsec import point_xsec
+from zprime.cli import app
+from zprime.config import load_config
+from zprime.errors import ConfigError
+from zprime.physics.constants import M_MUON
+from zprime.physics.leptophilic import V_HIGGS, branching_tautau
+from zprime.physics.xsec_table import load_xsec_table, spin_table_path
+
+
+def test_point_xsec_scales_with_the_coupling_squared() -> None:
+    one = point_xsec("zprime", 6.0, 1.0)
+    two = point_xsec("zprime", 6.0, 0.01)
+    assert two["sigma_fb"] == pytest.approx(1e-4 * one["sigma_fb"], rel=1e-12)
+    table = load_xsec_table(spin_table_path("vector"))
+    assert one["sigma_fb"] == pytest.approx(float(table.sigma_fb(6.0)), rel=1e-12)
+    assert one["br_tautau"] == pytest.approx(float(branching_tautau("zprime", 6.0)))
+    # the scalar's muon coupling is xi m_mu / v
+    s = point_xsec("scalar", 6.0, 50.0)
+    y = 50.0 * M_MUON / V_HIGGS
+    table_s = load_xsec_table(spin_table_path("scalar"))
+    assert s["sigma_fb"] == pytest.approx(y * y * float(table_s.sigma_fb(6.0)), rel=1e-9)
+    assert s["sigma_br_fb"] == pytest.approx(s["sigma_fb"] * s["br_tautau"])
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("axion", 6.0, 1.0), "unknown model"),
+        (("alp", 10.5, 1.0), "outside"),
+        (("alp", 6.0, 0.0), "> 0"),
+    ],
+)
+def test_bad_points_are_one_line(args: tuple, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as exc:
+        point_xsec(*args)
+    assert "\n" not in str(exc.value)
+
+
+def test_cli_and_registration() -> None:
+    res = CliRunner().invoke(
+        app, ["xsec", "--analysis", "tautau-resonance", "--model", "alp", "--mass", "8", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.output.strip().splitlines()[-1])
+    assert rec["model"] == "alp"
+    assert math.isfinite(rec["sigma_br_fb"])
+    bad = CliRunner().invoke(
+        app, ["xsec", "--analysis", "tautau-resonance", "--model", "alp", "--mass", "3"]
+    )
+    assert isinstance(bad.exception, ConfigError)  # zprime.cli.main: one line, status 2
+    assert "outside the search range" in str(bad.exception)
+    cfg = load_config(None, preset="tautau_resonance")
+    assert cfg.analysis == "tautau_resonance"
+    assert cfg.luminosity_fb == 62.8
+    ana = get_analysis("tautau_resonance")
+    assert ana.min_tracks == 4
+    assert [s.name for s in ana.stages] == ["select", "train", "limits", "report"]
+    rows = xsec_rows(cfg)
+    assert len(rows) == 3 * len(cfg.tautau.signal.masses_gev)
+    assert all(r["sigma_br_fb"] > 0 for r in rows)
