@@ -10,7 +10,12 @@ import pytest
 from zprime.config import config_from_dict, default_config
 from zprime.errors import ConfigError
 from zprime.generators import backgrounds as bg
-from zprime.generators.filters import check_against_selection, filter_mask, filter_particles
+from zprime.generators.filters import (
+    charge_sign,
+    check_against_selection,
+    filter_mask,
+    filter_particles,
+)
 from zprime.io.events import make_particles
 from zprime.physics.constants import P_BEAMS_LAB
 
@@ -258,3 +263,150 @@ def test_filtered_and_unfiltered_mumu_samples_select_alike() -> None:
     assert abs(w_kept.sum() / w_full.sum() - 1.0) < 3.0 * err
     assert _chi2(m2_full, w_full, m2_kept, w_kept, np.linspace(-2, 82, 22)) < 2.5
     assert _chi2(th_full, w_full, th_kept, w_kept, np.linspace(0.4, 2.3, 20)) < 2.5
+
+
+# ------------------------------------------------------------------ the four-track filter
+
+FOUR = {
+    **BASE,
+    "serves": "four_track",
+    "min_tracks": 4,
+    "max_tracks": 6,
+    "min_tracks_per_charge": 1,
+    "track_pt_min_gev": 0.1,
+}
+M_PI = 0.1396
+
+
+def _tracks(*charges_theta_p: tuple[int, float, float], extra: int = 0) -> list:
+    """Pions (sign +1/-1) at lab polar angle theta (deg) with momentum p (GeV)."""
+    return [(211 * q, _p4(M_PI, p, th, 0.7 * i)) for i, (q, th, p) in enumerate(charges_theta_p)]
+
+
+def test_four_track_filter_counts_tracks_charges_pt_and_acceptance() -> None:
+    four = _tracks((1, 40.0, 1.0), (-1, 60.0, 1.0), (1, 90.0, 1.0), (-1, 120.0, 1.0))
+    assert filter_mask(*_event(*four, k=8), FOUR)[0]
+    # leptons count too, with the charge of their PDG code (mu- is 13)
+    leptons = [(13, _p4(0.106, 2.0, 50.0, 0.0)), (-13, _p4(0.106, 2.0, 100.0, 2.0))]
+    assert filter_mask(*_event(*leptons, *four[:2], k=8), FOUR)[0]
+    # neutrals never count
+    neutral = [
+        (22, _p4(0.0, 1.0, 90.0, 1.0)),
+        (130, _p4(0.5, 1.0, 90.0, 2.0)),
+        (2112, _p4(0.94, 1.0, 90.0, 3.0)),
+        (14, _p4(0.0, 1.0, 90.0, 4.0)),
+    ]
+    assert not filter_mask(*_event(*four[:3], *neutral, k=8), FOUR)[0]
+    # p_T: 0.12 GeV counts, 0.08 GeV does not (the detector finds tracks above 0.1 GeV)
+    at_90 = (-211, _p4(M_PI, 0.12, 90.0, 1.0))
+    soft = (-211, _p4(M_PI, 0.08, 90.0, 1.0))
+    assert filter_mask(*_event(*four[:3], at_90, k=8), FOUR)[0]
+    assert not filter_mask(*_event(*four[:3], soft, k=8), FOUR)[0]
+    # acceptance 17-150 deg: a fifth track outside does not matter, a fourth outside does
+    forward = (-211, _p4(M_PI, 2.0, 12.0, 1.0))
+    backward = (-211, _p4(M_PI, 2.0, 155.0, 1.0))
+    assert filter_mask(*_event(*four, forward, k=8), FOUR)[0]
+    assert not filter_mask(*_event(*four[:3], backward, k=8), FOUR)[0]
+    # at most six good tracks
+    six = _tracks(*[((-1) ** i, 30.0 + 15.0 * i, 1.0) for i in range(6)])
+    seven = _tracks(*[((-1) ** i, 30.0 + 15.0 * i, 1.0) for i in range(7)])
+    assert filter_mask(*_event(*six, k=8), FOUR)[0]
+    assert not filter_mask(*_event(*seven, k=8), FOUR)[0]
+    assert filter_mask(*_event(*seven, k=8), {**FOUR, "max_tracks": None})[0]
+    # charges: all of one sign fails; 3 + 1 passes with one per sign, fails with two
+    same = _tracks(*[(1, 40.0 + 20.0 * i, 1.0) for i in range(4)])
+    assert not filter_mask(*_event(*same, k=8), FOUR)[0]
+    three_one = _tracks((1, 40.0, 1.0), (1, 60.0, 1.0), (1, 90.0, 1.0), (-1, 120.0, 1.0))
+    assert filter_mask(*_event(*three_one, k=8), FOUR)[0]
+    assert not filter_mask(*_event(*three_one, k=8), {**FOUR, "min_tracks_per_charge": 2})[0]
+    assert filter_mask(*_event(*four, k=8), {**FOUR, "min_tracks_per_charge": 2})[0]
+    # a charge counts only for a good track: the fourth track's sign is outside the acceptance
+    outside_neg = (-211, _p4(M_PI, 2.0, 160.0, 1.0))
+    assert not filter_mask(*_event(*same[:3], outside_neg, k=8), {**FOUR, "min_tracks": 3})[0]
+
+
+def test_charge_sign_of_pdg_codes() -> None:
+    codes = np.array([[11, -11, 13, -13, 211, -211], [321, -2212, 22, 0, 3222, 3334]])
+    expected = np.array([[-1, 1, -1, 1, 1, -1], [1, -1, 0, 0, 1, -1]])
+    np.testing.assert_array_equal(charge_sign(codes), expected)
+
+
+def test_four_track_filter_ragged_and_padded_forms_agree() -> None:
+    rng = np.random.default_rng(9)
+    n, k = 3000, 8
+    pdg = rng.choice([13, -13, 211, -211, 321, 22, 130, 0], size=(n, k))
+    p = rng.uniform(0.05, 3.0, (n, k))
+    th = np.arccos(rng.uniform(-1, 1, (n, k)))
+    ph = rng.uniform(0, 2 * np.pi, (n, k))
+    p4 = np.stack([p, p * np.sin(th) * np.cos(ph), p * np.sin(th) * np.sin(ph), p * np.cos(th)], -1)
+    padded = filter_mask(pdg, p4, FOUR)
+    counts = (pdg != 0).sum(axis=1)
+    order = np.argsort(pdg == 0, axis=1, kind="stable")
+    rows = np.arange(n)[:, None]
+    inside = np.arange(k)[None, :] < counts[:, None]
+    ragged = filter_particles(
+        make_particles(pdg[rows, order][inside], p4[rows, order][inside], counts), FOUR
+    )
+    np.testing.assert_array_equal(padded, ragged)
+    # an independent count
+    charged = np.isin(np.abs(pdg), (13, 211, 321))
+    pt = np.hypot(p4[..., 1], p4[..., 2])
+    theta = np.degrees(np.arctan2(pt, p4[..., 3]))
+    good = charged & (pt > 0.1) & (theta > 17.0) & (theta < 150.0)
+    sign = np.where(np.isin(pdg, (-13, 211, 321)), 1, -1)
+    n_good = good.sum(axis=1)
+    own = (n_good >= 4) & (n_good <= 6)
+    own &= ((good & (sign > 0)).sum(axis=1) >= 1) & ((good & (sign < 0)).sum(axis=1) >= 1)
+    np.testing.assert_array_equal(padded, own)
+    assert 0.05 < padded.mean() < 0.95
+
+
+def test_four_track_filter_is_checked_against_the_track_finding() -> None:
+    cfg = default_config()
+    sel = cfg.selection
+    tracking = cfg.detector.get().tracking
+    where = "backgrounds.samples.x.filter"
+    trig = (37.0, 120.0)
+    check_against_selection(FOUR, sel, trig, where, tracking=tracking)
+    check_against_selection({**FOUR, "max_tracks": None, "min_tracks": 3}, sel, trig, where)
+    for change, field in [
+        ({"min_tracks": 5, "max_tracks": 6}, r"filter\.min_tracks = 5"),
+        ({"max_tracks": 4}, r"filter\.max_tracks = 4"),
+        ({"min_tracks_per_charge": 2}, r"filter\.min_tracks_per_charge = 2"),
+        ({"prong_theta_deg": (35.0, 122.0)}, r"filter\.prong_theta_deg is a two-prong cut"),
+        ({"recoil_pt_cm_min_gev": 0.4}, r"filter\.recoil_pt_cm_min_gev is a two-prong cut"),
+        ({"track_pt_min_gev": 0.2}, r"track_pt_min_gev = 0\.2 .*tracking\.pt_min_gev"),
+        ({"theta_min_deg": 20.0}, r"narrower than the detector's tracking acceptance"),
+        ({"theta_max_deg": 140.0}, r"narrower than the detector's tracking acceptance"),
+    ]:
+        with pytest.raises(ConfigError, match=field):
+            check_against_selection({**FOUR, **change}, sel, trig, where, tracking=tracking)
+    # a filter at the tracking threshold with a looser angular range passes
+    loose = {**FOUR, "track_pt_min_gev": 0.05, "theta_min_deg": 10.0, "theta_max_deg": 170.0}
+    check_against_selection(loose, sel, trig, where, tracking=tracking)
+    # the same cuts without serves: four_track are refused by the two-track check
+    with pytest.raises(ConfigError, match="serves: four_track"):
+        check_against_selection({**FOUR, "serves": "two_track"}, sel, trig, where)
+    with pytest.raises(ConfigError, match=r"filter\.max_tracks = 2"):
+        check_against_selection({**BASE, "max_tracks": 2}, sel, trig, where)
+    with pytest.raises(ConfigError, match=r"filter\.min_tracks_per_charge = 2"):
+        check_against_selection({**BASE, "min_tracks_per_charge": 2}, sel, trig, where)
+
+
+def test_four_track_filter_config_fields() -> None:
+    cfg = config_from_dict({"backgrounds": {"samples": {"qqbar": {"filter": {"max_tracks": 8}}}}})
+    filt = cfg.backgrounds.samples["qqbar"].filter
+    assert (filt.serves, filt.min_tracks, filt.max_tracks) == ("four_track", 4, 8)
+    with pytest.raises(ConfigError, match="max_tracks"):
+        config_from_dict({"backgrounds": {"samples": {"qqbar": {"filter": {"max_tracks": 3}}}}})
+    with pytest.raises(ConfigError, match="serves"):
+        config_from_dict({"backgrounds": {"samples": {"qqbar": {"filter": {"serves": "six"}}}}})
+    # the existing samples keep the two-track filter, whose new cuts are off
+    two = default_config().backgrounds.samples["tautau"].filter
+    assert (two.serves, two.max_tracks, two.min_tracks_per_charge) == ("two_track", None, None)
+    # a four-track sample of the driver is checked against the detector's track finding
+    bad = config_from_dict(
+        {"detector": {"configurations": {"simulation": {"tracking": {"pt_min_gev": 0.05}}}}}
+    )
+    with pytest.raises(ConfigError, match=r"qqbar\.filter\.track_pt_min_gev"):
+        bg.check_filter("qqbar", bad)

@@ -55,6 +55,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from zprime._util import provenance
 from zprime.config import _format_validation_error
 from zprime.detector.simulation import (
+    OPTIONAL_RECO_COLUMNS,
+    OPTIONAL_TRACK_FIELDS,
     PHOTON_FIELDS,
     RECO_SCHEMA_VERSION,
     TRACK_FIELDS,
@@ -112,6 +114,7 @@ def _t(
 
 
 _REQ = "required"
+_NOT_AVAILABLE = "absent (not available)"
 COLUMNS: dict[str, TargetColumn] = {
     c.name: c
     for c in (
@@ -120,6 +123,8 @@ COLUMNS: dict[str, TargetColumn] = {
         _t("trg_two_track", "event", "bool", "bool", None, True, _REQ),
         _t("trg_bhabha_veto", "event", "bool", "bool", None, False, "false"),
         _t("trg_ecl", "event", "bool", "bool", None, False, "false (no reference trigger)"),
+        _t("trg_three_track", "event", "bool", "bool", None, False, _NOT_AVAILABLE),
+        _t("trg_single_muon", "event", "bool", "bool", None, False, _NOT_AVAILABLE),
         _t("ecl_energy", "event", "float", "float64", "energy", False, "NaN (unknown)"),
         _t("n_tracks", "event", "count", "int64", None, False, "every slot is a track"),
         _t("n_photons", "event", "count", "int64", None, False, "every slot is a photon"),
@@ -139,6 +144,7 @@ COLUMNS: dict[str, TargetColumn] = {
         _t("tracks.charge", "tracks", "charge", "int32", None, True, _REQ),
         _t("tracks.muon_id", "tracks", "float", "float32", None, True, _REQ),
         _t("tracks.electron_id", "tracks", "float", "float32", None, False, "0 (no electron)"),
+        _t("tracks.pion_id", "tracks", "float", "float32", None, False, _NOT_AVAILABLE),
         _t("tracks.d0", "tracks", "float", "float32", "length", True, _REQ),
         _t("tracks.z0", "tracks", "float", "float32", "length", True, _REQ),
         _t("photons.e", "photons", "float", "float64", "energy", False, "no photon list"),
@@ -147,7 +153,10 @@ COLUMNS: dict[str, TargetColumn] = {
         _t("photons.pz", "photons", "float", "float64", "energy", False, "no photon list"),
     )
 }
-"""The columns a map can fill, with their kind, unit and default (``required`` if none)."""
+"""The columns a map can fill, with their kind, unit and default (``required`` if none).
+A column whose default is "absent (not available)" (the tau-tau search's trigger lines and
+``tracks.pion_id``) is left out of the events when the map does not fill it, so that nothing
+mistakes a missing trigger bit or score for a measured one."""
 
 _SET_BY_ZPRIME = {
     "weight": "1 for every data event",
@@ -814,7 +823,8 @@ def _object_arrays(
     order = np.lexsort((order_key, event_of))
     fields = {k: v[order] for k, v in fields.items()}
     if level == "tracks":
-        fields = {k: fields[k] for k in TRACK_FIELDS}
+        optional = [k for k in OPTIONAL_TRACK_FIELDS if k in fields]
+        fields = {k: fields[k] for k in (*TRACK_FIELDS, *optional)}
     return ak.unflatten(ak.zip(fields), counts), keep
 
 
@@ -934,6 +944,11 @@ def _assemble(batch: _Batch, cmap: ColumnMap, where: str, labels: dict[str, str]
         "trg_bhabha_veto": event_column("trg_bhabha_veto").astype(bool),
         "trg_ecl": event_column("trg_ecl").astype(bool),
         "ecl_energy": event_column("ecl_energy").astype(np.float64),
+        **{
+            name: event_column(name).astype(bool)
+            for name in OPTIONAL_RECO_COLUMNS
+            if name in batch.event or name in cmap.constants
+        },
         "n_tracks": n_tracks,
         "n_photons": n_photons,
         "tracks": tracks,

@@ -8,21 +8,26 @@ sources and assumptions in ``docs/detector.md``):
 
 - tracking: charged e, mu, pi, K, p in the CDC acceptance above a pT threshold, with a
   finding efficiency, Gaussian pT, theta and phi smearing, prompt impact parameters d0/z0;
-- particle identification: ``muon_id`` and ``electron_id`` scores in [0, 1] whose probability of
-  exceeding 0.5 is the parametrised efficiency or mis-identification rate;
+- particle identification: ``muon_id``, ``electron_id`` and ``pion_id`` scores in [0, 1] whose
+  probability of exceeding 0.5 is the parametrised efficiency or mis-identification rate;
 - ECL: clusters from photons (acceptance of the three regions, gaps, per-region and backward-
   barrel inefficiencies, the 90 deg gap), from electrons (full shower), muons (MIP) and hadrons
   (MIP or hadronic shower); photons are the clusters above 0.1 GeV not matched to a track;
 - trigger: the two-track line (pair of tracks in 37-120 deg with an azimuthal opening above
   90 deg in 2019 or 30 deg in 2020, an efficiency linear in q = s - 2 sqrt(s) E*_tracks, Bhabha
-  veto), the ECL energy line, and the run period drawn from the 2019/2020 luminosity split.
+  veto), the ECL energy line, and the run period drawn from the 2019/2020 luminosity split;
+  for the tau-tau search (PRL 131, 121802) the three-track line (three CDC trigger tracks) and
+  the single-muon line (a CDC track matched to the barrel KLM).
 
 Two configurations ship: ``simulation`` (the analysis' simulation) and ``data`` (the pseudo-data
 detector, which differs the way the PRL says real data do: 8% wider M_recoil^2 resolution, a
 larger photon loss in the backward barrel, a trigger efficiency rising from 89% to 93% with
 M_recoil^2, a slightly lower muon identification). The random numbers drawn do not depend on
 efficiencies, resolutions or probabilities, so the two see the same events the same way but for
-their differences (``docs/detector.md``, "The data configuration").
+their differences (``docs/detector.md``, "The data configuration"). The pion identification
+and the two tau-tau trigger lines draw theirs from a second generator derived from the state of
+``rng`` without advancing it (:func:`_aux_rng`), so every column that existed before them is
+unchanged, bit for bit, and does not depend on their parameters.
 
 The reconstructed-event schema is described in ``docs/event-schema.md`` and checked by
 :func:`validate_reco_events`.
@@ -34,6 +39,7 @@ configuration.
 from __future__ import annotations
 
 import functools
+import hashlib
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +63,7 @@ from zprime.config import (
     TriggerConfig,
     default_config,
 )
+from zprime.config.samples import PionIDConfig
 from zprime.errors import ConfigError, InputError
 from zprime.generators.signal import generate as generate_signal
 from zprime.io.events import (
@@ -77,6 +84,8 @@ from zprime.physics.kinematics import (
 )
 
 __all__ = [
+    "OPTIONAL_RECO_COLUMNS",
+    "OPTIONAL_TRACK_FIELDS",
     "PHOTON_FIELDS",
     "RECO_COLUMNS",
     "RECO_SCHEMA_VERSION",
@@ -120,6 +129,11 @@ RECO_COLUMNS: tuple[str, ...] = (
     "tracks",
     "photons",
 )
+OPTIONAL_TRACK_FIELDS: tuple[str, ...] = ("pion_id",)
+"""Track fields that the simulation writes but the schema does not require (files written before
+the tau-tau search, and a user's ntuple that does not map them, lack them: not available)."""
+OPTIONAL_RECO_COLUMNS: tuple[str, ...] = ("trg_three_track", "trg_single_muon")
+"""Event columns that the simulation writes but the schema does not require (as above)."""
 VARIABLE_COLUMNS: tuple[str, ...] = (
     *PAIR_VARIABLES,
     "e_photons",
@@ -209,7 +223,7 @@ def configuration_differences(a: DetectorConfig, b: DetectorConfig) -> dict[str,
     """
     da, db = a.model_dump(mode="json"), b.model_dump(mode="json")
     out: dict[str, tuple[Any, Any]] = {}
-    for block in ("tracking", "muon_id", "electron_id", "ecl", "trigger"):
+    for block in ("tracking", "muon_id", "electron_id", "pion_id", "ecl", "trigger"):
         for name, value in da[block].items():
             if value != db[block][name]:
                 out[f"{block}.{name}"] = (value, db[block][name])
@@ -338,6 +352,7 @@ class _Tracks:
     z0: np.ndarray
     muon_id: np.ndarray | None = None
     electron_id: np.ndarray | None = None
+    pion_id: np.ndarray | None = None
 
     @property
     def p(self) -> np.ndarray:
@@ -419,10 +434,15 @@ def _identify(
     ecfg: ElectronIDConfig,
     gen: np.random.Generator,
 ) -> None:
-    """Fill ``muon_id`` and ``electron_id`` (scores with P(score > 0.5) = efficiency)."""
+    """Fill ``muon_id`` and ``electron_id`` (scores with P(score > 0.5) = efficiency).
+
+    Kaons and protons take the pion rates unless ``muon_id.kaon_fake_scale`` and
+    ``electron_id.kaon_fake`` say otherwise (the defaults reproduce the earlier model exactly).
+    """
     apdg = parts.apdg[tracks.source]
     is_mu = apdg == 13
     is_e = apdg == 11
+    is_pi = apdg == 211
     p = tracks.p
     # muon ID: KLM for p > 0.7 GeV inside its acceptance [PRL, basf2-acc]; linear model between
     in_klm = _in_range(tracks.theta, mcfg.klm_theta_deg) & (
@@ -440,12 +460,95 @@ def _identify(
         _linear_in_p(p, p0, p1, mcfg.pion_fake_low, mcfg.pion_fake_high),
         mcfg.pion_fake_low,
     )
-    prob_mu = np.select([is_mu, is_e], [mu_eff, mcfg.electron_fake], pi_fake)
+    prob_mu = np.select(
+        [is_mu, is_e, is_pi], [mu_eff, mcfg.electron_fake, pi_fake], pi_fake * mcfg.kaon_fake_scale
+    )
     tracks.muon_id = _score(prob_mu, mcfg.score_spread, gen)
     # electron ID: E/p needs an ECL cluster
     e_eff = np.where(reaches_ecl[tracks.source], ecfg.efficiency, ecfg.efficiency_no_ecl)
-    prob_e = np.select([is_e, is_mu], [e_eff, ecfg.muon_fake], ecfg.pion_fake)
+    kaon_e = ecfg.pion_fake if ecfg.kaon_fake is None else ecfg.kaon_fake
+    prob_e = np.select([is_e, is_mu, is_pi], [e_eff, ecfg.muon_fake, ecfg.pion_fake], kaon_e)
     tracks.electron_id = _score(prob_e, ecfg.score_spread, gen)
+
+
+def _aux_rng(gen: np.random.Generator) -> np.random.Generator:
+    """A second generator, seeded from a hash of ``gen``'s current state, which it leaves as is.
+
+    The steps added for the tau-tau search (pion identification, three-track and single-muon
+    lines) draw from it, so the random numbers of every earlier step, and everything the caller
+    later draws from ``gen``, are those of the simulation without them.
+    """
+    state = repr(gen.bit_generator.state).encode()
+    words = np.frombuffer(hashlib.sha256(b"zprime-aux:" + state).digest(), dtype=np.uint32)
+    return np.random.default_rng(np.random.SeedSequence([int(w) for w in words]))
+
+
+def _klm_turn_on(tracks: _Tracks, mcfg: MuonIDConfig, low: float, high: float) -> np.ndarray:
+    """``low`` below the KLM or outside it, ``high`` on its plateau, linear in p between
+    (the muon identification's KLM model)."""
+    in_klm = _in_range(tracks.theta, mcfg.klm_theta_deg) & (
+        ~_in_range(tracks.theta, mcfg.klm_barrel_theta_deg)
+        | (tracks.pt > mcfg.klm_barrel_pt_min_gev)
+    )
+    return np.where(
+        in_klm, _linear_in_p(tracks.p, mcfg.klm_p_min_gev, mcfg.plateau_p_gev, low, high), low
+    )
+
+
+def _identify_pion(
+    tracks: _Tracks,
+    parts: _Particles,
+    mcfg: MuonIDConfig,
+    pcfg: PionIDConfig,
+    aux: np.random.Generator,
+) -> None:
+    """Fill ``pion_id`` (score with P(score > 0.5) = pion efficiency or mis-identification).
+
+    Pions and muons are separated by the KLM, so the pion efficiency and the muon -> pion rate
+    follow the muon identification's KLM acceptance and turn-on; electrons and kaons (and
+    protons) have flat rates. One normal number per candidate track, drawn from ``aux``.
+    """
+    apdg = parts.apdg[tracks.source]
+    pi_eff = _klm_turn_on(tracks, mcfg, pcfg.efficiency_low, pcfg.efficiency_high)
+    mu_fake = _klm_turn_on(tracks, mcfg, pcfg.muon_fake_low, pcfg.muon_fake_high)
+    prob = np.select(
+        [apdg == 211, apdg == 13, apdg == 11], [pi_eff, mu_fake, pcfg.electron_fake], pcfg.kaon_fake
+    )
+    tracks.pion_id = _score(prob, pcfg.score_spread, aux)
+
+
+def _three_track_trigger(tracks: _Tracks, cfg: TriggerConfig, n: int, u: np.ndarray) -> np.ndarray:
+    """The CDC three-track line (L1 ``fff``): at least ``three_track_min_tracks`` tracks with
+    polar angle in ``three_track_theta_deg`` and pT above ``three_track_pt_min_gev``, then an
+    efficiency ``three_track_efficiency`` applied with the per-event uniform numbers ``u``."""
+    ok = _in_range(tracks.theta, cfg.three_track_theta_deg) & (
+        tracks.pt > cfg.three_track_pt_min_gev
+    )
+    count = np.bincount(tracks.event[ok], minlength=n)
+    return (count >= cfg.three_track_min_tracks) & (u < cfg.three_track_efficiency)
+
+
+def _single_muon_trigger(
+    tracks: _Tracks, parts: _Particles, cfg: TriggerConfig, n: int, u: np.ndarray
+) -> np.ndarray:
+    """The CDC-KLM single-muon line (L1 ``cdcklm``): some track in ``single_muon_theta_deg``
+    with pT above ``single_muon_pt_min_gev`` and p above ``single_muon_p_min_gev`` that makes a
+    matched KLM trigger track: with probability ``single_muon_efficiency`` for a muon,
+    ``single_muon_hadron_probability`` for a charged hadron (punch-through, decay in flight),
+    never for an electron; ``u`` holds one uniform number per track."""
+    apdg = parts.apdg[tracks.source]
+    prob = np.select(
+        [apdg == 13, apdg == 11],
+        [cfg.single_muon_efficiency, 0.0],
+        cfg.single_muon_hadron_probability,
+    )
+    ok = (
+        _in_range(tracks.theta, cfg.single_muon_theta_deg)
+        & (tracks.pt > cfg.single_muon_pt_min_gev)
+        & (tracks.p > cfg.single_muon_p_min_gev)
+        & (u < prob)
+    )
+    return _any_per_event(tracks.event, ok, n)
 
 
 def _clusters(
@@ -646,7 +749,10 @@ def simulate(
     acceptance, photon in an ECL region) before efficiencies and losses are applied, and once
     per event for the trigger: configurations that differ only in efficiencies, resolutions,
     identification or trigger probabilities use the same random numbers for the same ``rng``
-    (equal configurations give identical output).
+    (equal configurations give identical output). The pion identification and the three-track
+    and single-muon lines draw from a generator derived from ``rng``'s state
+    (:func:`_aux_rng`), so the other columns, and ``rng`` itself, are what they were before
+    those steps existed.
 
     Parameters
     ----------
@@ -677,6 +783,7 @@ def simulate(
     """
     _, det = get_detector(detector, config)
     gen = rng if rng is not None else np.random.default_rng()
+    aux = _aux_rng(gen)  # before any draw from gen: a function of the caller's rng state
     validate_generator_events(events, where)
     n = len(events)
     flat = _flat_particles(events, where)
@@ -709,6 +816,16 @@ def simulate(
     # photons: clusters not matched to a track, above threshold [PRL]
     is_photon = (~cl.matched) & (cl.e > det.ecl.photon_e_min_gev)
 
+    # tau-tau search [PRL 131, 121802]: pion ID and the three-track and single-muon lines, with
+    # random numbers from aux (per candidate track, then per event), drawn whatever the
+    # efficiencies
+    _identify_pion(candidates, parts, det.muon_id, det.pion_id, aux)
+    u_klm = aux.random(candidates.source.size)
+    u_three = aux.random(n)
+    tracks.pion_id = candidates.pion_id[found]
+    three_track = _three_track_trigger(tracks, trg, n, u_three)
+    single_muon = _single_muon_trigger(tracks, parts, trg, n, u_klm[found])
+
     return _assemble(
         events,
         parts,
@@ -721,6 +838,8 @@ def simulate(
             "trg_bhabha_veto": bhabha,
             "trg_ecl": ecl_energy > trg.ecl_energy_min_gev,
             "ecl_energy": ecl_energy,
+            "trg_three_track": three_track,
+            "trg_single_muon": single_muon,
         },
     )
 
@@ -750,6 +869,8 @@ def _assemble(
         "z0": tracks.z0,
         "true_pdg": parts.pdg[tracks.source].astype(np.int32),
     }
+    if tracks.pion_id is not None:
+        t_cols["pion_id"] = tracks.pion_id  # last: the earlier fields keep their positions
     t_cols = {k: np.asarray(v)[t_order] for k, v in t_cols.items()}
 
     g_event = cl.event[is_photon]
@@ -884,6 +1005,9 @@ def validate_reco_events(
 ) -> None:
     """Check the reconstructed-event schema (``docs/event-schema.md``).
 
+    The optional columns (:data:`OPTIONAL_RECO_COLUMNS`, :data:`OPTIONAL_TRACK_FIELDS`) are
+    checked where present: the trigger lines must be boolean, ``pion_id`` finite.
+
     Parameters
     ----------
     events
@@ -910,8 +1034,13 @@ def validate_reco_events(
                 raise InputError(f"{where}: missing column '{col}.{f}'")
     if not np.all(np.isfinite(np.asarray(ak.to_numpy(events["weight"]), dtype=np.float64))):
         raise InputError(f"{where}: column 'weight' has NaN or infinite values")
+    for col in OPTIONAL_RECO_COLUMNS:
+        if col in fields and ak.to_numpy(events[col]).dtype != np.bool_:
+            raise InputError(f"{where}: column '{col}' is not boolean")
+    track_fields = set(ak.fields(events["tracks"]))
+    optional = tuple(f for f in OPTIONAL_TRACK_FIELDS if f in track_fields)
     for col, sub in (
-        ("tracks", ("px", "py", "pz", "muon_id", "electron_id", "d0", "z0")),
+        ("tracks", ("px", "py", "pz", "muon_id", "electron_id", "d0", "z0", *optional)),
         ("photons", PHOTON_FIELDS),
     ):
         for f in sub:

@@ -19,7 +19,8 @@ live in :mod:`zprime.generators.chunk` (re-exported here):
   ``name``): ``filter`` (a dict, see :func:`track_filter`), ``normalisation`` (``"reference"``:
   normalise to ``xsec_ref_fb``; ``"generator"``: to the generator's own cross section),
   ``xsec_ref_fb``, ``options`` (generator-specific), and for Pythia ``pythia``,
-  ``pythia_forced``, ``tau_channels``.
+  ``pythia_forced``, ``tau_channels`` (and ``options.xsec_ref_by_flavour_fb``, per-flavour
+  reference cross sections of a q qbar sample).
 - ``n_generate`` events are generated with the generator seeded by ``seed`` (an int in
   [1, 900000000], Pythia's range).
 - The result's ``events`` are in the generator schema of :mod:`zprime.io.events` (``event`` =
@@ -88,6 +89,7 @@ __all__ = [
     "chunk",
     "chunk_seed",
     "describe",
+    "flavour_xsec",
     "generate_sample",
     "generator_target",
     "luminosity_equivalent",
@@ -277,6 +279,73 @@ def _make_pythia(settings: Mapping[str, Any], seed: int | None) -> Any:
     return pythia
 
 
+QUARK_FLAVOURS: dict[str, int] = {"d": 1, "u": 2, "s": 3, "c": 4, "b": 5}
+"""PDG codes of the quark flavours a Pythia sample may normalise separately
+(``options.xsec_ref_by_flavour_fb``)."""
+
+
+def flavour_xsec(settings: Mapping[str, Any]) -> dict[int, float] | None:
+    """The per-flavour reference cross sections of a Pythia sample, by quark PDG code.
+
+    ``options.xsec_ref_by_flavour_fb`` (``{d: ..., u: ..., s: ..., c: ...}`` in fb) normalises
+    the events of each hard-process quark flavour separately to its own reference cross section,
+    so that the flavour mix is the reference's, not Pythia's (its gamma* couplings give
+    e_q^2 ratios). The values must sum to ``xsec_ref_fb`` (the sample's total, which sizes it).
+
+    Returns
+    -------
+    dict or None
+        ``{pdg: sigma_fb}``; ``None`` when the option is not set.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown option, flavour or value, a normalisation other than ``reference``, or a
+        sum that differs from ``xsec_ref_fb``.
+    """
+    name = settings["name"]
+    options = dict(settings.get("options") or {})
+    where = f"backgrounds.samples.{name}.options"
+    unknown = set(options) - {"xsec_ref_by_flavour_fb"}
+    if unknown:
+        raise ConfigError(
+            f"{where}.{sorted(unknown)[0]}: unknown option of a Pythia sample "
+            "(known: xsec_ref_by_flavour_fb)"
+        )
+    given = options.get("xsec_ref_by_flavour_fb")
+    if given is None:
+        return None
+    if not isinstance(given, Mapping) or not given:
+        raise ConfigError(f"{where}.xsec_ref_by_flavour_fb must be a mapping {{quark: fb}}")
+    if settings.get("normalisation") != "reference":
+        raise ConfigError(f"{where}.xsec_ref_by_flavour_fb needs normalisation 'reference'")
+    out: dict[int, float] = {}
+    for key, value in given.items():
+        if key not in QUARK_FLAVOURS:
+            raise ConfigError(
+                f"{where}.xsec_ref_by_flavour_fb: unknown quark '{key}' "
+                f"(known: {', '.join(QUARK_FLAVOURS)})"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0.0:
+            raise ConfigError(f"{where}.xsec_ref_by_flavour_fb.{key} must be a positive number")
+        out[QUARK_FLAVOURS[key]] = float(value)
+    total = float(settings["xsec_ref_fb"])
+    if not math.isclose(sum(out.values()), total, rel_tol=1e-9):
+        raise ConfigError(
+            f"{where}.xsec_ref_by_flavour_fb sums to {sum(out.values()):.6g} fb, not "
+            f"xsec_ref_fb = {total:.6g} fb"
+        )
+    return out
+
+
+def _hard_flavour(batch: ak.Array) -> np.ndarray:
+    """|PDG code| of the first outgoing parton of the hardest process (status -23), 0 if none."""
+    prt = batch.prt
+    hard = prt[prt.status == -23]
+    first = ak.fill_none(ak.firsts(abs(hard.id)), 0)
+    return ak.to_numpy(first).astype(np.int64)
+
+
 def tau_br_weight(particle_data: Any) -> float:
     """Fraction of tau pairs that decay through the open channels, read from Pythia.
 
@@ -314,6 +383,7 @@ def describe(settings: Mapping[str, Any]) -> dict[str, Any]:
     ConfigError
         If Pythia refuses a setting.
     """
+    by_flavour = flavour_xsec(settings)
     pythia = _make_pythia(settings, None)
     weight = tau_br_weight(pythia.particleData) if settings.get("tau_channels") else 1.0
     version = pythia.settings.parm("Pythia:versionNumber")
@@ -323,6 +393,8 @@ def describe(settings: Mapping[str, Any]) -> dict[str, Any]:
     }
     if settings.get("normalisation") == "reference":  # unweighted events of a known sigma
         info["sigma_equivalent_fb"] = float(settings["xsec_ref_fb"]) * weight
+    if by_flavour is not None:
+        info["xsec_ref_by_flavour_fb"] = {str(k): v for k, v in by_flavour.items()}
     if settings.get("tau_channels"):
         entry = pythia.particleData.particleDataEntryPtr(15)
         open_channels = []
@@ -361,7 +433,10 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> ChunkResul
     ----------
     settings
         :func:`sample_settings` of the sample: ``pythia`` lines, ``pythia_forced`` parameters,
-        ``tau_channels``, ``normalisation``, ``xsec_ref_fb``, ``filter``.
+        ``tau_channels``, ``normalisation``, ``xsec_ref_fb``, ``filter``, and the optional
+        ``options.xsec_ref_by_flavour_fb`` (:func:`flavour_xsec`: the events of each
+        hard-process quark flavour normalised to their own reference cross section, with the
+        truth column ``quark_flavour``).
     n_generate
         Events to generate (before the filter).
     seed
@@ -391,15 +466,29 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> ChunkResul
         raise ZprimeError(f"background sample '{settings['name']}': Pythia initialisation failed")
     br_weight = tau_br_weight(pythia.particleData) if settings.get("tau_channels") else 1.0
     filt = settings["filter"]
+    by_flavour = flavour_xsec(settings)
 
     kept: list[ak.Array] = []
     weight_sum = 0.0
+    flavour_sums: dict[int, float] = dict.fromkeys(by_flavour or {}, 0.0)
     done = 0
     while done < n_generate:
         m = min(_BATCH, n_generate - done)
         batch = pythia.nextBatch(m, 10.0)  # skip failed events, give up after 10 m attempts
         particles, w, m_hat = _convert(batch)
         weight_sum += float(w.sum())
+        columns: dict[str, Any] = {}
+        if by_flavour is not None:
+            flavour = _hard_flavour(batch)
+            other = ~np.isin(flavour, list(by_flavour))
+            if np.any(other):
+                raise ZprimeError(
+                    f"background sample '{settings['name']}': hard-process flavour "
+                    f"{int(flavour[other][0])} has no entry in options.xsec_ref_by_flavour_fb"
+                )
+            for code in by_flavour:
+                flavour_sums[code] += float(w[flavour == code].sum())
+            columns["quark_flavour"] = flavour
         mask = track_filter(particles, filt)
         index = np.flatnonzero(mask)
         kept.append(  # packed: a copy that holds no reference to the full batch
@@ -410,6 +499,7 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> ChunkResul
                         "weight": w[index],
                         "particles": particles[index],
                         "sqrt_s_hat": m_hat[index],
+                        **{key: col[index] for key, col in columns.items()},
                     },
                     depth_limit=1,
                 )
@@ -425,7 +515,15 @@ def chunk(settings: Mapping[str, Any], n_generate: int, seed: int) -> ChunkResul
     else:
         sigma_norm = sigma_fb * br_weight
     events = ak.concatenate(kept) if len(kept) > 1 else kept[0]
-    events = ak.with_field(events, events["weight"] * (sigma_norm / weight_sum), "weight")
+    if by_flavour is None:
+        scale: Any = sigma_norm / weight_sum
+    else:  # each flavour to its own reference (the ratio estimator of the chunk)
+        flavour = ak.to_numpy(events["quark_flavour"])
+        scale = np.zeros(len(flavour))
+        for code, sigma_q in by_flavour.items():
+            if flavour_sums[code] > 0.0:
+                scale[flavour == code] = sigma_q * br_weight / flavour_sums[code]
+    events = ak.with_field(events, events["weight"] * scale, "weight")
     return ChunkResult(ak.to_packed(events), int(n_generate), sigma_fb, sigma_err_fb)
 
 
@@ -448,9 +546,13 @@ def check_filter(name: str, config: Config) -> None:
         Naming the filter field (:func:`zprime.generators.filters.check_against_selection`).
     """
     filt = config.backgrounds.samples[name].filter.model_dump(mode="json")
-    trigger = config.detector.get().trigger.track_theta_deg
+    detector = config.detector.get()
     check_against_selection(
-        filt, config.selection, tuple(trigger), f"backgrounds.samples.{name}.filter"
+        filt,
+        config.selection,
+        tuple(detector.trigger.track_theta_deg),
+        f"backgrounds.samples.{name}.filter",
+        tracking=detector.tracking,
     )
 
 
