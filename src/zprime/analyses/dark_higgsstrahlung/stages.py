@@ -402,7 +402,10 @@ def stage_limits(ctx: StageContext) -> DhLimitsOutput:
     rel_b = math.hypot(syst.background_shape, syst.preselection, syst.c_eta)
     # an empty window still has the uncertainty of one simulated event of the typical weight
     w_typ = float(np.sum(bkg["weight"] ** 2) / max(np.sum(bkg["weight"]), 1e-300))
-    mc = np.sqrt(np.where(counts.count > 0, counts.sumw2, w_typ**2))
+    # (a window is empty when no simulated event has a positive weight in it: control events
+    # kept only for the +1 sigma photon-loss variation carry zero nominal weight)
+    filled = counts.sumw > 0
+    mc = np.sqrt(np.where(filled, counts.sumw2, w_typ**2))
     sigma_b = np.sqrt(mc**2 + (rel_b * b) ** 2 + corr_unc**2)
     # the observed data: a user's ntuple (every selected event once), or the pseudo-data
     # samples thinned to unit weight at the luminosity (the control stage's data set)
@@ -481,7 +484,7 @@ def stage_limits(ctx: StageContext) -> DhLimitsOutput:
             cfg.projections.mc_stat,
             eff=eff,
             mc=mc,
-            b=np.where(counts.count > 0, b, w_typ),
+            b=np.where(filled, b, w_typ),
             rel_b=rel_b,
             corr_unc=corr_unc,
             rel_s=rel_s,
