@@ -51,6 +51,7 @@ def test_outputs_and_limits(tiny_run: Path) -> None:
         "tautau_limits.csv",
         "tautau_bias.csv",
         "tautau_summary.md",
+        "tautau_control.json",
         "networks/tautau_range_0.pt",
         "provenance.json",
     ):

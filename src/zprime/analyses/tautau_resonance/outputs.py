@@ -18,6 +18,7 @@ class TtSelectOutput(StageOutput):
     signal: dict[str, Path]
     backgrounds: dict[str, Path]
     data: dict[str, Path]
+    control: Path
 
 
 @dataclass(frozen=True)

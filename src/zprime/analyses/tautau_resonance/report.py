@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from zprime._util import atomic_path
 from zprime.analyses.base import StageContext
 from zprime.analyses.tautau_resonance.figures import limit_figures
-from zprime.analyses.tautau_resonance.outputs import TtLimitsOutput, TtReportOutput
+from zprime.analyses.tautau_resonance.outputs import (
+    TtLimitsOutput,
+    TtReportOutput,
+    TtSelectOutput,
+)
 from zprime.physics.leptophilic import COUPLING_NAMES, COUPLING_UNITS
 
 __all__ = ["read_limits", "stage_report", "summary_markdown"]
@@ -28,8 +34,13 @@ def read_limits(path: Path) -> dict[str, np.ndarray]:
     return cols
 
 
-def summary_markdown(cols: dict[str, np.ndarray], luminosity_fb: float, smoke: bool) -> str:
-    """Limits per model: the range over the masses and a few masses."""
+def summary_markdown(
+    cols: dict[str, np.ndarray],
+    luminosity_fb: float,
+    smoke: bool,
+    control: dict[str, Any] | None = None,
+) -> str:
+    """Limits per model: the range over the masses and a few masses; the control sample."""
     lines = ["# zprime results: tau-tau resonance" + (", smoke test" if smoke else ""), ""]
     if smoke:
         lines += [
@@ -65,15 +76,24 @@ def summary_markdown(cols: dict[str, np.ndarray], luminosity_fb: float, smoke: b
             f"Observed sigma x B limits: {np.min(cols['obs_xsec_br_fb'][ok]):.3g}-"
             f"{np.max(cols['obs_xsec_br_fb'][ok]):.3g} fb.",
         ]
+    if control:
+        lines += [
+            "",
+            f"Control sample ({control['sample']}): {control['data']:.0f} data events, "
+            f"{control['simulation']:.4g} simulated, data / simulation = "
+            f"{control['ratio']:.3f} +- {control['ratio_err']:.3f}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def stage_report(ctx: StageContext) -> TtReportOutput:
     """``tautau_summary.md`` and the limit figures."""
     lim: TtLimitsOutput = ctx.output("limits", TtLimitsOutput)
+    sel: TtSelectOutput = ctx.output("select", TtSelectOutput)
     cols = read_limits(lim.limits)
     lumi = float(ctx.config.luminosity_fb)
-    text = summary_markdown(cols, lumi, bool(ctx.config.report.smoke_test))
+    control = json.loads(sel.control.read_text())
+    text = summary_markdown(cols, lumi, bool(ctx.config.report.smoke_test), control)
     target = ctx.run.root / "tautau_summary.md"
     with atomic_path(target) as tmp:
         tmp.write_text(text)
