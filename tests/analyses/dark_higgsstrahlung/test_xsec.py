@@ -93,7 +93,7 @@ def test_missing_masses_and_unknown_analysis(
     )
     status, _, err = _main(["xsec", "--analysis", "bogus", "-m", "2"], monkeypatch, capsys)
     assert status == 2
-    assert "invisible-zprime or dark-higgsstrahlung" in err
+    assert "invisible-zprime, dark-higgsstrahlung or tautau-resonance" in err
 
 
 def test_configuration_defaults_are_the_selections() -> None:
@@ -122,4 +122,6 @@ def test_run_analysis_option_selects_the_preset(
     assert seen["cfg"].luminosity_fb == pytest.approx(8.34)
     status, _, err = _main(["run", "--analysis", "bogus"], monkeypatch, capsys)
     assert status == 2
-    assert err.strip() == "error: --analysis bogus: invisible-zprime or dark-higgsstrahlung"
+    assert err.strip() == (
+        "error: --analysis bogus: invisible-zprime, dark-higgsstrahlung or tautau-resonance"
+    )

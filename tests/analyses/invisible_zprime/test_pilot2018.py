@@ -128,7 +128,7 @@ def test_file_and_overrides_go_over_the_preset(tmp_path: Path) -> None:
 
 
 def test_unknown_preset_is_a_config_error() -> None:
-    known = "dark_higgsstrahlung, pilot2018"
+    known = "dark_higgsstrahlung, pilot2018, tautau_resonance"
     with pytest.raises(ConfigError, match=rf"^unknown preset 'x' \(presets: {known}\)$"):
         load_config(preset="x")
 

@@ -68,11 +68,21 @@ def limit_figures(
     ax.set_yscale("log")
     ax.set_xlabel(r"$M_{A'}$ [GeV]")
     ax.set_ylabel(r"90% credible limit on $\sigma \times B$ [fb] (dashed: expected)")
-    ax.legend(fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # a sparse grid may leave no slice
+        ax.legend(fontsize="small")
     label(ax, luminosity_fb)
     written["dh_limit_slices"] = save(fig, out_dir / "dh_limit_slices")[0]
     written["dh_limit_slices_mh"] = _fixed_hdark_slices(cols, out_dir, luminosity_fb)
     return written
+
+
+def _legend(ax: plt.Axes, title: str) -> None:
+    """A legend with ``title``, or the title alone where no line carries a label (a sparse
+    grid may leave none; matplotlib warns on an empty legend)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", title=title, title_fontsize="x-small")
+    else:
+        ax.text(0.03, 0.95, title, transform=ax.transAxes, fontsize="x-small", va="top")
 
 
 def _nearest_per_aprime(ma: np.ndarray, mh: np.ndarray, target: float) -> np.ndarray:
@@ -112,11 +122,7 @@ def _fixed_hdark_slices(
     ax.set_yscale("log")
     ax.set_xlabel(r"$M_{A'}$ [GeV]")
     ax.set_ylabel(r"90% credible limit on $\sigma \times B$ [fb]")
-    ax.legend(
-        fontsize="small",
-        title="solid: observed; dashed, band: expected, $\\pm1$ s.d.",
-        title_fontsize="x-small",
-    )
+    _legend(ax, "solid: observed; dashed, band: expected, $\\pm1$ s.d.")
     label(ax, luminosity_fb)
     return save(fig, out_dir / "dh_limit_slices_mh")[0]
 
@@ -142,11 +148,7 @@ def projection_figure(
     ax.set_yscale("log")
     ax.set_xlabel(r"$M_{A'}$ [GeV]")
     ax.set_ylabel(r"expected 90% credible limit on $\sigma \times B$ [fb]")
-    ax.legend(
-        fontsize="small",
-        title=f"$M_{{h'}} = 0.5$ GeV; projected from {luminosity_fb:g} fb$^{{-1}}$",
-        title_fontsize="x-small",
-    )
+    _legend(ax, f"$M_{{h'}} = 0.5$ GeV; projected from {luminosity_fb:g} fb$^{{-1}}$")
     out_dir.mkdir(parents=True, exist_ok=True)
     return save(fig, out_dir / "dh_projections")[0]
 
