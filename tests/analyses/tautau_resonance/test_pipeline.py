@@ -24,6 +24,7 @@ TINY = {
     "tautau.fit.bias_toys": 30,
     "tautau.fit.step": 3.0,
     "luminosity_fb": 0.3,
+    "projections.luminosities_fb": [3.0, 30.0],
     # the four-fermion samples spend minutes adapting their maps: the two largest only
     "backgrounds.default_run": ["tautau_4trk", "qqbar"],
     "backgrounds.samples.qqbar.luminosity_factor": 0.05,
@@ -50,6 +51,7 @@ def test_outputs_and_limits(tiny_run: Path) -> None:
         "tautau_networks.json",
         "tautau_limits.csv",
         "tautau_bias.csv",
+        "tautau_projections.csv",
         "tautau_summary.md",
         "tautau_control.json",
         "networks/tautau_range_0.pt",
@@ -77,3 +79,18 @@ def test_bias_study_recorded(tiny_run: Path) -> None:
         assert float(r["converged_fraction"]) > 0.9
         assert math.isfinite(float(r["relative_bias"]))
         assert np.isfinite(float(r["relative_bias_error"]))
+
+
+def test_projections_improve_with_the_luminosity(tiny_run: Path) -> None:
+    """Ten times the luminosity (both projections from the simulated background as Asimov
+    data): the expected limit falls, and by no more than 1/L."""
+    by: dict[tuple[str, str], dict[float, float]] = {}
+    for r in _rows(tiny_run / "tautau_projections.csv"):
+        if r["status"] == "ok":
+            by.setdefault((r["model"], r["mass_gev"]), {})[float(r["luminosity_fb"])] = float(
+                r["exp_xsec_br_fb_median"]
+            )
+    pairs = [v for v in by.values() if len(v) == 2]
+    assert len(pairs) > 5
+    for v in pairs:
+        assert 0.095 * v[3.0] < v[30.0] < v[3.0]

@@ -161,6 +161,7 @@ class TautauResonance(Analysis):
                 (
                     "tautau.fit",
                     "tautau.systematics",
+                    "projections",
                     "tautau.signal",
                     "pseudo_data",
                     "observed_data",
@@ -174,10 +175,11 @@ class TautauResonance(Analysis):
         )
 
     def quick_config(self, data: dict[str, Any], factor: float) -> dict[str, Any]:
-        """Three masses of each model, 2000 events per point."""
+        """Three masses of each model, 2000 events per point, two network ranges between them."""
         sig = data["tautau"]["signal"]
-        masses = sig["masses_gev"]
+        masses = sorted(sig["masses_gev"])
         sig["masses_gev"] = [masses[i] for i in sorted({0, len(masses) // 2, len(masses) - 1})]
+        data["tautau"]["networks"]["edges_gev"] = list(sig["masses_gev"])
         sig["events_per_point"] = max(2000, int(sig["events_per_point"] * factor))
         data["tautau"]["fit"]["bias_toys"] = min(data["tautau"]["fit"]["bias_toys"], 50)
         return data

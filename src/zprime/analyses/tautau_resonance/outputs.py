@@ -31,10 +31,11 @@ class TtTrainOutput(StageOutput):
 
 @dataclass(frozen=True)
 class TtLimitsOutput(StageOutput):
-    """``limits``: limits per (model, mass) and the fit-bias study."""
+    """``limits``: limits per (model, mass), the fit-bias study and the projections."""
 
     limits: Path
     bias: Path
+    projections: Path
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@
 ``limits``  the signal resolution per simulated mass; for every model and hypothesis mass the
             window's signal template (the nearest simulated mass, shifted), the data, the
             workspace and the CLs limit on sigma(e+e- -> mu mu X) x B(X -> tau tau); the fit bias
-            from injected signals at the simulated masses; the coupling limits
-            (``tautau_limits.csv``, ``tautau_bias.csv``)
+            from injected signals at the simulated masses; the coupling limits; the expected
+            limits at the ``projections.luminosities_fb`` (the simulated background as Asimov
+            data, systematics kept) (``tautau_limits.csv``, ``tautau_bias.csv``,
+            ``tautau_projections.csv``)
 
 Signal samples are labelled ``<model>_M<mass>``; their files' weights sum to the generated
 cross section at unit coupling with B(X -> tau tau) = 1, so a template per fb of sigma x B is
@@ -344,6 +346,8 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
     bm = np.array(sorted(bias_by_mass))
     bv = np.array([bias_by_mass[m] for m in bm]) if bm.size else np.zeros(0)
     specs, meta = [], []
+    proj_specs: list[dict[str, Any]] = []
+    proj_meta: list[tuple[str, float, float]] = []
     for model in tc.signal.models:
         for mass in masses:
             i = _classifier_for(mass, edges, nets)
@@ -370,6 +374,26 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
                 )
             }
             systematics["fit_bias"] = fit_bias
+            b_win = sum(
+                np.histogram(c["m_recoil"][p], bins=e, weights=c["weight"][p] * lumi)[0]
+                for c, p in zip(bkg, passed_bkg[i], strict=True)
+            )
+            for lum in cfg.projections.luminosities_fb:
+                f = float(lum) / lumi
+                # expected limits at another luminosity: the simulated background scaled as
+                # the "observed" Asimov data, the signal template scaled, systematics kept
+                proj_specs.append(
+                    window_workspace(
+                        f"{model}_{mass:.4f}_L{lum:g}",
+                        e,
+                        np.asarray(b_win, dtype=float) * f,
+                        s_t * f,
+                        degree=tc.fit.degree,
+                        systematics=systematics,
+                        lumi_unc=syst["luminosity"],
+                    )
+                )
+                proj_meta.append((model, float(mass), float(lum)))
             specs.append(
                 window_workspace(
                     f"{model}_{mass:.4f}",
@@ -408,13 +432,34 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
         )
         rows.append(row)
     limits_csv = write_csv(ctx.run.root / "tautau_limits.csv", rows)
+    proj_rows = []
+    for (model, mass, lum), res in zip(
+        proj_meta, scan_limits(proj_specs, level=tc.fit.level), strict=True
+    ):
+        sigma1 = float(tables[model].sigma_fb(mass, isr=tc.signal.isr))
+        med = res.expected[2]
+        proj_rows.append(
+            {
+                "model": model,
+                "mass_gev": mass,
+                "luminosity_fb": lum,
+                "status": res.status,
+                "exp_xsec_br_fb_median": med,
+                "exp_coupling_median": (
+                    float(coupling_limit(model, mass, med, sigma1))
+                    if res.ok and med > 0
+                    else math.nan
+                ),
+            }
+        )
+    proj_csv = write_csv(ctx.run.root / "tautau_projections.csv", proj_rows)
     ctx.console.print(
         f"limits: {len(rows)} (model, mass) hypotheses, {len(masses)} masses; fit bias "
         f"{', '.join(f'{m:.1f}: {v:.3f}' for m, v in zip(bm, bv, strict=True))}",
         markup=False,
         highlight=False,
     )
-    return TtLimitsOutput(limits_csv, bias_csv)
+    return TtLimitsOutput(limits_csv, bias_csv, proj_csv)
 
 
 def _template(
