@@ -178,9 +178,17 @@ def test_select_file(tmp_path: Path) -> None:
     ev = _events([_signal_like(), _signal_like(trg3=False), _signal_like(("pi", "pi", "mu", "e"))])
     reco = tmp_path / "reco.parquet"
     ak.to_parquet(ak.Array(ev.to_list()), reco)
-    out, flow = select_file(reco, tmp_path / "sel.parquet", luminosity_fb=1.0)
+    out, flow = select_file(
+        reco, tmp_path / "sel.parquet", luminosity_fb=1.0, control_path=tmp_path / "ctl.parquet"
+    )
     t = pq.read_table(out).to_pydict()
     assert list(t) == list(OUTPUT_COLUMNS)
     assert t["event"] == [0]
     assert (tmp_path / "sel.cutflow.csv").is_file()
     assert flow.counts[-1] == 1
+    # the control sample of the same pass: the pion-pair event only, as its own selection says
+    ctl = pq.read_table(tmp_path / "ctl.parquet").to_pydict()
+    assert ctl["event"] == [2]
+    own, _ = select(ev, TautauSelection(control=True))
+    assert ctl["m_recoil"] == pytest.approx(list(own["m_recoil"]))
+    assert (tmp_path / "ctl.cutflow.csv").is_file()

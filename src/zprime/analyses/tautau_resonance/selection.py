@@ -43,6 +43,8 @@ pi, per track, as a code 100 * a + b with a <= b).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -333,21 +335,35 @@ def select_file(
     *,
     luminosity_fb: float = 1.0,
     batch_size: int = 200_000,
+    control_path: str | Path | None = None,
 ) -> tuple[Path, CutFlow]:
     """Select a reconstructed Parquet file batch by batch; write the selected events'
-    columns (:data:`OUTPUT_COLUMNS`) and the cut flow (``.cutflow.csv``), atomically."""
+    columns (:data:`OUTPUT_COLUMNS`) and the cut flow (``.cutflow.csv``), atomically; with
+    ``control_path`` also the pion-pair control sample (``sel`` with ``control=True``) and its
+    cut flow, in the same pass over the file."""
     if batch_size <= 0:
         raise ConfigError(f"batch_size must be positive, got {batch_size}")
     src, out = Path(reco_path), Path(out_path)
     s = sel or TautauSelection()
-    flow = CutFlow(src.stem, luminosity_fb)
+    targets = [(out, s)]
+    if control_path is not None:
+        targets.append((Path(control_path), dataclasses.replace(s, control=True)))
+    flows = [CutFlow(src.stem, luminosity_fb) for _ in targets]
     ints = ("event", "other_species")
     schema = pa.schema([(c, pa.int64() if c in ints else pa.float64()) for c in OUTPUT_COLUMNS])
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for target, _ in targets:
+            tmp = stack.enter_context(atomic_path(target))
+            writers.append(stack.enter_context(pq.ParquetWriter(tmp, schema)))
         for batch in iter_events(src, batch_size=batch_size):
-            mask, obs, part = _apply(batch, s, luminosity_fb, src.stem)
-            flow = flow.add(part)
-            writer.write_table(pa.table({c: obs[c][mask] for c in OUTPUT_COLUMNS}, schema=schema))
-    with atomic_path(out.with_suffix(".cutflow.csv")) as tmp:
-        tmp.write_text(flow.to_csv())
-    return out, flow
+            for k, (_, t_sel) in enumerate(targets):
+                mask, obs, part = _apply(batch, t_sel, luminosity_fb, src.stem)
+                flows[k] = flows[k].add(part)
+                writers[k].write_table(
+                    pa.table({c: obs[c][mask] for c in OUTPUT_COLUMNS}, schema=schema)
+                )
+    for (target, _), flow in zip(targets, flows, strict=True):
+        with atomic_path(target.with_suffix(".cutflow.csv")) as tmp:
+            tmp.write_text(flow.to_csv())
+    return out, flows[0]

@@ -101,7 +101,7 @@ def stage_select(ctx: StageContext) -> TtSelectOutput:
     sim: SimulateOutput = ctx.output("simulate", SimulateOutput)
     cfg = ctx.config
     lumi = float(cfg.luminosity_fb)
-    sel, ctl = selection_of(cfg), selection_of(cfg, control=True)
+    sel = selection_of(cfg)
     out: dict[str, dict[str, Path]] = {}
     controls: dict[str, dict[str, Path]] = {"backgrounds": {}, "data": {}}
     for group, files in (
@@ -113,13 +113,15 @@ def stage_select(ctx: StageContext) -> TtSelectOutput:
         for name, reco in files.items():
             target = ctx.run.selected("tautau") / group / f"{name}.parquet"
             target.parent.mkdir(parents=True, exist_ok=True)
-            path, flow = select_file(reco, target, sel, luminosity_fb=lumi)
-            out[group][name] = path
+            c_target = None
             if group != "signal":
                 c_target = ctx.run.selected("tautau_control") / group / f"{name}.parquet"
                 c_target.parent.mkdir(parents=True, exist_ok=True)
-                select_file(reco, c_target, ctl, luminosity_fb=lumi)
                 controls[group][name] = c_target
+            # the control sample in the same pass over the file
+            path, flow = select_file(reco, target, sel, luminosity_fb=lumi, control_path=c_target)
+            out[group][name] = path
+            if group != "signal":
                 ctx.console.print(
                     f"select {group}/{name}: {flow.yields[-1]:.4g} events at {lumi:g} fb^-1",
                     markup=False,
