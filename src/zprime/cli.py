@@ -205,6 +205,7 @@ def _run_config(
     data: Path | None,
     columns: Path | None,
     inject_hdark: float | None = None,
+    inject_model: str | None = None,
 ) -> Any:
     """The run's configuration: preset, then the file, then the command-line options."""
 
@@ -218,6 +219,10 @@ def _run_config(
         overrides["pseudo_data.inject_xsec_fb"] = inject_xsec
     if inject_hdark is not None:
         overrides["dark_higgs.inject_hdark_gev"] = inject_hdark
+    if inject_model is not None:
+        if inject_mass is None:
+            raise ConfigError("--inject-model goes with --inject-mass (M_X) and --inject-xsec")
+        overrides["tautau.inject_model"] = inject_model
     if lumi:
         overrides["projections.luminosities_fb"] = list(lumi)
     if lumi_systematics is not None:
@@ -265,19 +270,27 @@ def _preset_for(analysis: str | None, preset: str | None) -> str | None:
 InjectMassOpt = Annotated[
     float | None,
     typer.Option(
-        "--inject-mass", help="inject a signal of this Z' (or, dark Higgsstrahlung, A') mass, GeV"
+        "--inject-mass",
+        help="inject a signal of this Z' (dark Higgsstrahlung: A'; tau-tau resonance: X) mass, GeV",
     ),
 ]
 InjectXsecOpt = Annotated[
     float | None,
     typer.Option(
         "--inject-xsec",
-        help="injected sigma(ee -> mu mu Z') x B(inv) (or sigma(ee -> A' h') x B(mu mu)), fb",
+        help="injected sigma(ee -> mu mu Z') x B(inv) (or sigma(ee -> A' h') x B(mu mu), or "
+        "sigma(ee -> mu mu X) x B(tau tau)), fb",
     ),
 ]
 InjectHdarkOpt = Annotated[
     float | None,
     typer.Option("--inject-hdark", help="dark Higgsstrahlung: M_h' of the injected signal, GeV"),
+]
+InjectModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--inject-model", help="tau-tau resonance: model of the injected X (zprime|scalar|alp)"
+    ),
 ]
 LumiOpt = Annotated[
     list[float] | None,
@@ -343,6 +356,7 @@ def run_cmd(
     inject_mass: InjectMassOpt = None,
     inject_xsec: InjectXsecOpt = None,
     inject_hdark: InjectHdarkOpt = None,
+    inject_model: InjectModelOpt = None,
     lumi: LumiOpt = None,
     lumi_systematics: LumiSystOpt = None,
     limits: LimitsOpt = None,
@@ -366,6 +380,7 @@ def run_cmd(
         data,
         columns,
         inject_hdark,
+        inject_model,
     )
     _run(
         cfg,
@@ -390,6 +405,7 @@ def stage_cmd(
     inject_mass: InjectMassOpt = None,
     inject_xsec: InjectXsecOpt = None,
     inject_hdark: InjectHdarkOpt = None,
+    inject_model: InjectModelOpt = None,
     lumi: LumiOpt = None,
     lumi_systematics: LumiSystOpt = None,
     limits: LimitsOpt = None,
@@ -415,6 +431,7 @@ def stage_cmd(
         data,
         columns,
         inject_hdark,
+        inject_model,
     )
     _run(
         cfg,

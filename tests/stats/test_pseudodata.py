@@ -92,3 +92,26 @@ def test_bad_inputs_are_named(rng: np.random.Generator) -> None:
     neg = dict(good, weight=-good["weight"])
     with pytest.raises(InputError, match="sample 'a' has negative"):
         draw({"a": neg}, 1.0, rng, columns=COLS)
+
+
+def test_the_candidates_of_one_event_enter_together(rng: np.random.Generator) -> None:
+    """``group_by``: the rows of one event (consecutive, equal ids) are drawn once, all or
+    none, heavy events by their weight; the count per event keeps its mean."""
+    n_ev = 4000
+    mult = rng.integers(1, 4, n_ev)  # 1-3 candidates per event
+    event = np.repeat(np.arange(n_ev), mult).astype(float)
+    w = np.repeat(np.where(np.arange(n_ev) % 2 == 0, 0.003, 0.025), mult)  # L w = 0.3, 2.5
+    sample = {"event": event, "m_recoil2": rng.normal(5.0, 1.0, event.size), "weight": w}
+    out = draw({"a": sample}, 100.0, rng, columns=("event", "m_recoil2"), group_by="event")
+    ids, rows = np.unique(out["event"], return_counts=True)
+    # every drawn event brings k times all of its candidates, k = 1 or (heavy) 2-3
+    k = rows / mult[ids.astype(int)]
+    assert np.all(k == np.round(k))
+    light = ids.astype(int) % 2 == 0
+    assert set(np.unique(k[light])) == {1}
+    assert set(np.unique(k[~light])) == {2, 3}
+    assert rows.sum() == out["m_recoil2"].size
+    # the mean number of events: 0.3 x 2000 + 2.5 x 2000
+    assert k.sum() == pytest.approx(0.3 * n_ev / 2 + 2.5 * n_ev / 2, rel=0.03)
+    with pytest.raises(ConfigError, match="group_by column 'run'"):
+        draw({"a": sample}, 1.0, rng, columns=("event",), group_by="run")

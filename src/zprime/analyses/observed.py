@@ -31,6 +31,7 @@ def observed_events(
     *,
     stream: int,
     signal_total_fb: float | None = None,
+    group_by: str | None = None,
 ) -> dict[str, F64]:
     """The observed events of a group of selected files, each with unit weight.
 
@@ -40,7 +41,9 @@ def observed_events(
     same files gives the same events, so the limits and the control stage see one data set.
     A file named ``signal`` is the injected signal: its weights, which sum to
     ``signal_total_fb`` (its generated cross section), are rescaled to
-    ``pseudo_data.inject_xsec_fb`` (sigma x B) before the thinning.
+    ``pseudo_data.inject_xsec_fb`` (sigma x B) before the thinning. ``group_by`` names a column
+    (among ``columns``) whose consecutive equal values are the candidates of one event: they are
+    drawn together (:func:`pseudodata.draw`).
     """
     cols = tuple(dict.fromkeys(columns))
     if config.observed_data.file is not None:
@@ -70,5 +73,6 @@ def observed_events(
         columns=cols,
         signal=signal,
         signal_xsec_fb=float(config.pseudo_data.inject_xsec_fb) if signal else 0.0,
+        group_by=group_by,
     )
     return {c: np.asarray(drawn[c], dtype=float) for c in (*cols, "weight")}

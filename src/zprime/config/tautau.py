@@ -118,3 +118,9 @@ class TautauConfig(_Strict):
     networks: TautauNetworksConfig = Field(default_factory=TautauNetworksConfig)
     fit: TautauFitConfig = Field(default_factory=TautauFitConfig)
     systematics: TautauSystematicsConfig = Field(default_factory=TautauSystematicsConfig)
+    inject_model: Model = Field(
+        "zprime",
+        description="model of a signal injected into the pseudo-data (its mass: "
+        "pseudo_data.inject_mass_gev, its sigma x B(X -> tau tau): inject_xsec_fb; CLI "
+        "--inject-model)",
+    )

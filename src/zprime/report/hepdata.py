@@ -15,22 +15,28 @@ Layout of ``out_dir``::
 from __future__ import annotations
 
 import contextlib
+import csv
+import math
 import os
 import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from zprime.errors import InputError
 
 __all__ = [
     "SUBMISSION_ARCHIVE",
     "SUBMISSION_DIR",
+    "expected_variable",
     "hepdata_lib",
     "quiet_hepdata_warnings",
+    "read_columns",
     "validate_hepdata",
     "write_submission",
 ]
@@ -65,6 +71,58 @@ def hepdata_lib() -> Any:
         # lazy: optional heavy dependency, needed only to write a submission (its import warns)
         import hepdata_lib
     return hepdata_lib
+
+
+def read_columns(
+    path: Path, required: Sequence[str], text: Sequence[str] = ("name",)
+) -> dict[str, np.ndarray]:
+    """The columns of a result CSV as float arrays (those named in ``text`` kept as text).
+
+    Raises
+    ------
+    InputError
+        One line naming the file and, where it applies, the column: a missing file, no rows, a
+        missing required column or a required column that is not numeric.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: not found")
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise InputError(f"{path}: no rows")
+    missing = [c for c in required if c not in rows[0]]
+    if missing:
+        raise InputError(f"{path}: missing column '{missing[0]}'")
+    out: dict[str, np.ndarray] = {}
+    for col in rows[0]:
+        if col in text:
+            out[col] = np.asarray([r[col] for r in rows])
+            continue
+        try:
+            out[col] = np.asarray(
+                [math.nan if r[col] in ("", "nan", "None") else float(r[col]) for r in rows]
+            )
+        except ValueError:
+            if col in required:
+                raise InputError(f"{path}: column '{col}' is not numeric") from None
+    return out
+
+
+def expected_variable(name: str, bands: Sequence[np.ndarray], units: str) -> Any:
+    """A dependent ``hepdata_lib.Variable`` of expected limits: the median, with the +-1 and
+    +-2 s.d. bands as asymmetric uncertainties. ``bands`` are the -2, -1, median, +1, +2 s.d.
+    quantiles."""
+    hd = hepdata_lib()
+    m2, m1, med, p1, p2 = (np.asarray(b, dtype=float) for b in bands)
+    var = hd.Variable(
+        name, is_independent=False, is_binned=False, units=units, zero_uncertainties_warning=False
+    )
+    var.values = med.tolist()
+    for label, lo, hi in (("1 s.d.", m1, p1), ("2 s.d.", m2, p2)):
+        band = hd.Uncertainty(label, is_symmetric=False)
+        band.values = list(zip((lo - med).tolist(), (hi - med).tolist(), strict=True))
+        var.add_uncertainty(band)
+    return var
 
 
 def _replace_directory(staging: Path, out_dir: Path) -> None:

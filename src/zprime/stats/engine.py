@@ -570,6 +570,18 @@ def fit(
     llo, lhi = model.l_lo[w], model.l_hi[w]
     p.g = np.where(free_g, np.clip(p.g, glo, ghi), p.g)
     p.l = np.where(free_l, np.clip(p.l, llo, lhi), p.l)
+    if init is not None:
+        # A given start can sit where some bin with data expects nothing (a free fit that put
+        # every background normfactor on its zero bound and the signal on one event, then
+        # reused with the POI fixed at 0): -log L is infinite there and Newton cannot move.
+        # Such fits start from the measurement's inits instead.
+        bad = ~np.isfinite(bt.nll(p.g, p.l, main, aux.g, aux.l))
+        if bad.any():
+            p0 = model.init_params(n, w)
+            if fixed_poi is not None:
+                p0.g[:, model.poi_index] = p.g[:, model.poi_index]
+            p.g[bad] = np.where(free_g[bad], np.clip(p0.g[bad], glo[bad], ghi[bad]), p.g[bad])
+            p.l[bad] = np.where(free_l[bad], np.clip(p0.l[bad], llo[bad], lhi[bad]), p.l[bad])
 
     def run(tg: Array, tl: Array) -> FitResult:
         converged = np.zeros(n, dtype=bool)

@@ -87,6 +87,7 @@ def draw(
     signal: tuple[Any, float] | None = None,
     signal_xsec_fb: float = 0.0,
     stats: dict[str, dict[str, float]] | None = None,
+    group_by: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Unit-weight pseudo-data from weighted, selected samples (see the module docstring).
 
@@ -109,6 +110,10 @@ def draw(
         If given, filled with one entry per sample: ``expected`` (L sum w), ``events`` (drawn),
         ``heavy_events`` (simulated events with L w > 1, which enter more than once) and
         ``heavy_expected`` (their expected events).
+    group_by
+        A column (one of ``columns``) whose consecutive equal values make one event with several
+        rows (candidates, sharing the event's weight): the event's count is drawn once, from its
+        first row's weight, and all its rows enter together. None: every row is an event.
 
     Returns
     -------
@@ -118,6 +123,8 @@ def draw(
     """
     if not columns:
         raise ConfigError("pseudo-data: no columns to keep")
+    if group_by is not None and group_by not in columns:
+        raise ConfigError(f"pseudo-data: group_by column '{group_by}' is not among the columns")
     if luminosity_fb <= 0:
         raise ConfigError(f"pseudo-data: luminosity must be positive, got {luminosity_fb}")
     if signal_xsec_fb < 0:
@@ -137,7 +144,13 @@ def draw(
         if np.any(w < 0) or not np.all(np.isfinite(w)):
             raise InputError(f"pseudo-data: sample '{name}' has negative or non-finite weights")
         expected = w * luminosity_fb
-        k = event_counts(expected, rng)
+        if group_by is None:
+            k = event_counts(expected, rng)
+        else:
+            g = cols[group_by]
+            first = np.ones(g.size, dtype=bool)
+            first[1:] = g[1:] != g[:-1]
+            k = event_counts(expected[first], rng)[np.cumsum(first) - 1]
         if stats is not None:
             heavy = expected > 1.0
             stats[name] = {

@@ -63,6 +63,20 @@ def test_workspace_agrees_with_pyhf() -> None:
     assert res.observed > 0
 
 
+def test_single_event_at_the_peak_agrees_with_pyhf() -> None:
+    """One observed event in the signal's peak bin: the free fit puts every background
+    coefficient on its zero bound; the background-only fit must not start there (-log L is
+    infinite) and the limit is pyhf's: CLs = 0.10 at the observed limit."""
+    edges, sig, _ = _window()
+    obs = np.zeros(edges.size - 1)
+    obs[np.argmax(sig)] = 1.0
+    spec = window_workspace("m6.2", edges, obs, sig)
+    res = upper_limit(spec, level=0.10)
+    assert res.status == "ok", res.message
+    ref, _ = pyhf_hypotest(spec, res.observed, tolerance=1e-12)
+    assert ref == pytest.approx(0.10, rel=2e-3)
+
+
 def test_fit_closure_and_bias_on_a_non_polynomial_background() -> None:
     edges, sig, bkg = _window(bkg_scale=200.0, slope=-3.0)
     spec = window_workspace("m6.2", edges, bkg, sig)

@@ -1,6 +1,6 @@
 """Tests of the tau-tau resonance pre-selection (zprime.analyses.tautau_resonance.selection) on
-hand-built four-track events: the recoil mass in closed form, the choice of the muon pair, the
-control sample's pion pair, every step, bad input."""
+hand-built four-track events: the recoil mass in closed form, every muon pair as a candidate,
+the control sample's pion pair, every step, bad input."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from zprime.analyses.tautau_resonance.selection import (
     OUTPUT_COLUMNS,
+    PAIRS,
     STEPS,
     TautauSelection,
     candidates,
@@ -97,12 +98,35 @@ def test_recoil_and_four_track_mass_in_closed_form() -> None:
     assert c["p_mu_hi_cm"][0] == pytest.approx(math.sqrt(np.dot(MU_M, MU_M)), rel=1e-9)
 
 
-def test_the_harder_muon_pair_is_chosen_among_four_muons() -> None:
+def test_every_muon_pair_is_a_candidate_among_four_muons() -> None:
+    """Four muons (- + - +): the four opposite-charge pairs are candidates, each with the recoil
+    of its own pair; the event counts once in the cut flow and enters the output once per
+    selected candidate, with its weight on each."""
     ev = _events([_signal_like(("mu", "mu", "mu", "mu"))])
     c = candidates(ev)
-    pair = _p4_cm(MU_M, M_MUON) + _p4_cm(MU_P, M_MUON)
-    assert c["m_mumu"][0] == pytest.approx(math.sqrt(pair[0] ** 2 - pair[1:] @ pair[1:]), rel=1e-9)
-    assert c["other_species"][0] == 100 * 13 + 13
+    assert list(c["event_index"]) == [0, 0, 0, 0]
+    assert [PAIRS[k] for k in c["candidate"]] == [(0, 1), (0, 3), (1, 2), (2, 3)]
+    p = {0: MU_M, 1: MU_P, 2: SOFT_1, 3: SOFT_2}
+    for row, k in enumerate(c["candidate"]):
+        i, j = PAIRS[k]
+        pair = _p4_cm(p[i], M_MUON) + _p4_cm(p[j], M_MUON)
+        m2 = (SQRT_S - pair[0]) ** 2 - pair[1:] @ pair[1:]
+        assert c["m_recoil2"][row] == pytest.approx(m2, rel=1e-9)
+        assert c["other_species"][row] == 100 * 13 + 13
+    out, flow = select(ev, luminosity_fb=1.0)
+    lo, hi = TautauSelection().m_recoil_range_gev
+    in_range = (c["m_recoil"] >= lo) & (c["m_recoil"] <= hi)
+    assert in_range.sum() >= 2
+    assert list(out["candidate"]) == list(c["candidate"][in_range])
+    assert list(out["n_candidates"]) == [int(in_range.sum())] * int(in_range.sum())
+    assert list(out["weight"]) == [0.5] * int(in_range.sum())
+    assert flow.counts[-1] == 1
+    assert flow.yields[-1] == pytest.approx(0.5)
+    # the cut flow: one candidate passing every step is enough, whichever it is
+    narrow = TautauSelection(m_recoil_range_gev=(float(c["m_recoil"][0]) - 1e-6, 10.3))
+    out, flow = select(ev, narrow)
+    assert flow.counts[-1] == 1
+    assert set(out["candidate"]) <= set(c["candidate"])
 
 
 def test_control_sample_takes_a_pion_pair() -> None:

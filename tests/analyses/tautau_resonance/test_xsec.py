@@ -71,3 +71,28 @@ def test_cli_and_registration() -> None:
     rows = xsec_rows(cfg)
     assert len(rows) == 3 * len(cfg.tautau.signal.masses_gev)
     assert all(r["sigma_br_fb"] > 0 for r in rows)
+
+
+def test_injection_settings_are_checked() -> None:
+    """The injected X: its model and mass from the configuration; a mass outside 3.6-10 GeV or
+    --inject-model without --inject-mass is one line; no injection without a cross section."""
+    ana = get_analysis("tautau_resonance")
+    base = {"pseudo_data.inject_mass_gev": 7.0, "pseudo_data.inject_xsec_fb": 20.0}
+    good = load_config(None, preset="tautau_resonance", **base, **{"tautau.inject_model": "alp"})
+    sample = ana.injected_signal(good)
+    assert sample is not None
+    assert (sample.params["model"], sample.params["mass"]) == ("alp", 7.0)
+    low = load_config(
+        None, preset="tautau_resonance", **{**base, "pseudo_data.inject_mass_gev": 2.0}
+    )
+    with pytest.raises(ConfigError, match=r"inject_mass_gev.*outside the search range") as exc:
+        ana.injected_signal(low)
+    assert "\n" not in str(exc.value)
+    assert ana.injected_signal(load_config(None, preset="tautau_resonance")) is None
+    with pytest.raises(ConfigError, match=r"tautau\.inject_model"):
+        load_config(None, preset="tautau_resonance", **{"tautau.inject_model": "axion"})
+    res = CliRunner().invoke(
+        app, ["run", "--analysis", "tautau-resonance", "--inject-model", "alp", "--until", "xsec"]
+    )
+    assert isinstance(res.exception, ConfigError)
+    assert "--inject-model goes with --inject-mass" in str(res.exception)

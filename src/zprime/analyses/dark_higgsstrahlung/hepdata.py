@@ -17,10 +17,8 @@ says so, and must not be presented as a Belle II result.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,13 @@ import numpy as np
 
 from zprime.errors import InputError
 from zprime.physics.constants import SQRT_S
-from zprime.report.hepdata import SUBMISSION_ARCHIVE, hepdata_lib, write_submission
+from zprime.report.hepdata import (
+    SUBMISSION_ARCHIVE,
+    expected_variable,
+    hepdata_lib,
+    read_columns,
+    write_submission,
+)
 
 __all__ = ["write_hepdata"]
 
@@ -39,32 +43,6 @@ _SOURCE = (
 )
 _XS = "$\\sigma(e^+e^-\\to A'h')\\times\\mathcal{B}(A'\\to\\mu^+\\mu^-)$"
 _EPS = "$\\epsilon^2\\alpha_D$"
-
-
-def _read_csv(path: Path, required: Sequence[str]) -> dict[str, np.ndarray]:
-    """Float columns of a CSV (``name`` kept as text); one-line errors naming file and column."""
-    if not path.is_file():
-        raise InputError(f"{path}: not found")
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise InputError(f"{path}: no rows")
-    missing = [c for c in required if c not in rows[0]]
-    if missing:
-        raise InputError(f"{path}: missing column '{missing[0]}'")
-    out: dict[str, np.ndarray] = {}
-    for col in rows[0]:
-        if col == "name":
-            out[col] = np.asarray([r[col] for r in rows])
-            continue
-        try:
-            out[col] = np.asarray(
-                [math.nan if r[col] in ("", "nan", "None") else float(r[col]) for r in rows]
-            )
-        except ValueError:
-            if col in required:
-                raise InputError(f"{path}: column '{col}' is not numeric") from None
-    return out
 
 
 def _qualify(var: Any, luminosity_fb: float, level: float | None) -> None:
@@ -151,7 +129,7 @@ def write_hepdata(
     xs_cols = [f"exp_xsec_br_fb_{b}" for b in bands]
     need = ["m_aprime_gev", "m_hdark_gev", "obs_xsec_br_fb", *xs_cols, "obs_eps2_alpha_d"]
     path = Path(limits_csv)
-    t = _read_csv(path, [*need, "efficiency", "background", "n_observed", "z_local"])
+    t = read_columns(path, [*need, "efficiency", "background", "n_observed", "z_local"])
     keep = np.isfinite(t["obs_xsec_br_fb"])
     n_left = int(np.count_nonzero(~keep))
     t = {k: v[keep] for k, v in t.items()}
@@ -175,25 +153,7 @@ def write_hepdata(
     for v in _mass_variables(ma, mh):
         xs.add_variable(v)
     xs.add_variable(_dependent(f"Observed {_XS}", t["obs_xsec_br_fb"], "fb", luminosity_fb, level))
-    med = t["exp_xsec_br_fb_median"]
-    exp = hd.Variable(
-        f"Expected {_XS}",
-        is_independent=False,
-        is_binned=False,
-        units="fb",
-        zero_uncertainties_warning=False,
-    )
-    exp.values = med.tolist()
-    for label, lo, hi in (("1 s.d.", "m1", "p1"), ("2 s.d.", "m2", "p2")):
-        band = hd.Uncertainty(label, is_symmetric=False)
-        band.values = list(
-            zip(
-                (t[f"exp_xsec_br_fb_{lo}"] - med).tolist(),
-                (t[f"exp_xsec_br_fb_{hi}"] - med).tolist(),
-                strict=True,
-            )
-        )
-        exp.add_uncertainty(band)
+    exp = expected_variable(f"Expected {_XS}", [t[c] for c in xs_cols], "fb")
     _qualify(exp, luminosity_fb, level)
     xs.add_variable(exp)
     tables.append(xs)
@@ -243,7 +203,9 @@ def write_hepdata(
 
     if projections_csv is not None:
         pp = Path(projections_csv)
-        p = _read_csv(pp, ["m_aprime_gev", "m_hdark_gev", "luminosity_fb", "exp_xsec_br_fb_median"])
+        p = read_columns(
+            pp, ["m_aprime_gev", "m_hdark_gev", "luminosity_fb", "exp_xsec_br_fb_median"]
+        )
         for lum in np.unique(p["luminosity_fb"]):
             sel = (p["luminosity_fb"] == lum) & np.isfinite(p["exp_xsec_br_fb_median"])
             if not np.any(sel):

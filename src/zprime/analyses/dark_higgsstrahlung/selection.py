@@ -480,8 +480,13 @@ def step_masks(
                     g_lo, g_hi = (x * _DEG for x in s.theta_recoil_gap_deg)
                     mask &= ~((th >= g_lo) & (th <= g_hi))
             elif name == "photon_veto":
-                mask = ~photon_near_recoil(
-                    events, s.photon_energy_min_gev, s.photon_cone_deg * _DEG
+                # computed once per batch by _apply_all (the control sample needs it too)
+                mask = (
+                    o["n_near_photons"] == 0
+                    if "n_near_photons" in o
+                    else ~photon_near_recoil(
+                        events, s.photon_energy_min_gev, s.photon_cone_deg * _DEG
+                    )
                 )
             elif name == "helicity":
                 mask = np.abs(o["cos_helicity"]) < s.cos_helicity_max
@@ -557,6 +562,9 @@ def _apply_all(
     events: ak.Array, sel: DarkHiggsSelection, luminosity_fb: float, sample: str
 ) -> tuple[np.ndarray, dict[str, np.ndarray], CutFlow, dict[str, np.ndarray]]:
     obs = observables(events)
+    obs["n_near_photons"] = photons_near_recoil(
+        events, sel.photon_energy_min_gev, sel.photon_cone_deg * _DEG
+    )
     masks = step_masks(events, sel, obs)
     weights = np.asarray(ak.to_numpy(events["weight"]), dtype=np.float64)
     mask, flow = CutFlow.from_masks(sample, luminosity_fb, weights, masks)
@@ -653,9 +661,6 @@ def select_file(
                     code[m] = CONTROL_REGIONS[name]
                 keep = code > 0
                 obs["region"] = code
-                obs["n_near_photons"] = photons_near_recoil(
-                    batch, s.photon_energy_min_gev, s.photon_cone_deg * _DEG
-                )
                 c_writer.write_table(
                     pa.table({c: obs[c][keep] for c in CONTROL_COLUMNS}, schema=c_schema)
                 )

@@ -36,7 +36,7 @@ from zprime.config import Config
 from zprime.errors import ConfigError
 from zprime.generators.x_decays import write_mumu_x_tautau
 from zprime.io.tables import write_csv
-from zprime.physics.leptophilic import branching_tautau
+from zprime.physics.leptophilic import branching_tautau, check_analysis_mass
 from zprime.physics.xsec_table import load_xsec_table, spin_table_path
 
 __all__ = ["TautauResonance", "xsec_rows"]
@@ -126,14 +126,19 @@ class TautauResonance(Analysis):
         ]
 
     def injected_signal(self, config: Config) -> SignalSample | None:
-        """Not built yet for this analysis: refused in one line."""
+        """The signal injected into the pseudo-data: X of model ``tautau.inject_model`` and mass
+        ``pseudo_data.inject_mass_gev`` with sigma x B(X -> tau tau) =
+        ``pseudo_data.inject_xsec_fb`` (the draw rescales the sample's weights to it,
+        :func:`zprime.analyses.observed.observed_events`)."""
         pcfg = config.pseudo_data
-        if pcfg.inject_mass_gev is not None and pcfg.inject_xsec_fb > 0:
-            raise ConfigError(
-                "pseudo_data.inject_mass_gev: the tautau_resonance analysis cannot inject a "
-                "signal yet"
-            )
-        return None
+        if pcfg.inject_mass_gev is None or pcfg.inject_xsec_fb <= 0:
+            return None
+        mass = float(pcfg.inject_mass_gev)
+        try:
+            check_analysis_mass(mass)
+        except ConfigError as exc:
+            raise ConfigError(f"pseudo_data.inject_mass_gev (--inject-mass): {exc}") from None
+        return _sample(config, config.tautau.inject_model, mass, 0)
 
     @property
     def stages(self) -> tuple[AnalysisStage, ...]:
@@ -164,13 +169,18 @@ class TautauResonance(Analysis):
                     "projections",
                     "tautau.signal",
                     "pseudo_data",
+                    "tautau.inject_model",
                     "observed_data",
                     "seed",
                     "luminosity_fb",
                 ),
             ),
             AnalysisStage(
-                "report", stage_report, TtReportOutput, ("limits",), ("luminosity_fb", "report")
+                "report",
+                stage_report,
+                TtReportOutput,
+                ("limits",),
+                ("luminosity_fb", "report", "pseudo_data", "tautau.inject_model", "tautau.fit"),
             ),
         )
 

@@ -15,7 +15,7 @@ import numpy as np
 from zprime.physics.leptophilic import COUPLING_NAMES, COUPLING_UNITS, g2_band
 from zprime.report.plots import label, save, style
 
-__all__ = ["limit_figures"]
+__all__ = ["limit_figures", "projection_figure"]
 
 
 def limit_figures(
@@ -88,3 +88,42 @@ def limit_figures(
         label(ax, luminosity_fb)
         written[f"tt_coupling_{model}"] = save(fig, out_dir / f"tt_coupling_{model}")[0]
     return written
+
+
+def projection_figure(
+    cols: Mapping[str, np.ndarray],
+    proj: Mapping[str, np.ndarray],
+    out_dir: Path,
+    luminosity_fb: float,
+) -> Path | None:
+    """The median expected sigma x B limits of every model at the run's luminosity and at each
+    projection luminosity (``tautau_projections.csv``); None without projections."""
+    if not len(proj.get("model", [])):
+        return None
+    style()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models = list(dict.fromkeys(np.asarray(cols["model"]).tolist()))
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.5), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        runs = [(luminosity_fb, cols, "exp_xsec_br_fb_median")]
+        runs += [
+            (float(lum), {k: v[proj["luminosity_fb"] == lum] for k, v in proj.items()}, None)
+            for lum in np.unique(proj["luminosity_fb"])
+        ]
+        for lum, table, key in runs:
+            sel = (table["model"] == model) & np.isfinite(table[key or "exp_xsec_br_fb_median"])
+            if np.count_nonzero(sel) < 2:
+                continue
+            m = table["mass_gev"][sel]
+            order = np.argsort(m)
+            ax.plot(
+                m[order],
+                table[key or "exp_xsec_br_fb_median"][sel][order],
+                label=f"{lum / 1000:g} ab$^{{-1}}$" if lum >= 1000 else f"{lum:g} fb$^{{-1}}$",
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$M_X$ [GeV]")
+        ax.set_ylabel(r"expected 90% CL limit on $\sigma\times B(X\to\tau\tau)$ [fb]")
+        ax.legend(fontsize="small", title=model, title_fontsize="small")
+    fig.tight_layout()
+    return save(fig, out_dir / "tt_projections")[0]

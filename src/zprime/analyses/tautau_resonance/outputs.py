@@ -40,7 +40,9 @@ class TtLimitsOutput(StageOutput):
 
 @dataclass(frozen=True)
 class TtReportOutput(StageOutput):
-    """``report``: the summary and the figures."""
+    """``report``: the summary, the figures and the HEPData archive (None when switched
+    off)."""
 
     summary: Path
     figures: dict[str, Path]
+    hepdata: Path | None

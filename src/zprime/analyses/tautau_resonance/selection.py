@@ -8,12 +8,20 @@ The talk gives no charge requirement, track-quality or identification thresholds
 muon pair is chosen when three or four tracks are muons: those are **our choices**, listed
 below. The neural networks that follow this pre-selection are not here.
 
-Candidate (our choice): among the opposite-charge pairs of tracks that are both identified as
-muons (``muon_id > muon_id_min``), the pair with the largest sum of c.m. momenta. The muons of
-e+e- -> mu mu X share the beam energy with X, while the muons of tau -> mu nu nu carry a
-fraction of a tau's; the prompt pair is the harder one in most signal events with four muons.
-In the control sample the pair is made of tracks identified as pions and not as muons
-(``pion_id > pion_id_min``, ``muon_id <= muon_id_min``), chosen the same way.
+Candidates (our choice): every opposite-charge pair of tracks that are both identified as muons
+(``muon_id > muon_id_min``) makes a candidate, the other two tracks its tau candidates; an event
+with three or four muons has two to four candidates, each with its own M_recoil, and every
+candidate that passes the steps is kept (one output row each, ``n_candidates`` per event). No
+single pair is right at every mass: the prompt muons of e+e- -> mu mu X share sqrt(s) - M_X
+(0.6 GeV at M_X = 10 GeV) while a tau's muon carries a share of M_X / 2, so the harder pair is
+the prompt one at low M_X and often a wrong one above: with the harder pair alone, our Z'
+signal (2000 events per mass) kept 543, 512 and 56 selected events within 0.15 GeV of
+M_X = 3.6, 6.8 and 10 GeV, with every candidate 559, 638 and 210. In the control sample the
+pair is made of tracks identified as pions and not as muons (``pion_id > pion_id_min``,
+``muon_id <= muon_id_min``).
+
+The cut flow counts events: an event passes the steps up to a candidate-level one when one of
+its candidates passes all of them.
 
 Mass hypotheses: muon for the pair; for each of the other two tracks the species of its
 highest identification score among e, mu, pi.
@@ -34,7 +42,7 @@ step              requirement (default; source)
                   resolution and the fit's sidebands (ours)
 ================  ===============================================================================
 
-Observables (:data:`OBSERVABLES`; NaN for events without a candidate): ``m_recoil`` (GeV, from
+Observables (:data:`OBSERVABLES`, per candidate): ``m_recoil`` (GeV, from
 ``m_recoil2`` = s + M_mumu^2 - 2 sqrt(s) E*_mumu, signed; ``m_recoil`` = sqrt(max(0, .))),
 ``m_mumu``, ``m_four`` (M of the four tracks), ``m_other`` (M of the other two), the network
 features of :data:`FEATURES` (c.m. frame unless said) and ``other_species`` (10 e, 13 mu, 211
@@ -76,6 +84,7 @@ __all__ = [
     "FEATURES",
     "OBSERVABLES",
     "OUTPUT_COLUMNS",
+    "PAIRS",
     "STEPS",
     "TautauSelection",
     "candidates",
@@ -113,14 +122,25 @@ recoil); that sum's momentum transverse to the recoil; its energy and mass; the 
 momentum and polar angle (all in the c.m. frame)."""
 
 OBSERVABLES: tuple[str, ...] = ("m_recoil", "m_recoil2", "m_mumu", "m_four", *FEATURES)
-OUTPUT_COLUMNS: tuple[str, ...] = ("weight", "event", *OBSERVABLES, "other_species")
-"""Columns of the file :func:`select_file` writes (one row per selected event)."""
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "weight",
+    "event",
+    *OBSERVABLES,
+    "other_species",
+    "candidate",
+    "n_candidates",
+)
+"""Columns of the file :func:`select_file` writes (one row per selected candidate; the event's
+weight on each of its candidates, ``n_candidates`` of them)."""
 
 _DEG = math.pi / 180.0
 _TRACK_FIELDS = ("charge", "px", "py", "pz", "muon_id", "electron_id", "pion_id", "d0", "z0")
 _TRIGGERS = ("trg_three_track", "trg_single_muon")
 _WHERE = "tau-tau selection"
-_PAIRS = tuple(combinations(range(4), 2))
+PAIRS: tuple[tuple[int, int], ...] = tuple(combinations(range(4), 2))
+"""The track pairs (of the first four tracks) a candidate's muon pair can be; ``candidate``
+indexes it."""
+_COMPLEMENTS = tuple(tuple(t for t in range(4) if t not in p) for p in PAIRS)
 _SPECIES = np.array([11, 13, 211])
 _MASSES = np.array([M_ELECTRON, M_MUON, M_PION])
 
@@ -170,15 +190,33 @@ def _four(events: ak.Array, name: str) -> F64:
     return np.asarray(ak.to_numpy(ak.fill_none(padded, np.nan)), dtype=np.float64)
 
 
+def _event_level(events: ak.Array, s: TautauSelection) -> dict[str, np.ndarray]:
+    """``n_tracks``, ``charge_sum`` and ``ip_ok`` (impact parameters of the first four tracks)
+    of every event."""
+    q = _four(events, "charge")
+    d0 = _four(events, "d0")
+    z0 = _four(events, "z0")
+    with np.errstate(invalid="ignore"):
+        ip_ok = np.all((np.abs(d0) < s.track_d0_max_cm) & (np.abs(z0) < s.track_z0_max_cm), axis=1)
+    return {
+        "n_tracks": np.asarray(ak.to_numpy(ak.num(events["tracks"], axis=1)), dtype=np.int64),
+        "charge_sum": np.nansum(q, axis=1),
+        "ip_ok": ip_ok,
+    }
+
+
 def candidates(events: ak.Array, sel: TautauSelection | None = None) -> dict[str, np.ndarray]:
-    """The candidate of every event and its observables (vectorised; module docstring).
+    """Every candidate of every four-track event and its observables (vectorised; module
+    docstring): one row per opposite-charge pair of identified muons (pions in the control
+    sample), the other two tracks as the tau candidates.
 
     Returns
     -------
     dict
-        ``n_tracks``, ``charge_sum``, ``ip_ok`` (impact parameters of the first four tracks),
-        ``has_pair`` (a pair of the requested kind exists), ``other_ok`` (the other two tracks
-        identified), the :data:`OBSERVABLES` and ``other_species``; (n,) arrays.
+        (m,) arrays, one entry per candidate, ordered by event: ``event_index`` (the event's
+        position in ``events``), ``candidate`` (the pair's index in :data:`PAIRS`),
+        ``other_ok`` (the other two tracks identified), the :data:`OBSERVABLES` and
+        ``other_species``.
     """
     s = sel if sel is not None else TautauSelection()
     for f in _TRACK_FIELDS:
@@ -189,80 +227,96 @@ def candidates(events: ak.Array, sel: TautauSelection | None = None) -> dict[str
     mu = _four(events, "muon_id")
     el = _four(events, "electron_id")
     pi = _four(events, "pion_id")
-    d0 = _four(events, "d0")
-    z0 = _four(events, "z0")
     p3 = np.stack([_four(events, c) for c in ("px", "py", "pz")], axis=-1)  # (n, 4, 3)
     with np.errstate(invalid="ignore"):
         is_mu = mu > s.muon_id_min
         pair_ok_track = (pi > s.pion_id_min) & ~is_mu if s.control else is_mu
-        p_cm = momentum(lab_to_cm(four_momentum(p3, M_MUON))[..., 1:])  # (n, 4)
-        # every pair (i, j): valid if opposite charges and both of the pair's kind
-        score = np.full((n, len(_PAIRS)), -np.inf)
-        for k, (i, j) in enumerate(_PAIRS):
-            ok = (q[:, i] * q[:, j] < 0) & pair_ok_track[:, i] & pair_ok_track[:, j]
-            score[:, k] = np.where(ok, p_cm[:, i] + p_cm[:, j], -np.inf)
-        best = np.argmax(score, axis=1)
-        has_pair = np.isfinite(score[np.arange(n), best])
-        pairs = np.asarray(_PAIRS)
-        ia, ib = pairs[best, 0], pairs[best, 1]
-        # the other two tracks: the complement of the pair
-        rest = np.ones((n, 4), dtype=bool)
-        rest[np.arange(n), ia] = False
-        rest[np.arange(n), ib] = False
-        # the complement's two indices, in increasing order (False sorts first)
-        ic, id_ = np.argsort(~rest, axis=1, kind="stable")[:, :2].T
-        rows = np.arange(n)
         ids = np.stack([el, mu, pi], axis=-1)  # (n, 4, 3) scores in species order e, mu, pi
         mins = np.array([s.electron_id_min, s.muon_id_min, s.pion_id_min])
         ided = np.any(ids > mins, axis=-1)  # (n, 4)
-        other_ok = ided[rows, ic] & ided[rows, id_]
         species = np.argmax(np.nan_to_num(ids, nan=-1.0), axis=-1)  # (n, 4)
-        m_hyp = np.where(
-            np.arange(4)[None, :] == ia[:, None],
-            M_MUON,
-            np.where(np.arange(4)[None, :] == ib[:, None], M_MUON, _MASSES[species]),
-        )
-        p4 = four_momentum(p3, m_hyp)  # (n, 4, 4) lab
-        p4_cm = lab_to_cm(p4)
-        a_cm, b_cm = p4_cm[rows, ia], p4_cm[rows, ib]
-        c_cm, d_cm = p4_cm[rows, ic], p4_cm[rows, id_]
-        pair = a_cm + b_cm
-        rec = -pair
-        rec[:, 0] = SQRT_S - pair[:, 0]
-        m2_rec = mass2(rec)
-        other = c_cm + d_cm
-        four = pair + other
-        pt_o, _ = wrt_direction(other[:, 1:], rec[:, 1:])
-        p_a, p_b = momentum(a_cm[:, 1:]), momentum(b_cm[:, 1:])
-        sp = np.sort(np.stack([_SPECIES[species[rows, ic]], _SPECIES[species[rows, id_]]]), axis=0)
-        obs = {
-            "m_recoil": np.sqrt(np.maximum(m2_rec, 0.0)),
-            "m_recoil2": m2_rec,
-            "m_mumu": np.sqrt(np.maximum(mass2(pair), 0.0)),
-            "m_four": np.sqrt(np.maximum(mass2(four), 0.0)),
-            "pt_mumu_cm": transverse_momentum(pair),
-            "p_mu_hi_cm": np.maximum(p_a, p_b),
-            "p_mu_lo_cm": np.minimum(p_a, p_b),
-            "cos_recoil_other_cm": np.cos(angle_between(rec[:, 1:], other[:, 1:])),
-            "pt_other_wrt_recoil_cm": pt_o,
-            "e_other_cm": other[:, 0],
-            "m_other": np.sqrt(np.maximum(mass2(other), 0.0)),
-            "p_recoil_cm": momentum(rec[:, 1:]),
-            "cos_theta_recoil_cm": rec[:, 3] / np.maximum(momentum(rec[:, 1:]), 1e-300),
+        # c.m. four-momenta of every track as a muon (the pair) and as its own species (the
+        # other two)
+        as_mu = lab_to_cm(four_momentum(p3, M_MUON))
+        as_own = lab_to_cm(four_momentum(p3, _MASSES[species]))
+        valid = np.zeros((n, len(PAIRS)), dtype=bool)
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in (*OBSERVABLES, "other_ok", "sp")}
+        for k, ((i, j), (c, d)) in enumerate(zip(PAIRS, _COMPLEMENTS, strict=True)):
+            valid[:, k] = (
+                (n_tr == 4) & (q[:, i] * q[:, j] < 0) & pair_ok_track[:, i] & pair_ok_track[:, j]
+            )
+            a_cm, b_cm = as_mu[:, i], as_mu[:, j]
+            pair = a_cm + b_cm
+            rec = -pair
+            rec[:, 0] = SQRT_S - pair[:, 0]
+            m2_rec = mass2(rec)
+            other = as_own[:, c] + as_own[:, d]
+            four = pair + other
+            pt_o, _ = wrt_direction(other[:, 1:], rec[:, 1:])
+            p_a, p_b = momentum(a_cm[:, 1:]), momentum(b_cm[:, 1:])
+            sp = np.sort(np.stack([_SPECIES[species[:, c]], _SPECIES[species[:, d]]]), axis=0)
+            for key, v in (
+                ("m_recoil", np.sqrt(np.maximum(m2_rec, 0.0))),
+                ("m_recoil2", m2_rec),
+                ("m_mumu", np.sqrt(np.maximum(mass2(pair), 0.0))),
+                ("m_four", np.sqrt(np.maximum(mass2(four), 0.0))),
+                ("pt_mumu_cm", transverse_momentum(pair)),
+                ("p_mu_hi_cm", np.maximum(p_a, p_b)),
+                ("p_mu_lo_cm", np.minimum(p_a, p_b)),
+                ("cos_recoil_other_cm", np.cos(angle_between(rec[:, 1:], other[:, 1:]))),
+                ("pt_other_wrt_recoil_cm", pt_o),
+                ("e_other_cm", other[:, 0]),
+                ("m_other", np.sqrt(np.maximum(mass2(other), 0.0))),
+                ("p_recoil_cm", momentum(rec[:, 1:])),
+                (
+                    "cos_theta_recoil_cm",
+                    rec[:, 3] / np.maximum(momentum(rec[:, 1:]), 1e-300),
+                ),
+                ("other_ok", ided[:, c] & ided[:, d]),
+                ("sp", 100 * sp[0] + sp[1]),
+            ):
+                cols[key].append(v)
+    ev, k = np.nonzero(valid)  # row-major: ordered by event, then pair
+    out: dict[str, np.ndarray] = {"event_index": ev.astype(np.int64), "candidate": k}
+    for key, parts in cols.items():
+        v = np.stack(parts, axis=1)[ev, k]
+        if key == "sp":
+            out["other_species"] = np.nan_to_num(v).astype(np.int64)
+        elif key == "other_ok":
+            out[key] = v.astype(bool)
+        else:
+            out[key] = v.astype(np.float64)
+    return out
+
+
+def _any_per_event(n: int, event_index: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """True for the events with at least one candidate in ``mask``."""
+    return np.bincount(event_index[mask], minlength=n) > 0
+
+
+def _candidate_masks(cand: Mapping[str, np.ndarray], s: TautauSelection) -> dict[str, np.ndarray]:
+    """The candidate-level steps' masks (one entry per candidate), each on its own."""
+    lo, hi = s.m_recoil_range_gev
+    with np.errstate(invalid="ignore"):
+        return {
+            "muon_pair": np.ones(cand["event_index"].size, dtype=bool),
+            "other_ids": np.asarray(cand["other_ok"], dtype=bool),
+            "m_four": cand["m_four"] < s.m_four_max_gev,
+            "recoil_range": (cand["m_recoil"] >= lo) & (cand["m_recoil"] <= hi),
         }
-    four_ok = n_tr == 4
-    for k, v in obs.items():
-        obs[k] = np.where(four_ok & has_pair, v, np.nan)
-    ip_ok = np.all((np.abs(d0) < s.track_d0_max_cm) & (np.abs(z0) < s.track_z0_max_cm), axis=1)
-    return {
-        "n_tracks": n_tr,
-        "charge_sum": np.nansum(q, axis=1),
-        "ip_ok": ip_ok,
-        "has_pair": has_pair & four_ok,
-        "other_ok": other_ok & four_ok & has_pair,
-        **obs,
-        "other_species": np.where(four_ok & has_pair, 100 * sp[0] + sp[1], 0).astype(np.int64),
-    }
+
+
+def _event_masks(
+    events: ak.Array, s: TautauSelection, level: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The event-level steps' masks (``trigger``, ``four_tracks``)."""
+    for t in _TRIGGERS:
+        _require(events, t)
+    trig = np.zeros(len(events), dtype=bool)
+    for t in _TRIGGERS:
+        trig |= np.asarray(ak.to_numpy(events[t]), dtype=bool)
+    four = (level["n_tracks"] == 4) & (level["charge_sum"] == 0) & level["ip_ok"]
+    return {"trigger": trig, "four_tracks": np.asarray(four, dtype=bool)}
 
 
 def step_masks(
@@ -270,48 +324,56 @@ def step_masks(
     sel: TautauSelection | None = None,
     cand: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Boolean mask of every enabled step, each on its own (not cumulative), in :data:`STEPS`
-    order. A missing column is a one-line :class:`InputError` naming it."""
+    """Boolean mask of every enabled step per event, each on its own (not cumulative), in
+    :data:`STEPS` order; a candidate-level step passes an event when one of its candidates
+    passes it. A missing column is a one-line :class:`InputError` naming it."""
     s = sel if sel is not None else TautauSelection()
     c = cand if cand is not None else candidates(events, s)
-    enabled = [name for name in STEPS if name not in s.disabled]
+    n = len(events)
+    per_event = _event_masks(events, s, _event_level(events, s))
+    per_cand = _candidate_masks(c, s)
     out: dict[str, np.ndarray] = {}
-    four = c["n_tracks"] == 4
-    with np.errstate(invalid="ignore"):
-        for name in enabled:
-            if name == "trigger":
-                for t in _TRIGGERS:
-                    _require(events, t)
-                mask = np.zeros(len(events), dtype=bool)
-                for t in _TRIGGERS:
-                    mask |= np.asarray(ak.to_numpy(events[t]), dtype=bool)
-            elif name == "four_tracks":
-                mask = four & (c["charge_sum"] == 0) & c["ip_ok"]
-            elif name == "muon_pair":
-                mask = c["has_pair"]
-            elif name == "other_ids":
-                mask = c["other_ok"]
-            elif name == "m_four":
-                mask = c["m_four"] < s.m_four_max_gev
-            else:  # recoil_range
-                lo, hi = s.m_recoil_range_gev
-                mask = (c["m_recoil"] >= lo) & (c["m_recoil"] <= hi)
-            out[name] = np.asarray(mask, dtype=bool)
+    for name in STEPS:
+        if name in s.disabled:
+            continue
+        if name in per_event:
+            out[name] = per_event[name]
+        else:
+            out[name] = _any_per_event(n, c["event_index"], per_cand[name])
     return out
 
 
 def _apply(
     events: ak.Array, sel: TautauSelection, luminosity_fb: float, sample: str
 ) -> tuple[np.ndarray, dict[str, np.ndarray], CutFlow]:
+    """The selected candidates (a mask over the candidates, their columns) and the event cut
+    flow: an event passes the steps up to k when it passes the event-level ones and one of its
+    candidates passes every candidate-level one."""
     _require(events, "weight")
     _require(events, "event")
     cand = candidates(events, sel)
-    masks = step_masks(events, sel, cand)
+    n = len(events)
+    per_event = _event_masks(events, sel, _event_level(events, sel))
+    per_cand = _candidate_masks(cand, sel)
+    ev_idx = cand["event_index"]
     weights = np.asarray(ak.to_numpy(events["weight"]), dtype=np.float64)
-    mask, flow = CutFlow.from_masks(sample, luminosity_fb, weights, masks)
-    out = {k: cand[k] for k in (*OBSERVABLES, "other_species")}
-    out["weight"] = weights
-    out["event"] = np.asarray(ak.to_numpy(events["event"]), dtype=np.int64)
+    ev_cum = np.ones(n, dtype=bool)
+    c_cum = np.ones(ev_idx.size, dtype=bool)
+    cumulative: dict[str, np.ndarray] = {}
+    for name in STEPS:
+        if name in sel.disabled:
+            continue
+        if name in per_event:
+            ev_cum = ev_cum & per_event[name]
+        else:
+            c_cum = c_cum & per_cand[name]
+        cumulative[name] = ev_cum & _any_per_event(n, ev_idx, c_cum)
+    _, flow = CutFlow.from_masks(sample, luminosity_fb, weights, cumulative)
+    mask = ev_cum[ev_idx] & c_cum
+    out = {k: cand[k] for k in (*OBSERVABLES, "other_species", "candidate")}
+    out["n_candidates"] = np.bincount(ev_idx[mask], minlength=n)[ev_idx]
+    out["weight"] = weights[ev_idx]
+    out["event"] = np.asarray(ak.to_numpy(events["event"]), dtype=np.int64)[ev_idx]
     return mask, out, flow
 
 
@@ -322,8 +384,8 @@ def select(
     luminosity_fb: float = 1.0,
     sample: str = "sample",
 ) -> tuple[dict[str, np.ndarray], CutFlow]:
-    """Apply the enabled steps in order: the selected events' columns (:data:`OUTPUT_COLUMNS`)
-    and the weighted cut flow."""
+    """Apply the enabled steps in order: the selected candidates' columns
+    (:data:`OUTPUT_COLUMNS`) and the weighted cut flow of the events."""
     mask, obs, flow = _apply(events, sel or TautauSelection(), luminosity_fb, sample)
     return {k: v[mask] for k, v in obs.items()}, flow
 
@@ -337,7 +399,7 @@ def select_file(
     batch_size: int = 200_000,
     control_path: str | Path | None = None,
 ) -> tuple[Path, CutFlow]:
-    """Select a reconstructed Parquet file batch by batch; write the selected events'
+    """Select a reconstructed Parquet file batch by batch; write the selected candidates'
     columns (:data:`OUTPUT_COLUMNS`) and the cut flow (``.cutflow.csv``), atomically; with
     ``control_path`` also the pion-pair control sample (``sel`` with ``control=True``) and its
     cut flow, in the same pass over the file."""
@@ -349,7 +411,7 @@ def select_file(
     if control_path is not None:
         targets.append((Path(control_path), dataclasses.replace(s, control=True)))
     flows = [CutFlow(src.stem, luminosity_fb) for _ in targets]
-    ints = ("event", "other_species")
+    ints = ("event", "other_species", "candidate", "n_candidates")
     schema = pa.schema([(c, pa.int64() if c in ints else pa.float64()) for c in OUTPUT_COLUMNS])
     with contextlib.ExitStack() as stack:
         writers = []

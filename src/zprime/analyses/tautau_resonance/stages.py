@@ -60,6 +60,19 @@ SPIN_OF: dict[str, str] = {"zprime": "vector", "scalar": "scalar", "alp": "pseud
 """The spin of each model's X, as the generator names it."""
 
 _COLS = ("m_recoil", *FEATURES, "weight")
+#: signal candidates farther than this from their point's mass (wrong muon pairs, the ISR
+#: tail) do not train the networks; the same distance bounds the resolution measurement
+_SIGNAL_CORE_GEV = 0.5
+#: the talk's signal-yield systematics besides the fit bias (measured) and the luminosity
+_SIGNAL_SYSTEMATICS = (
+    "trigger",
+    "particle_id",
+    "tracking",
+    "mlp_selection",
+    "mass_resolution",
+    "efficiency_interpolation",
+    "other",
+)
 _STREAM_DATA = 2
 
 
@@ -123,14 +136,15 @@ def stage_select(ctx: StageContext) -> TtSelectOutput:
             out[group][name] = path
             if group != "signal":
                 ctx.console.print(
-                    f"select {group}/{name}: {flow.yields[-1]:.4g} events at {lumi:g} fb^-1",
+                    f"select {group}/{name}: {flow.yields[-1]:.4g} events at {lumi:g} fb^-1 "
+                    f"({flow.counts[-1]} simulated)",
                     markup=False,
                     highlight=False,
                 )
-    summary = _control_summary(cfg, controls)
+    summary = _control_summary(cfg, controls, _injected_total(sim))
     path = write_json_atomic(ctx.run.root / "tautau_control.json", summary)
     ctx.console.print(
-        f"control sample (pi pi + 2 tracks): {summary['data']:.0f} data events, "
+        f"control sample (pi pi + 2 tracks): {summary['data']:.0f} data candidates, "
         f"{summary['simulation']:.4g} simulated (ratio {summary['ratio']:.3f} +- "
         f"{summary['ratio_err']:.3f})",
         markup=False,
@@ -139,7 +153,16 @@ def stage_select(ctx: StageContext) -> TtSelectOutput:
     return TtSelectOutput(out["signal"], out["backgrounds"], out["data"], path)
 
 
-def _control_summary(cfg: Config, controls: dict[str, dict[str, Path]]) -> dict[str, Any]:
+def _injected_total(sim: SimulateOutput) -> float | None:
+    """The generated cross section of the injected signal's file (None without one)."""
+    if "signal" not in sim.data:
+        return None
+    return float(read_metadata(sim.data["signal"]).get("sigma_fb", math.nan))
+
+
+def _control_summary(
+    cfg: Config, controls: dict[str, dict[str, Path]], signal_total_fb: float | None = None
+) -> dict[str, Any]:
     """Data and simulation in the pion-pair control sample (talk: "2 pi + 2 e/mu/pi"): a check of
     the simulated backgrounds' normalisation without the muon pair (mu mu pi pi and e e +
     hadrons, which neither the paper nor we simulate, enter the data only)."""
@@ -149,16 +172,27 @@ def _control_summary(cfg: Config, controls: dict[str, dict[str, Path]]) -> dict[
         for name, p in controls["backgrounds"].items()
     }
     data_files = controls["data"] or controls["backgrounds"]
-    data = observed_events(cfg, data_files, ("m_recoil",), stream=_STREAM_DATA + 1)
+    data = observed_events(
+        cfg,
+        data_files,
+        ("event", "n_candidates"),
+        stream=_STREAM_DATA + 1,
+        signal_total_fb=signal_total_fb,
+        group_by="event",
+    )
+    # candidates are counted; an event's m candidates fluctuate together, so the variance of
+    # the count is sum over events of m^2 = (candidates) x (mean m over the candidates)
     n_data = float(len(data["weight"]))
+    mult = float(np.mean(data["n_candidates"])) if n_data else 1.0
     n_sim = sum(per_sample.values())
     ratio = n_data / n_sim if n_sim > 0 else math.nan
-    err = ratio * math.sqrt(1.0 / max(n_data, 1.0)) if n_sim > 0 else math.nan
+    err = ratio * math.sqrt(mult / max(n_data, 1.0)) if n_sim > 0 else math.nan
     return {
-        "sample": "pi pi + 2 tracks (e, mu or pi)",
+        "sample": "pi pi + 2 tracks (e, mu or pi), candidates",
         "data": n_data,
         "simulation": n_sim,
         "simulation_by_sample": per_sample,
+        "candidates_per_event": mult,
         "ratio": ratio,
         "ratio_err": err,
     }
@@ -173,13 +207,20 @@ def _sigma_generated(sim: SimulateOutput, label: str) -> float:
 
 
 def stage_train(ctx: StageContext) -> TtTrainOutput:
-    """One classifier per M_recoil range, on the signal of every model and mass whose events
-    fall in the range (each point at equal total weight) against every background."""
+    """One classifier per M_recoil range, on the signal of every model and mass whose candidates
+    within 0.5 GeV of the mass fall in the range (each point at equal total weight) against
+    every background candidate in the range."""
     cfg = ctx.config
     nc = cfg.tautau.networks
     sel: TtSelectOutput = ctx.output("select", TtSelectOutput)
     lumi = float(cfg.luminosity_fb)
-    sig = {label: _read(p) for label, p in sel.signal.items()}
+    # the signal's candidates near their point's mass: a wrong muon pair of one mass must not
+    # train another range's network as signal
+    sig = {}
+    for model, mass in signal_points(cfg):
+        cols = _read(sel.signal[point_label(model, mass)])
+        near = np.abs(cols["m_recoil"] - mass) < _SIGNAL_CORE_GEV
+        sig[(model, mass)] = {k: v[near] for k, v in cols.items()}
     bkg = [_read(p) for p in sel.backgrounds.values()]
     edges = nc.edges_gev
     models: dict[str, Path] = {}
@@ -246,7 +287,7 @@ def resolution_model(masses: np.ndarray, widths: np.ndarray) -> Any:
 def _core_width(m_recoil: np.ndarray, weights: np.ndarray, mass: float) -> float:
     """Half the central 68% interval of M_recoil within +-0.5 GeV of the mass (a robust core
     width; ISR and wrong pairs make long tails)."""
-    near = np.abs(m_recoil - mass) < 0.5
+    near = np.abs(m_recoil - mass) < _SIGNAL_CORE_GEV
     if np.count_nonzero(near) < 20:
         return math.nan
     x, w = m_recoil[near], weights[near]
@@ -299,7 +340,12 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
     # the background (simulation) and the data after the classifiers, per range
     bkg = [_read(p) for p in sel.backgrounds.values()]
     data = observed_events(
-        cfg, sel.data or sel.backgrounds, ("m_recoil", *FEATURES), stream=_STREAM_DATA
+        cfg,
+        sel.data or sel.backgrounds,
+        ("m_recoil", *FEATURES, "event"),
+        stream=_STREAM_DATA,
+        signal_total_fb=_injected_total(sim),
+        group_by="event",
     )
     x_data = (
         np.stack([data[f] for f in FEATURES], axis=1)
@@ -350,36 +396,35 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
     specs, meta = [], []
     proj_specs: list[dict[str, Any]] = []
     proj_meta: list[tuple[str, float, float]] = []
-    for model in tc.signal.models:
-        for mass in masses:
-            i = _classifier_for(mass, edges, nets)
-            e = window_edges(
-                mass, float(width(mass)), half_width=tc.fit.half_width, n_bins=tc.fit.n_bins
+    # the window of each mass: its classifier, edges, data, background and systematics (shared
+    # by the models)
+    windows = []
+    for mass in masses:
+        i = _classifier_for(mass, edges, nets)
+        e = window_edges(
+            mass, float(width(mass)), half_width=tc.fit.half_width, n_bins=tc.fit.n_bins
+        )
+        fit_bias = max(float(np.interp(mass, bm, bv)) if bm.size else 0.0, syst["fit_bias_floor"])
+        systematics = {k: syst[k] for k in _SIGNAL_SYSTEMATICS}
+        systematics["fit_bias"] = fit_bias
+        windows.append(
+            (
+                float(mass),
+                e,
+                np.histogram(data["m_recoil"][passed_data[i]], bins=e)[0].astype(float),
+                sum(
+                    np.histogram(c["m_recoil"][p], bins=e, weights=c["weight"][p] * lumi)[0]
+                    for c, p in zip(bkg, passed_bkg[i], strict=True)
+                ),
+                systematics,
             )
-            s_t = _template(sig, model, float(mass), sim_masses, e)
+        )
+    for model in tc.signal.models:
+        for mass, e, n_obs, b_win, systematics in windows:
+            s_t = _template(sig, model, mass, sim_masses, e)
             if not s_t.sum() > 0:
                 continue
-            n_obs = np.histogram(data["m_recoil"][passed_data[i]], bins=e)[0].astype(float)
-            fit_bias = max(
-                float(np.interp(mass, bm, bv)) if bm.size else 0.0, syst["fit_bias_floor"]
-            )
-            systematics = {
-                k: syst[k]
-                for k in (
-                    "trigger",
-                    "particle_id",
-                    "tracking",
-                    "mlp_selection",
-                    "mass_resolution",
-                    "efficiency_interpolation",
-                    "other",
-                )
-            }
-            systematics["fit_bias"] = fit_bias
-            b_win = sum(
-                np.histogram(c["m_recoil"][p], bins=e, weights=c["weight"][p] * lumi)[0]
-                for c, p in zip(bkg, passed_bkg[i], strict=True)
-            )
+            fit_bias = systematics["fit_bias"]
             for lum in cfg.projections.luminosities_fb:
                 f = float(lum) / lumi
                 # expected limits at another luminosity: the simulated background scaled as
@@ -407,11 +452,13 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
                     lumi_unc=syst["luminosity"],
                 )
             )
-            meta.append((model, float(mass), float(s_t.sum()), float(n_obs.sum()), fit_bias))
+            meta.append(
+                (model, mass, float(s_t.sum()), float(n_obs.sum()), float(b_win.sum()), fit_bias)
+            )
     results = scan_limits(specs, level=tc.fit.level)
     rows = []
     tables = {m: load_xsec_table(spin_table_path(SPIN_OF[m])) for m in tc.signal.models}
-    for (model, mass, eff_l, n_obs, fb), res in zip(meta, results, strict=True):
+    for (model, mass, eff_l, n_obs, b_sim, fb), res in zip(meta, results, strict=True):
         sigma1 = float(tables[model].sigma_fb(mass, isr=tc.signal.isr))
         row: dict[str, Any] = {
             "model": model,
@@ -419,6 +466,7 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
             "signal_events_per_fb": eff_l,
             "efficiency": eff_l / lumi,
             "n_observed": n_obs,
+            "background_simulated": b_sim,
             "fit_bias": fb,
             "status": res.status,
             "obs_xsec_br_fb": res.observed,
