@@ -66,6 +66,8 @@ def main() -> None:
     print(f"\n1-2. signal at M_X = 6 GeV, {n_events} events per spin, one process")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
+        # warm-up (imports, first-call compilation), not timed
+        write_mumu_x_tautau(6.0, "vector", 200, out / "warm", seed=1, isr=True)
         for spin in ("vector", "scalar", "pseudoscalar"):
             t0 = time.perf_counter()
             gen = write_mumu_x_tautau(6.0, spin, n_events, out / "gen", seed=3, isr=True)

@@ -29,14 +29,19 @@ from typing import Any
 import numpy as np
 
 from zprime.errors import InputError
+from zprime.physics.constants import SQRT_S
 
 __all__ = [
     "SUBMISSION_ARCHIVE",
     "SUBMISSION_DIR",
+    "dependent_variable",
     "expected_variable",
     "hepdata_lib",
+    "new_table",
+    "qualify",
     "quiet_hepdata_warnings",
     "read_columns",
+    "submit_tables",
     "validate_hepdata",
     "write_submission",
 ]
@@ -105,6 +110,53 @@ def read_columns(
         except ValueError:
             if col in required:
                 raise InputError(f"{path}: column '{col}' is not numeric") from None
+    return out
+
+
+def qualify(var: Any, luminosity_fb: float, level: tuple[str, str] | None = None) -> None:
+    """Add the SQRT(S) and LUMINOSITY qualifiers to a ``hepdata_lib.Variable``, and ``level``
+    (name, value), e.g. ``("CL", "90%")``, where given."""
+    var.add_qualifier("SQRT(S)", f"{SQRT_S:.2f}", "GeV")
+    var.add_qualifier("LUMINOSITY", f"{luminosity_fb:g}", "fb$^{-1}$")
+    if level is not None:
+        var.add_qualifier(*level)
+
+
+def dependent_variable(
+    name: str,
+    values: np.ndarray,
+    units: str,
+    luminosity_fb: float,
+    level: tuple[str, str] | None = None,
+) -> Any:
+    """A dependent, unbinned ``hepdata_lib.Variable`` with its qualifiers (:func:`qualify`)."""
+    var = hepdata_lib().Variable(name, is_independent=False, is_binned=False, units=units)
+    var.values = np.asarray(values, dtype=float).tolist()
+    qualify(var, luminosity_fb, level)
+    return var
+
+
+def new_table(name: str, description: str, location: str, keywords: dict[str, Any]) -> Any:
+    """A ``hepdata_lib.Table`` with its description, location and keywords."""
+    table = hepdata_lib().Table(name)
+    table.description = description
+    table.location = location
+    table.keywords = keywords
+    return table
+
+
+def submit_tables(
+    tables: Sequence[Any], out_dir: Path, *, comment: str, link: tuple[str, str]
+) -> Path:
+    """A submission of ``tables`` with its comment and one link (text, URL), written and
+    validated by :func:`write_submission`; returns ``out_dir / "submission.tar.gz"``."""
+    submission = hepdata_lib().Submission()
+    submission.comment = comment
+    submission.add_link(*link)
+    for table in tables:
+        submission.add_table(table)
+    out = write_submission(submission, out_dir)
+    assert out.name == SUBMISSION_ARCHIVE
     return out
 
 

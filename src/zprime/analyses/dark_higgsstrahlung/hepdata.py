@@ -27,11 +27,13 @@ import numpy as np
 from zprime.errors import InputError
 from zprime.physics.constants import SQRT_S
 from zprime.report.hepdata import (
-    SUBMISSION_ARCHIVE,
+    dependent_variable,
     expected_variable,
     hepdata_lib,
+    new_table,
+    qualify,
     read_columns,
-    write_submission,
+    submit_tables,
 )
 
 __all__ = ["write_hepdata"]
@@ -45,11 +47,8 @@ _XS = "$\\sigma(e^+e^-\\to A'h')\\times\\mathcal{B}(A'\\to\\mu^+\\mu^-)$"
 _EPS = "$\\epsilon^2\\alpha_D$"
 
 
-def _qualify(var: Any, luminosity_fb: float, level: float | None) -> None:
-    var.add_qualifier("SQRT(S)", f"{SQRT_S:.2f}", "GeV")
-    var.add_qualifier("LUMINOSITY", f"{luminosity_fb:g}", "fb$^{-1}$")
-    if level is not None:
-        var.add_qualifier("Credibility", f"{100 * level:g}%")
+def _level(level: float | None) -> tuple[str, str] | None:
+    return None if level is None else ("Credibility", f"{100 * level:g}%")
 
 
 def _mass_variables(ma: np.ndarray, mh: np.ndarray) -> list[Any]:
@@ -62,23 +61,27 @@ def _mass_variables(ma: np.ndarray, mh: np.ndarray) -> list[Any]:
 
 
 def _dependent(name: str, values: np.ndarray, units: str, lumi: float, level: float | None) -> Any:
-    var = hepdata_lib().Variable(name, is_independent=False, is_binned=False, units=units)
-    var.values = values.tolist()
-    _qualify(var, lumi, level)
-    return var
+    return dependent_variable(name, values, units, lumi, _level(level))
 
 
 def _table(name: str, description: str, observable: str) -> Any:
-    table = hepdata_lib().Table(name)
-    table.description = f"{description} {_SOURCE}"
-    table.location = "dark_higgs_limits.csv of a zprime run; cf. PRL 130, 071804 (2023)"
-    table.keywords = {
-        "observables": [observable],
-        "reactions": [REACTION],
-        "cmenergies": [round(SQRT_S, 2)],
-        "phrases": ["Dark photon", "Dark Higgs", "Invisible decay", "Dark sector", "Upper limit"],
-    }
-    return table
+    return new_table(
+        name,
+        f"{description} {_SOURCE}",
+        "dark_higgs_limits.csv of a zprime run; cf. PRL 130, 071804 (2023)",
+        {
+            "observables": [observable],
+            "reactions": [REACTION],
+            "cmenergies": [round(SQRT_S, 2)],
+            "phrases": [
+                "Dark photon",
+                "Dark Higgs",
+                "Invisible decay",
+                "Dark sector",
+                "Upper limit",
+            ],
+        },
+    )
 
 
 def write_hepdata(
@@ -140,7 +143,6 @@ def write_hepdata(
         "counting in one rotated elliptical window per hypothesis, systematic uncertainties as "
         "priors (Belle II talk 2022: PRL 130, 071804)."
     )
-    hd = hepdata_lib()
     tables = []
 
     xs = _table(
@@ -154,7 +156,7 @@ def write_hepdata(
         xs.add_variable(v)
     xs.add_variable(_dependent(f"Observed {_XS}", t["obs_xsec_br_fb"], "fb", luminosity_fb, level))
     exp = expected_variable(f"Expected {_XS}", [t[c] for c in xs_cols], "fb")
-    _qualify(exp, luminosity_fb, level)
+    qualify(exp, luminosity_fb, _level(level))
     xs.add_variable(exp)
     tables.append(xs)
 
@@ -233,15 +235,13 @@ def write_hepdata(
             )
             tables.append(proj)
 
-    submission = hd.Submission()
-    submission.comment = (
-        f"Upper limits on e+e- -> A' h', A' -> mu+ mu-, h' invisible at sqrt(s) = "
-        f"{SQRT_S:.2f} GeV with {luminosity_fb:g} fb^-1, produced by the zprime toolkit, an open "
-        f"reproduction of the Belle II search of PRL 130, 071804 (2023). {_SOURCE}"
+    return submit_tables(
+        tables,
+        Path(out_dir),
+        comment=(
+            f"Upper limits on e+e- -> A' h', A' -> mu+ mu-, h' invisible at sqrt(s) = "
+            f"{SQRT_S:.2f} GeV with {luminosity_fb:g} fb^-1, produced by the zprime toolkit, an "
+            f"open reproduction of the Belle II search of PRL 130, 071804 (2023). {_SOURCE}"
+        ),
+        link=("Belle II, Phys. Rev. Lett. 130, 071804 (2023)", PAPER_DOI_URL),
     )
-    submission.add_link("Belle II, Phys. Rev. Lett. 130, 071804 (2023)", PAPER_DOI_URL)
-    for table in tables:
-        submission.add_table(table)
-    out = write_submission(submission, Path(out_dir))
-    assert out.name == SUBMISSION_ARCHIVE
-    return out

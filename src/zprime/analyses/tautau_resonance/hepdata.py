@@ -27,11 +27,13 @@ from zprime.errors import InputError
 from zprime.physics.constants import SQRT_S
 from zprime.physics.leptophilic import COUPLING_NAMES, COUPLING_UNITS
 from zprime.report.hepdata import (
-    SUBMISSION_ARCHIVE,
+    dependent_variable,
     expected_variable,
     hepdata_lib,
+    new_table,
+    qualify,
     read_columns,
-    write_submission,
+    submit_tables,
 )
 
 __all__ = ["write_hepdata"]
@@ -55,11 +57,8 @@ _METHOD = (
 )
 
 
-def _qualify(var: Any, luminosity_fb: float, level: float | None) -> None:
-    var.add_qualifier("SQRT(S)", f"{SQRT_S:.2f}", "GeV")
-    var.add_qualifier("LUMINOSITY", f"{luminosity_fb:g}", "fb$^{-1}$")
-    if level is not None:
-        var.add_qualifier("CL", f"{100 * (1 - level):g}%")
+def _level(level: float | None) -> tuple[str, str] | None:
+    return None if level is None else ("CL", f"{100 * (1 - level):g}%")
 
 
 def _mass(values: np.ndarray) -> Any:
@@ -69,23 +68,21 @@ def _mass(values: np.ndarray) -> Any:
 
 
 def _dependent(name: str, values: np.ndarray, units: str, lumi: float, level: float | None) -> Any:
-    var = hepdata_lib().Variable(name, is_independent=False, is_binned=False, units=units)
-    var.values = np.asarray(values, dtype=float).tolist()
-    _qualify(var, lumi, level)
-    return var
+    return dependent_variable(name, values, units, lumi, _level(level))
 
 
 def _table(name: str, description: str, observable: str, location: str) -> Any:
-    table = hepdata_lib().Table(name)
-    table.description = f"{description} {_SOURCE}"
-    table.location = f"{location} of a zprime run; cf. PRL 131, 121802 (2023)"
-    table.keywords = {
-        "observables": [observable],
-        "reactions": [REACTION],
-        "cmenergies": [round(SQRT_S, 2)],
-        "phrases": ["Z'", "Leptophilic scalar", "Axion-like particle", "Tau", "Upper limit"],
-    }
-    return table
+    return new_table(
+        name,
+        f"{description} {_SOURCE}",
+        f"{location} of a zprime run; cf. PRL 131, 121802 (2023)",
+        {
+            "observables": [observable],
+            "reactions": [REACTION],
+            "cmenergies": [round(SQRT_S, 2)],
+            "phrases": ["Z'", "Leptophilic scalar", "Axion-like particle", "Tau", "Upper limit"],
+        },
+    )
 
 
 def _units(model: str) -> str:
@@ -175,7 +172,7 @@ def write_hepdata(
             _dependent(f"Observed {_XS}", c["obs_xsec_br_fb"], "fb", luminosity_fb, level)
         )
         exp = expected_variable(f"Expected {_XS}", [c[b] for b in bands], "fb")
-        _qualify(exp, luminosity_fb, level)
+        qualify(exp, luminosity_fb, _level(level))
         xs.add_variable(exp)
         tables.append(xs)
 
@@ -245,7 +242,7 @@ def write_hepdata(
         unc = hepdata_lib().Uncertainty("stat.", is_symmetric=True)
         unc.values = b["relative_bias_error"].tolist()
         rel.add_uncertainty(unc)
-        _qualify(rel, luminosity_fb, None)
+        qualify(rel, luminosity_fb)
         bias.add_variable(rel)
         tables.append(bias)
 
@@ -292,15 +289,13 @@ def write_hepdata(
                 )
                 tables.append(proj)
 
-    submission = hepdata_lib().Submission()
-    submission.comment = (
-        f"Upper limits on e+e- -> mu+ mu- X, X -> tau+ tau- at sqrt(s) = {SQRT_S:.2f} GeV with "
-        f"{luminosity_fb:g} fb^-1, produced by the zprime toolkit, an open reproduction of the "
-        f"Belle II search of PRL 131, 121802 (2023). {_SOURCE}"
+    return submit_tables(
+        tables,
+        Path(out_dir),
+        comment=(
+            f"Upper limits on e+e- -> mu+ mu- X, X -> tau+ tau- at sqrt(s) = {SQRT_S:.2f} GeV "
+            f"with {luminosity_fb:g} fb^-1, produced by the zprime toolkit, an open reproduction "
+            f"of the Belle II search of PRL 131, 121802 (2023). {_SOURCE}"
+        ),
+        link=("Belle II, Phys. Rev. Lett. 131, 121802 (2023)", PAPER_DOI_URL),
     )
-    submission.add_link("Belle II, Phys. Rev. Lett. 131, 121802 (2023)", PAPER_DOI_URL)
-    for table in tables:
-        submission.add_table(table)
-    out = write_submission(submission, Path(out_dir))
-    assert out.name == SUBMISSION_ARCHIVE
-    return out

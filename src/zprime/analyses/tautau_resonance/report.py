@@ -22,7 +22,10 @@ from zprime.analyses.tautau_resonance.outputs import (
 )
 from zprime.physics.leptophilic import COUPLING_NAMES, COUPLING_UNITS
 
-__all__ = ["read_limits", "stage_report", "summary_markdown"]
+__all__ = ["TABLE_MASSES", "read_limits", "stage_report", "summary_markdown"]
+
+TABLE_MASSES: tuple[float, ...] = (4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 9.5, 10.0)
+"""The summary's table shows the hypotheses nearest these masses (GeV), each once."""
 
 
 def read_limits(path: Path) -> dict[str, np.ndarray]:
@@ -66,9 +69,9 @@ def summary_markdown(
     if not len(cols.get("model", [])):
         return "\n".join(lines) + "\n"
     for model in dict.fromkeys(cols["model"].tolist()):
-        sel = cols["model"] == model
-        for target in (4.0, 6.0, 8.0, 9.5):
-            i = np.flatnonzero(sel)[np.argmin(np.abs(cols["mass_gev"][sel] - target))]
+        sel = np.flatnonzero(cols["model"] == model)
+        nearest = [int(sel[np.argmin(np.abs(cols["mass_gev"][sel] - t))]) for t in TABLE_MASSES]
+        for i in dict.fromkeys(nearest):
             unit = COUPLING_UNITS[model]
             lines.append(
                 f"| {model} | {cols['mass_gev'][i]:.3f} | {cols['efficiency'][i]:.3g} "
