@@ -16,6 +16,7 @@ from zprime.config import DetectorConfig, config_from_dict, default_config
 from zprime.detector.simulation import (
     RECO_COLUMNS,
     VARIABLE_COLUMNS,
+    RecoSkim,
     analysis_variables,
     configuration_differences,
     get_detector,
@@ -574,6 +575,63 @@ def test_unweight_file_keeps_the_yield_and_the_heavy_events(
     with pytest.raises(ConfigError, match="target weight must be positive"):
         unweight_file(src, tmp_path / "bad.parquet", 0.0, np.random.default_rng(1))
     assert not (tmp_path / "bad.parquet").exists()
+
+
+def test_simulate_file_unweights_in_memory_and_skims(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """The pseudo-data path: simulate_file with unweight_fb makes the copies of heavy events
+    batch by batch (the rule of unweight_file: the same expected yield, every copy simulated on
+    its own) and a RecoSkim drops exactly the events outside it."""
+    ev = _dimuon(4000, rng)
+    w = np.where(np.arange(4000) % 4 == 0, 30.0, 2.0)  # target 10: light, and 3 copies each
+    src = write_events(tmp_path / "events" / "mumu.parquet", ak.with_field(ev, w, "weight"))
+    out = simulate_file(
+        src,
+        tmp_path / "reco",
+        seed=5,
+        batch_size=700,
+        unweight_fb=10.0,
+        unweight_rng=np.random.default_rng(2),
+        max_copies=5,
+    )
+    reco = read_events(out)
+    ids = ak.to_numpy(reco.event)
+    heavy = ak.to_numpy(ev.event)[w == 30.0]
+    assert np.sum(np.isin(ids, heavy)) == 3 * heavy.size
+    n_light = np.sum(~np.isin(ids, heavy))
+    assert abs(n_light - 0.2 * 3000) < 5 * np.sqrt(0.2 * 3000)
+    assert np.all(ak.to_numpy(reco.weight) == 10.0)
+    # the copies of one event are simulated independently: their tracks differ
+    first = heavy[0]
+    px = [ak.to_list(reco.tracks.px[ids == first][k]) for k in range(3)]
+    assert px[0] != px[1]
+    assert px[1] != px[2]
+    meta = read_metadata(out)
+    assert (meta["unweighted_to_fb"], meta["unweighted_max_copies"]) == (10.0, 5)
+    assert meta["n_input_events"] == len(reco)
+    skim = RecoSkim(min_tracks=2, max_tracks=2, triggers=("trg_two_track",))
+    cut = read_events(
+        simulate_file(
+            src,
+            tmp_path / "reco_skim",
+            seed=5,
+            batch_size=700,
+            unweight_fb=10.0,
+            unweight_rng=np.random.default_rng(2),
+            max_copies=5,
+            skim=skim,
+        )
+    )
+    assert ak.array_equal(cut, reco[skim.mask(reco)], equal_nan=True)
+    assert 0 < len(cut) < len(reco)
+    assert read_metadata(tmp_path / "reco_skim" / "mumu.parquet")["skim"] == skim.params()
+    with pytest.raises(ConfigError, match="not a range"):
+        RecoSkim(min_tracks=4, max_tracks=2)
+    with pytest.raises(InputError, match="missing trigger column 'trg_none'"):
+        RecoSkim(triggers=("trg_none",)).mask(reco)
+    with pytest.raises(ConfigError, match="unweight_rng"):
+        simulate_file(src, tmp_path / "reco_bad", unweight_fb=10.0)
 
 
 def test_simulate_file_errors_leave_nothing(tmp_path: Path, rng: np.random.Generator) -> None:

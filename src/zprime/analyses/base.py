@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from zprime.config import Config
+from zprime.detector.simulation import RecoSkim
 from zprime.io.rundir import RunDir, StageOutput
 
 __all__ = [
@@ -129,8 +130,15 @@ class Analysis(ABC):
     #: registry name (``config.analysis``)
     name: str = ""
     #: events with fewer reconstructed tracks can enter none of the analysis's selections: the
-    #: pseudo-data's simulation drops them
+    #: pseudo-data's simulation drops them (the default :meth:`data_skim`)
     min_tracks: int = 0
+
+    def data_skim(self, config: Config) -> RecoSkim:
+        """The reconstructed pseudo-data events that the analysis's selections (and control
+        samples) can take; the others are dropped as they are simulated. It must not drop an
+        event that any of them could select under ``config``. Default: at least
+        :attr:`min_tracks` tracks."""
+        return RecoSkim(min_tracks=self.min_tracks)
 
     @abstractmethod
     def xsec(self, ctx: StageContext) -> XsecOutput:

@@ -72,6 +72,7 @@ from zprime.io.events import (
     read_metadata,
     validate_generator_events,
 )
+from zprime.io.unweighting import unweight_batch
 from zprime.physics.constants import BETA_BOOST, GAMMA_BOOST, M_MUON, SQRT_S, S
 from zprime.physics.kinematics import (
     PAIR_VARIABLES,
@@ -93,6 +94,7 @@ __all__ = [
     "VARIABLE_COLUMNS",
     "VARIABLE_DTYPE",
     "DetectorConfig",
+    "RecoSkim",
     "analysis_variables",
     "configuration_differences",
     "get_detector",
@@ -1063,6 +1065,49 @@ def validate_reco_events(
 # files
 
 
+@dataclass(frozen=True)
+class RecoSkim:
+    """Reconstructed events an analysis can never select, dropped as they are simulated: fewer
+    than ``min_tracks`` or more than ``max_tracks`` tracks, or none of ``triggers`` fired (no
+    trigger requirement when empty). The analysis defines it from its own selection
+    (``Analysis.data_skim``), so the selected events are the same with or without it."""
+
+    min_tracks: int = 0
+    max_tracks: int | None = None
+    triggers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.min_tracks < 0 or (
+            self.max_tracks is not None and self.max_tracks < self.min_tracks
+        ):
+            raise ConfigError(
+                f"reco skim: tracks {self.min_tracks}-{self.max_tracks} is not a range >= 0"
+            )
+
+    def mask(self, reco: ak.Array) -> np.ndarray:
+        """The events kept."""
+        n = np.asarray(ak.to_numpy(reco["n_tracks"]))
+        keep = n >= self.min_tracks
+        if self.max_tracks is not None:
+            keep &= n <= self.max_tracks
+        if self.triggers:
+            fired = np.zeros(len(reco), dtype=bool)
+            for t in self.triggers:
+                if t not in ak.fields(reco):
+                    raise InputError(f"reco skim: missing trigger column '{t}'")
+                fired |= np.asarray(ak.to_numpy(reco[t]), dtype=bool)
+            keep &= fired
+        return keep
+
+    def params(self) -> dict[str, Any]:
+        """The skim as plain data (cache keys, metadata)."""
+        return {
+            "min_tracks": self.min_tracks,
+            "max_tracks": self.max_tracks,
+            "triggers": list(self.triggers),
+        }
+
+
 def simulate_file(
     input_path: str | Path,
     out_dir: str | Path,
@@ -1072,6 +1117,10 @@ def simulate_file(
     config: Config | None = None,
     batch_size: int = 200_000,
     min_tracks: int = 0,
+    skim: RecoSkim | None = None,
+    unweight_fb: float | None = None,
+    unweight_rng: np.random.Generator | None = None,
+    max_copies: int = 1,
 ) -> Path:
     """Simulate one generator-level Parquet file into ``out_dir/<same name>`` (streamed).
 
@@ -1099,6 +1148,14 @@ def simulate_file(
         Drop events with fewer reconstructed tracks (0 keeps every event; the selection needs
         2). The metadata record ``n_input_events`` and ``min_tracks`` so that a cut flow can
         still start from the generated total.
+    skim
+        Drop the events outside this skim as well (recorded as ``skim`` in the metadata).
+    unweight_fb, unweight_rng, max_copies
+        Unweight every input batch to ``unweight_fb`` first, in memory
+        (:func:`zprime.io.unweighting.unweight_batch`, the rule of
+        :func:`zprime.io.events.unweight_file`), each copy of a heavy event simulated with its
+        own random numbers: the pseudo-data of a sample generated below the luminosity,
+        without writing its copies to disk. ``n_input_events`` then counts the copies.
     Returns
     -------
     Path
@@ -1136,15 +1193,30 @@ def simulate_file(
         "min_tracks": min_tracks,
         "provenance": provenance(None),
     }
+    if skim is not None:
+        metadata["skim"] = skim.params()
+    if unweight_fb is not None:
+        if unweight_rng is None:
+            raise ConfigError("simulate_file: unweight_fb needs unweight_rng")
+        metadata.update(unweighted_to_fb=unweight_fb, unweighted_max_copies=max_copies)
     n_input = 0
+    i = 0
     with EventWriter(out, metadata) as writer:
-        for i, batch in enumerate(iter_events(src, batch_size=batch_size)):
-            rng = chunk_rng(master, _STAGE_KEY, file_key, i)
-            reco = simulate(batch, det, rng, where=str(src))
-            n_input += len(batch)
-            if min_tracks > 0:
-                reco = reco[np.asarray(ak.to_numpy(reco["n_tracks"])) >= min_tracks]
-            writer.write(reco)
+        for batch in iter_events(src, batch_size=batch_size):
+            if unweight_fb is not None:
+                batch = unweight_batch(batch, unweight_fb, unweight_rng, max_copies)
+            # the copies of heavy events can make a batch larger than batch_size
+            for start in range(0, max(len(batch), 1), batch_size):
+                part = batch[start : start + batch_size]
+                rng = chunk_rng(master, _STAGE_KEY, file_key, i)
+                i += 1
+                reco = simulate(part, det, rng, where=str(src))
+                n_input += len(part)
+                if min_tracks > 0:
+                    reco = reco[np.asarray(ak.to_numpy(reco["n_tracks"])) >= min_tracks]
+                if skim is not None:
+                    reco = reco[skim.mask(reco)]
+                writer.write(reco)
         writer.update_metadata(n_input_events=n_input, n_events=writer.n_events)
     return out
 

@@ -96,10 +96,6 @@ class RunDir:
         """``reco/<detector>/``: reconstructed samples of one detector configuration."""
         return self._p("reco", detector)
 
-    def reco_copies(self, detector: str) -> Path:
-        """``reco/<detector>/copies/``: transient replicated pseudo-data samples."""
-        return self._p("reco", detector, "copies")
-
     @property
     def observed_reco(self) -> Path:
         """``reco/observed/observed.parquet``: a user's data in the reconstructed schema."""

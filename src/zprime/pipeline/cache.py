@@ -79,7 +79,13 @@ GENERATION_CODE: tuple[str, ...] = (
     "parallel.py",
 )
 #: the source a simulated (reconstructed) file depends on
-SIMULATION_CODE: tuple[str, ...] = ("detector", "physics", "io/events.py", "_util.py")
+SIMULATION_CODE: tuple[str, ...] = (
+    "detector",
+    "physics",
+    "io/events.py",
+    "io/unweighting.py",
+    "_util.py",
+)
 
 #: bytes read at a time by :func:`file_digest`
 _CHUNK = 4 << 20

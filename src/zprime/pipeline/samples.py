@@ -86,6 +86,9 @@ def generate_backgrounds(
             "name": name,
             "seed": cfg.seed if seed is None else seed,
             "sample": cfg.backgrounds.samples[name].model_dump(mode="json"),
+            # a sample's size (luminosity_factor x luminosity_fb) and its unweighting target
+            # follow the luminosity: a run at another luminosity must not reuse it
+            "luminosity_fb": cfg.luminosity_fb,
         }
         if unweight_fb is not None:
             params["unweight_fb"] = unweight_fb
@@ -254,7 +257,7 @@ def stage_simulate(ctx: StageContext, analysis: Analysis) -> SimulateOutput:
     seed = data_seed(cfg.seed, cfg.pseudo_data.seed_offset)
     lumi = cfg.luminosity_fb
     max_copies = cfg.pseudo_data.max_copies
-    min_tracks = analysis.min_tracks
+    skim = analysis.data_skim(cfg)
     data: dict[str, Path] = {}
     for key, path in gen.data.items():
         params = {
@@ -262,31 +265,28 @@ def stage_simulate(ctx: StageContext, analysis: Analysis) -> SimulateOutput:
             "detector": data_cfg,
             "data_seed": seed,
             "max_copies": max_copies,
-            "min_tracks": min_tracks,
+            "skim": skim.params(),
         }
 
         def make_data(path: Path = path) -> Path:
             # an event that stands for k data events is simulated k times, each copy with its
-            # own detector random numbers (zprime.io.events.unweight_file): real data hold k
-            # independent events, not a clump of k identical ones
+            # own detector random numbers (zprime.io.unweighting.unweight_batch): real data
+            # hold k independent events, not a clump of k identical ones; the copies are made
+            # batch by batch in memory, and events that none of the analysis's selections can
+            # take (its skim) are not written
             ctx.console.print(f"simulate {path.name} ({data_det}, pseudo-data)")
-            copies = ctx.run.reco_copies(data_det) / path.name
             stream = np.random.SeedSequence([seed, 6, zlib.crc32(path.name.encode())])
-            rng = np.random.default_rng(stream)
-            unweight_file(path, copies, 1.0 / lumi, rng, max_copies=max_copies)
-            try:
-                # events with fewer tracks than the analysis's selections need enter none of
-                # them: the pseudo-data keep none of them
-                return simulate_file(
-                    copies,
-                    ctx.run.reco(data_det),
-                    detector=data_det,
-                    config=cfg,
-                    seed=seed,
-                    min_tracks=min_tracks,
-                )
-            finally:
-                copies.unlink(missing_ok=True)
+            return simulate_file(
+                path,
+                ctx.run.reco(data_det),
+                detector=data_det,
+                config=cfg,
+                seed=seed,
+                skim=skim,
+                unweight_fb=1.0 / lumi,
+                unweight_rng=np.random.default_rng(stream),
+                max_copies=max_copies,
+            )
 
         target, _ = cached_file(
             ctx, f"reco_{data_det}_{path.stem}", params, make_data, code=SIMULATION_CODE

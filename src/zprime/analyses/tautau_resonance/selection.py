@@ -86,6 +86,7 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "PAIRS",
     "STEPS",
+    "TRIGGERS",
     "TautauSelection",
     "candidates",
     "select",
@@ -135,7 +136,8 @@ weight on each of its candidates, ``n_candidates`` of them)."""
 
 _DEG = math.pi / 180.0
 _TRACK_FIELDS = ("charge", "px", "py", "pz", "muon_id", "electron_id", "pion_id", "d0", "z0")
-_TRIGGERS = ("trg_three_track", "trg_single_muon")
+TRIGGERS: tuple[str, ...] = ("trg_three_track", "trg_single_muon")
+"""The selection's triggers (either fires)."""
 _WHERE = "tau-tau selection"
 PAIRS: tuple[tuple[int, int], ...] = tuple(combinations(range(4), 2))
 """The track pairs (of the first four tracks) a candidate's muon pair can be; ``candidate``
@@ -310,10 +312,10 @@ def _event_masks(
     events: ak.Array, s: TautauSelection, level: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """The event-level steps' masks (``trigger``, ``four_tracks``)."""
-    for t in _TRIGGERS:
+    for t in TRIGGERS:
         _require(events, t)
     trig = np.zeros(len(events), dtype=bool)
-    for t in _TRIGGERS:
+    for t in TRIGGERS:
         trig |= np.asarray(ak.to_numpy(events[t]), dtype=bool)
     four = (level["n_tracks"] == 4) & (level["charge_sum"] == 0) & level["ip_ok"]
     return {"trigger": trig, "four_tracks": np.asarray(four, dtype=bool)}
