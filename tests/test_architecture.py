@@ -5,6 +5,7 @@ named in the engine, module sizes."""
 from __future__ import annotations
 
 import ast
+import logging
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,21 @@ ENGINE = ("pipeline", "stats", "detector", "generators", "physics", "io", "repor
 def test_import_contracts_hold() -> None:
     """Layers, acyclic siblings, matplotlib only in figure modules, the engine imports no
     analysis (``lint-imports`` with the contracts of pyproject.toml)."""
-    status = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
+    # lint-imports configures logging with disable_existing_loggers: every logger made before
+    # it (zprime's) would stay disabled for the rest of the process, and tests that read
+    # warnings through caplog after this one in the same worker would see nothing
+    enabled = [
+        lg
+        for lg in logging.Logger.manager.loggerDict.values()
+        if isinstance(lg, logging.Logger) and not lg.disabled
+    ]
+    try:
+        status = lint_imports(
+            config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True
+        )
+    finally:
+        for lg in enabled:
+            lg.disabled = False
     assert status == 0, "import contracts broken (run `lint-imports` for the report)"
 
 
