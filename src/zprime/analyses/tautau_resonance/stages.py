@@ -8,7 +8,8 @@
 ``limits``  the signal resolution per simulated mass; for every model and hypothesis mass the
             window's signal template (the nearest simulated mass, shifted), the data, the
             workspace and the CLs limit on sigma(e+e- -> mu mu X) x B(X -> tau tau); the fit bias
-            from injected signals at the simulated masses; the coupling limits; the expected
+            from injected signals at the simulated masses (toys from a smooth, more flexible
+            fit to the simulated background); the coupling limits; the expected
             limits at the ``projections.luminosities_fb`` (the simulated background as Asimov
             data, systematics kept) (``tautau_limits.csv``, ``tautau_bias.csv``,
             ``tautau_projections.csv``)
@@ -30,7 +31,12 @@ import numpy as np
 from zprime._util import write_json_atomic
 from zprime.analyses.base import SimulateOutput, StageContext
 from zprime.analyses.observed import observed_events
-from zprime.analyses.tautau_resonance.fit import bias_study, window_edges, window_workspace
+from zprime.analyses.tautau_resonance.fit import (
+    bias_study,
+    smooth_background,
+    window_edges,
+    window_workspace,
+)
 from zprime.analyses.tautau_resonance.networks import RangeClassifier, load, save, train_range
 from zprime.analyses.tautau_resonance.outputs import (
     TtLimitsOutput,
@@ -376,6 +382,9 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
         s_t = _template(sig, tc.signal.models[0], mass, sim_masses, e)
         if not s_t.sum() > 0:
             continue
+        # the toys' truth: a smooth, more flexible shape through the simulated background
+        # (smooth_background says what it works around)
+        b_exp = smooth_background(e, b_exp, s_t, degree=tc.fit.degree + 2)
         spec = window_workspace(f"bias_{mass:.3f}", e, np.round(b_exp), s_t, degree=tc.fit.degree)
         # inject a signal of three times the background's fluctuation in the window
         inj = 3.0 * math.sqrt(max(float(b_exp.sum()), 1.0)) / float(s_t.sum())
