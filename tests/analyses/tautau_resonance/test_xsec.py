@@ -96,3 +96,19 @@ def test_injection_settings_are_checked() -> None:
     )
     assert isinstance(res.exception, ConfigError)
     assert "--inject-model goes with --inject-mass" in str(res.exception)
+
+
+def test_data_skim_follows_the_selection() -> None:
+    """The pseudo-data keep exactly four tracks and, unless the trigger step is off, one of
+    the selection's triggers: what every candidate needs (no selected event is lost)."""
+    ana = get_analysis("tautau_resonance")
+    skim = ana.data_skim(load_config(None, preset="tautau_resonance"))
+    assert (skim.min_tracks, skim.max_tracks) == (4, 4)
+    assert set(skim.triggers) == {"trg_three_track", "trg_single_muon"}
+    off = load_config(None, preset="tautau_resonance", **{"tautau.selection.disabled": ["trigger"]})
+    assert ana.data_skim(off).triggers == ()
+    assert get_analysis("invisible_zprime").data_skim(off).params() == {
+        "min_tracks": 2,
+        "max_tracks": None,
+        "triggers": [],
+    }
