@@ -7,8 +7,9 @@
               of the analysis if asked
 ``simulate``  the fast detector simulation of every sample (``reco/<detector>/``); the
               pseudo-data's with the data detector, an event standing for k data events simulated
-              as k copies (``reco/<data detector>/``); or a user's data converted to the
-              reconstructed schema (``reco/observed/``)
+              as k copies made in memory, only the analysis's ``data_skim`` written
+              (``reco/<data detector>/``); or a user's data converted to the reconstructed
+              schema (``reco/observed/``)
 
 Every file is cached on its own (:func:`zprime.pipeline.cache.cached_file`), by its parameters
 and the source of the code that makes it, and checked against its recorded size and content
