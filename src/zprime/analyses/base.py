@@ -132,6 +132,9 @@ class Analysis(ABC):
     #: events with fewer reconstructed tracks can enter none of the analysis's selections: the
     #: pseudo-data's simulation drops them (the default :meth:`data_skim`)
     min_tracks: int = 0
+    #: with ``pseudo_data.source: simulation`` the analysis draws its injected signal from its
+    #: own simulated samples; otherwise the engine refuses an injection there
+    injects_into_thinned_simulation: bool = False
 
     def data_skim(self, config: Config) -> RecoSkim:
         """The reconstructed pseudo-data events that the analysis's selections (and control

@@ -8,6 +8,7 @@ which also records the pseudo-data's per-sample statistics.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,12 +17,21 @@ from numpy.typing import NDArray
 
 from zprime.config import Config
 from zprime.errors import InputError
-from zprime.io.events import read_events
+from zprime.io.events import read_events, read_metadata
 from zprime.stats import pseudodata
 
-__all__ = ["observed_events"]
+__all__ = ["injected_total", "observed_events"]
 
 F64 = NDArray[np.float64]
+
+
+def injected_total(data_files: Mapping[str, Path]) -> float | None:
+    """The generated cross section (fb) of the injected signal among the pseudo-data's
+    reconstructed files (the file named ``signal``; None without one): the
+    ``signal_total_fb`` of :func:`observed_events`."""
+    if "signal" not in data_files:
+        return None
+    return float(read_metadata(data_files["signal"]).get("sigma_fb", math.nan))
 
 
 def observed_events(

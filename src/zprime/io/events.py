@@ -38,7 +38,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from zprime._util import atomic_path
-from zprime.errors import ConfigError, InputError
+from zprime.errors import InputError
+from zprime.io.unweighting import unweight_batch
 
 __all__ = [
     "GENERATOR_COLUMNS",
@@ -356,21 +357,11 @@ def unweight_file(
         ``dst``; its metadata are those of ``src`` with ``unweighted_to_fb`` and
         ``unweighted_max_copies`` added.
     """
-    if not weight_fb > 0:
-        raise ConfigError(f"unweighting: target weight must be positive, got {weight_fb}")
-    if max_copies < 1:
-        raise ConfigError(f"unweighting: max_copies must be >= 1, got {max_copies}")
+    # the target and max_copies are checked by unweight_batch, on the first batch (the
+    # output is written atomically: nothing is left behind)
 
     def keep(batch: ak.Array) -> ak.Array:
-        w = np.asarray(ak.to_numpy(batch["weight"]), dtype=np.float64)
-        x = w / weight_fb
-        base = np.floor(x)
-        k = (base + (rng.random(w.size) < (x - base))).astype(np.int64)
-        heavy = x > max_copies  # kept once, with their weight
-        k[heavy] = 1
-        out = batch[np.repeat(np.arange(w.size), k)]
-        new_w = np.repeat(np.where(heavy, w, weight_fb), k)
-        return ak.with_field(out, new_w, "weight")
+        return unweight_batch(batch, weight_fb, rng, max_copies)
 
     return transform_file(
         src,

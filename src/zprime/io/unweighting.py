@@ -1,8 +1,8 @@
-"""Unweighting of one batch of events in memory: the rule of
-:func:`zprime.io.events.unweight_file`, for the streamed pseudo-data simulation
-(:func:`zprime.detector.simulation.simulate_file` with ``unweight_fb``), which must not write
-the copies of heavy events to disk first (a sample at a tenth of the luminosity becomes ten
-times its size)."""
+"""Unweighting of one batch of events in memory: the rule behind
+:func:`zprime.io.events.unweight_file` (a file, batch by batch) and the streamed pseudo-data
+simulation (:func:`zprime.detector.simulation.simulate_file` with ``unweight_fb``), which must
+not write the copies of heavy events to disk first (a sample at a tenth of the luminosity
+becomes ten times its size)."""
 
 from __future__ import annotations
 

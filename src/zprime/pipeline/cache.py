@@ -69,12 +69,13 @@ __all__ = [
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 
-#: the source a generated event file depends on (the event writer and unweighting of
-#: ``io/events.py``, not the run-directory layout or the tables of ``io/``)
+#: the source a generated event file depends on (the event writer of ``io/events.py`` and the
+#: unweighting of ``io/unweighting.py``, not the run-directory layout or the tables of ``io/``)
 GENERATION_CODE: tuple[str, ...] = (
     "generators",
     "physics",
     "io/events.py",
+    "io/unweighting.py",
     "_util.py",
     "parallel.py",
 )

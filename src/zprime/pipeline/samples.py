@@ -27,6 +27,7 @@ import numpy as np
 from zprime.analyses.base import (
     Analysis,
     GenerateOutput,
+    SignalSample,
     SimulateOutput,
     StageContext,
     XsecOutput,
@@ -42,6 +43,7 @@ from zprime.pipeline.cache import GENERATION_CODE, SIMULATION_CODE, cached_file
 __all__ = [
     "data_seed",
     "generate_backgrounds",
+    "injected_sample",
     "observed_paths",
     "stage_generate",
     "stage_simulate",
@@ -120,9 +122,33 @@ def generate_backgrounds(
     return paths
 
 
+def injected_sample(analysis: Analysis, cfg: Config) -> SignalSample | None:
+    """The analysis's injected signal, checked against where it would go: refused (one line)
+    for a user's data file, and for pseudo-data thinned from the simulation unless the
+    analysis draws its injection from its own simulated samples."""
+    inject = analysis.injected_signal(cfg)
+    if inject is None:
+        return None
+    if cfg.observed_data.file is not None:
+        raise ConfigError(
+            "pseudo_data.inject_mass_gev (--inject-mass): a signal cannot be injected into real "
+            f"data ({cfg.observed_data.file})"
+        )
+    if cfg.pseudo_data.source != "data_detector" and not analysis.injects_into_thinned_simulation:
+        # the thinned simulation holds no injected sample: the injection would be lost
+        raise ConfigError(
+            f"pseudo_data.inject_mass_gev (--inject-mass): the {analysis.name} analysis injects a "
+            "signal into the data detector's pseudo-data only (pseudo_data.source: "
+            "data_detector)"
+        )
+    return inject
+
+
 def stage_generate(ctx: StageContext, analysis: Analysis) -> GenerateOutput:
     """Every generated sample of the run (see the module docstring)."""
     cfg = ctx.config
+    # checked before anything is generated
+    inject = injected_sample(analysis, cfg)
     digests: dict[str, str] = {}
     signal: dict[str, Path] = {}
     for sample in analysis.signal_samples(cfg):
@@ -137,14 +163,8 @@ def stage_generate(ctx: StageContext, analysis: Analysis) -> GenerateOutput:
         digests[f"signal/{sample.label}"] = digest
     backgrounds = generate_backgrounds(ctx, ctx.run.events, "events", None, digests, group="bkg")
     pcfg = cfg.pseudo_data
-    inject = analysis.injected_signal(cfg)
     if cfg.observed_data.file is not None:
         # a user's data file is the observed data: no pseudo-data samples (simulate converts it)
-        if inject is not None:
-            raise ConfigError(
-                "pseudo_data.inject_mass_gev: a signal cannot be injected into real data "
-                f"({cfg.observed_data.file})"
-            )
         return GenerateOutput(signal, backgrounds, {}, digests)
     if pcfg.source != "data_detector":
         # pseudo_data.source: simulation: the analysis thins the selected simulation itself

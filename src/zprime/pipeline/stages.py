@@ -73,7 +73,13 @@ from zprime.pipeline.cache import (
     outputs_digest,
     stage_hash,
 )
-from zprime.pipeline.samples import observed_paths, stage_generate, stage_simulate, stage_xsec
+from zprime.pipeline.samples import (
+    injected_sample,
+    observed_paths,
+    stage_generate,
+    stage_simulate,
+    stage_xsec,
+)
 
 __all__ = [
     "Stage",
@@ -381,14 +387,11 @@ def check_inputs(config: Config) -> None:
     ConfigError, InputError
         One line naming the option, file or column.
     """
+    # an injection where it cannot go (real data; a thinned simulation without one)
+    injected_sample(analysis_for(config), config)
     obs = config.observed_data
     if obs.file is None:
         return
-    if analysis_for(config).injected_signal(config) is not None:
-        raise ConfigError(
-            "pseudo_data.inject_mass_gev (--inject-mass): a signal cannot be injected into real "
-            f"data ({obs.file})"
-        )
     data, columns = observed_paths(config)
     check_observed(data, columns, tree=obs.tree)
 

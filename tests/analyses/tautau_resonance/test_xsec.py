@@ -18,6 +18,7 @@ from zprime.errors import ConfigError
 from zprime.physics.constants import M_MUON
 from zprime.physics.leptophilic import V_HIGGS, branching_tautau
 from zprime.physics.xsec_table import load_xsec_table, spin_table_path
+from zprime.pipeline import check_inputs
 
 
 def test_point_xsec_scales_with_the_coupling_squared() -> None:
@@ -89,6 +90,15 @@ def test_injection_settings_are_checked() -> None:
         ana.injected_signal(low)
     assert "\n" not in str(exc.value)
     assert ana.injected_signal(load_config(None, preset="tautau_resonance")) is None
+    # pseudo-data thinned from the simulation hold no injected sample: refused before any stage
+    thinned = load_config(
+        None, preset="tautau_resonance", **base, **{"pseudo_data.source": "simulation"}
+    )
+    with pytest.raises(ConfigError, match="data detector's pseudo-data only"):
+        check_inputs(thinned)
+    check_inputs(good)
+    invisible = load_config(None, **base, **{"pseudo_data.source": "simulation"})
+    check_inputs(invisible)  # the invisible Z' draws it from its own simulated samples
     with pytest.raises(ConfigError, match=r"tautau\.inject_model"):
         load_config(None, preset="tautau_resonance", **{"tautau.inject_model": "axion"})
     res = CliRunner().invoke(

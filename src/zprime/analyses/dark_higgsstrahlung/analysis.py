@@ -125,14 +125,6 @@ class DarkHiggsstrahlung(Analysis):
         pcfg = config.pseudo_data
         if pcfg.inject_mass_gev is None or pcfg.inject_xsec_fb <= 0:
             return None
-        if pcfg.source != "data_detector":
-            # the simulation-thinned pseudo-data hold the simulated backgrounds only: an
-            # injection there would be silently lost
-            raise ConfigError(
-                "pseudo_data.inject_mass_gev: the dark_higgsstrahlung analysis injects a signal "
-                "into the data detector's pseudo-data only (pseudo_data.source: "
-                "data_detector)"
-            )
         mh = config.dark_higgs.inject_hdark_gev
         if mh is None:
             raise ConfigError(

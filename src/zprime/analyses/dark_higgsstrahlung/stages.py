@@ -51,6 +51,7 @@ from zprime.analyses.dark_higgsstrahlung.windows import (
     hypothesis_grid,
     membership_matrix,
 )
+from zprime.analyses.observed import injected_total
 from zprime.config import Config
 from zprime.errors import InputError
 from zprime.generators.aprime_hdark import sigma_fb as sigma_aprime_hdark
@@ -161,14 +162,6 @@ _CTL_COLS = (*CONTROL_COLUMNS_READ, "weight", "region", "n_near_photons")
 _STREAM_SELECTED, _STREAM_CONTROL = 2, 3
 
 
-def _injected_total(ctx: StageContext) -> float | None:
-    """The generated cross section of the injected signal's file (None without one)."""
-    sim: SimulateOutput = ctx.output("simulate", SimulateOutput)
-    if "signal" not in sim.data:
-        return None
-    return float(read_metadata(sim.data["signal"]).get("sigma_fb", math.nan))
-
-
 def _data_files(sel: DhSelectOutput) -> dict[str, Path]:
     """The selected files of the observed data (the simulation itself without data files)."""
     return sel.data if sel.data else sel.backgrounds
@@ -184,7 +177,7 @@ def stage_control(ctx: StageContext) -> DhControlOutput:
     sel: DhSelectOutput = ctx.output("select", DhSelectOutput)
     sim_sel = {n: _read(p, _SEL_COLS) for n, p in sel.backgrounds.items()}
     sim_ctl = {n: _read(p, _CTL_COLS) for n, p in sel.controls["backgrounds"].items()}
-    total = _injected_total(ctx)
+    total = injected_total(ctx.output("simulate", SimulateOutput).data)
     data_sel = observed_events(
         cfg, _data_files(sel), _SEL_COLS[:-1], stream=_STREAM_SELECTED, signal_total_fb=total
     )
@@ -414,7 +407,7 @@ def stage_limits(ctx: StageContext) -> DhLimitsOutput:
         _data_files(sel),
         _OBS,
         stream=_STREAM_SELECTED,
-        signal_total_fb=_injected_total(ctx),
+        signal_total_fb=injected_total(ctx.output("simulate", SimulateOutput).data),
     )
     n_obs = count_in_windows(windows, data["m_mumu"], data["m_recoil"]).count
     # the signal: efficiency x luminosity per fb of sigma x B

@@ -107,6 +107,8 @@ class InvisibleZprime(Analysis):
     name = "invisible_zprime"
     # the signal region and every control sample hold two tracks
     min_tracks = 2
+    # the injected mass is among the simulated signal samples (signal_samples)
+    injects_into_thinned_simulation = True
 
     def xsec(self, ctx: StageContext) -> XsecOutput:
         """``xsec.csv`` and a table on the console (g' = 1, ISR)."""

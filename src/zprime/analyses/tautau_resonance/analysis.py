@@ -148,14 +148,6 @@ class TautauResonance(Analysis):
         pcfg = config.pseudo_data
         if pcfg.inject_mass_gev is None or pcfg.inject_xsec_fb <= 0:
             return None
-        if pcfg.source != "data_detector":
-            # the simulation-thinned pseudo-data hold the simulated backgrounds only: an
-            # injection there would be silently lost
-            raise ConfigError(
-                "pseudo_data.inject_mass_gev: the tautau_resonance analysis injects a signal "
-                "into the data detector's pseudo-data only (pseudo_data.source: "
-                "data_detector)"
-            )
         mass = float(pcfg.inject_mass_gev)
         try:
             check_analysis_mass(mass)

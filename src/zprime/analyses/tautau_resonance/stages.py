@@ -30,7 +30,7 @@ import numpy as np
 
 from zprime._util import write_json_atomic
 from zprime.analyses.base import SimulateOutput, StageContext
-from zprime.analyses.observed import observed_events
+from zprime.analyses.observed import injected_total, observed_events
 from zprime.analyses.tautau_resonance.fit import (
     bias_study,
     smooth_background,
@@ -147,7 +147,7 @@ def stage_select(ctx: StageContext) -> TtSelectOutput:
                     markup=False,
                     highlight=False,
                 )
-    summary = _control_summary(cfg, controls, _injected_total(sim))
+    summary = _control_summary(cfg, controls, injected_total(sim.data))
     path = write_json_atomic(ctx.run.root / "tautau_control.json", summary)
     ctx.console.print(
         f"control sample (pi pi + 2 tracks): {summary['data']:.0f} data candidates, "
@@ -157,13 +157,6 @@ def stage_select(ctx: StageContext) -> TtSelectOutput:
         highlight=False,
     )
     return TtSelectOutput(out["signal"], out["backgrounds"], out["data"], path)
-
-
-def _injected_total(sim: SimulateOutput) -> float | None:
-    """The generated cross section of the injected signal's file (None without one)."""
-    if "signal" not in sim.data:
-        return None
-    return float(read_metadata(sim.data["signal"]).get("sigma_fb", math.nan))
 
 
 def _control_summary(
@@ -350,7 +343,7 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
         sel.data or sel.backgrounds,
         ("m_recoil", *FEATURES, "event"),
         stream=_STREAM_DATA,
-        signal_total_fb=_injected_total(sim),
+        signal_total_fb=injected_total(sim.data),
         group_by="event",
     )
     x_data = (
