@@ -64,6 +64,8 @@ __all__ = [
     "is_partial",
     "output_files",
     "outputs_digest",
+    "record_file",
+    "reusable_file",
     "stage_hash",
 ]
 
@@ -281,6 +283,53 @@ def _read_stamp(stamp: Path) -> dict[str, Any]:
     return recorded if isinstance(recorded, dict) else {}
 
 
+def _file_key(params: dict[str, Any], code: Sequence[str]) -> str:
+    return _sha([__version__, code_digest(*code), params])
+
+
+def reusable_file(
+    ctx: StageContext, label: str, params: dict[str, Any], *, code: Sequence[str]
+) -> tuple[Path, str] | None:
+    """The file ``label`` with its hash (as :func:`cached_file` returns them) when it can be
+    reused: its stamp records the same parameters and the same source of the packages
+    ``code``, the file is as the stamp records it (:func:`check_file`) and the stage is not
+    forced (``ctx.force_files``); ``None`` when it must be made (again)."""
+    key = _file_key(params, code)
+    stamp = ctx.run.file_stamp(label)
+    recorded = _read_stamp(stamp) if stamp.is_file() else {}
+    if recorded.get("hash") != key or not recorded.get("path"):
+        return None
+    stored = str(recorded["path"])
+    path = ctx.run.root / stored
+    problem, entry = check_file(path, recorded)
+    if problem is not None:
+        ctx.console.print(f"{escape(label)}: {escape(stored)} {problem}, making it again")
+        return None
+    if ctx.force_files:
+        ctx.console.print(f"{escape(label)}: forced, making it again")
+        return None
+    if entry != recorded:
+        write_json_atomic(stamp, entry)
+    ctx.console.print(f"[dim]{escape(label)}: up to date[/]")
+    return path, chain(key, entry["blake2b"])
+
+
+def record_file(
+    ctx: StageContext, label: str, params: dict[str, Any], path: Path, *, code: Sequence[str]
+) -> tuple[Path, str]:
+    """Stamp a freshly made file ``label`` (its parameters, code digest, size and content
+    digest) and return it with its hash, as :func:`cached_file` does."""
+    key = _file_key(params, code)
+    path = Path(path)
+    try:
+        stored = path.resolve().relative_to(ctx.run.root.resolve()).as_posix()
+    except ValueError:
+        stored = str(path)
+    entry = file_entry(path)
+    write_json_atomic(ctx.run.file_stamp(label), {"hash": key, "path": stored, **entry})
+    return path, chain(key, entry["blake2b"])
+
+
 def cached_file(
     ctx: StageContext,
     label: str,
@@ -289,11 +338,7 @@ def cached_file(
     *,
     code: Sequence[str],
 ) -> tuple[Path, str]:
-    """Make one file with ``make()``, or reuse it.
-
-    The file is reused when its stamp records the same parameters and the same source of the
-    packages ``code``, the file is as the stamp records it (:func:`check_file`) and the stage is
-    not forced (``ctx.force_files``); otherwise it is made again.
+    """Make one file with ``make()``, or reuse it (:func:`reusable_file`).
 
     Returns
     -------
@@ -303,27 +348,7 @@ def cached_file(
         The stamp's key chained to the file's content digest (:func:`chain`): a file made from
         this one is keyed by it, so that a remade file of other content invalidates it.
     """
-    key = _sha([__version__, code_digest(*code), params])
-    stamp = ctx.run.file_stamp(label)
-    recorded = _read_stamp(stamp) if stamp.is_file() else {}
-    if recorded.get("hash") == key and recorded.get("path"):
-        stored = str(recorded["path"])
-        path = ctx.run.root / stored
-        problem, entry = check_file(path, recorded)
-        if problem is not None:
-            ctx.console.print(f"{escape(label)}: {escape(stored)} {problem}, making it again")
-        elif ctx.force_files:
-            ctx.console.print(f"{escape(label)}: forced, making it again")
-        else:
-            if entry != recorded:
-                write_json_atomic(stamp, entry)
-            ctx.console.print(f"[dim]{escape(label)}: up to date[/]")
-            return path, chain(key, entry["blake2b"])
-    path = Path(make())
-    try:
-        stored = path.resolve().relative_to(ctx.run.root.resolve()).as_posix()
-    except ValueError:
-        stored = str(path)
-    entry = file_entry(path)
-    write_json_atomic(stamp, {"hash": key, "path": stored, **entry})
-    return path, chain(key, entry["blake2b"])
+    reused = reusable_file(ctx, label, params, code=code)
+    if reused is not None:
+        return reused
+    return record_file(ctx, label, params, Path(make()), code=code)

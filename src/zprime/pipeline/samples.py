@@ -5,7 +5,8 @@
               ``backgrounds.default_run`` (``events/``); the pseudo-data's samples, generated again
               with their own seeds and thinned to 1/L (``events_data/``), with an injected signal
               of the analysis if asked
-``simulate``  the fast detector simulation of every sample (``reco/<detector>/``); the
+``simulate``  the fast detector simulation of every sample, the files side by side on the
+              run's workers (``reco/<detector>/``); the
               pseudo-data's with the data detector, an event standing for k data events simulated
               as k copies made in memory, only the analysis's ``data_skim`` written
               (``reco/<data detector>/``); or a user's data converted to the reconstructed
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,7 +40,14 @@ from zprime.detector.simulation import simulate_file
 from zprime.errors import ConfigError, InputError
 from zprime.generators.backgrounds import generate_sample, sample_seed
 from zprime.io.events import unweight_file
-from zprime.pipeline.cache import GENERATION_CODE, SIMULATION_CODE, cached_file
+from zprime.parallel import map_tasks
+from zprime.pipeline.cache import (
+    GENERATION_CODE,
+    SIMULATION_CODE,
+    cached_file,
+    record_file,
+    reusable_file,
+)
 
 __all__ = [
     "data_seed",
@@ -244,26 +253,109 @@ def _convert_observed(ctx: StageContext) -> Path:
     return path
 
 
+class _SimulationJob(NamedTuple):
+    """One file for :func:`zprime.detector.simulation.simulate_file`."""
+
+    label: str
+    params: dict[str, Any]
+    kwargs: dict[str, Any]
+
+
+def _simulate_job(kwargs: dict[str, Any]) -> Path:
+    """Module level, so that a process pool or a dask worker can run it."""
+    return simulate_file(**kwargs)
+
+
+def _simulate_jobs(ctx: StageContext, jobs: list[_SimulationJob]) -> list[Path]:
+    """The files of ``jobs``, each reused or made; the missing ones are made in parallel.
+
+    Every file's random numbers depend on the seed and its own name only
+    (:func:`~zprime.detector.simulation.simulate_file`), so they are the same whether the
+    files are made one after another or side by side. A file is stamped once every missing file
+    is made: after a failure the finished ones are made again by the next run."""
+    found = [reusable_file(ctx, j.label, j.params, code=SIMULATION_CODE) for j in jobs]
+    todo = [k for k, f in enumerate(found) if f is None]
+    for k in todo:
+        kw = jobs[k].kwargs
+        kind = ", pseudo-data" if kw.get("unweight_fb") is not None else ""
+        ctx.console.print(f"simulate {Path(kw['input_path']).name} ({kw['detector']}{kind})")
+    made = (
+        map_tasks(
+            _simulate_job,
+            [jobs[k].kwargs for k in todo],
+            executor=ctx.executor,
+            workers=ctx.workers,
+            description="simulate",
+            progress=ctx.progress,
+        )
+        if todo
+        else []
+    )
+    for k, path in zip(todo, made, strict=True):
+        found[k] = record_file(ctx, jobs[k].label, jobs[k].params, path, code=SIMULATION_CODE)
+    return [f[0] for f in found if f is not None]
+
+
 def stage_simulate(ctx: StageContext, analysis: Analysis) -> SimulateOutput:
-    """Every sample through its detector (see the module docstring)."""
+    """Every sample through its detector (see the module docstring), the files side by side
+    on the run's workers."""
     gen: GenerateOutput = ctx.output("generate", GenerateOutput)
     cfg = ctx.config
     detector = cfg.detector.use
     det_cfg = cfg.detector.get(detector).model_dump(mode="json")
     out_dir = ctx.run.reco(detector)
-    groups: dict[str, dict[str, Path]] = {"signal": {}, "bkg": {}}
+    keys: list[tuple[str, str]] = []
+    jobs: list[_SimulationJob] = []
     for group, files in (("signal", gen.signal), ("bkg", gen.backgrounds)):
         for key, path in files.items():
-            params = {"input": gen.digests[f"{group}/{key}"], "detector": det_cfg, "seed": cfg.seed}
-
-            def make(path: Path = path) -> Path:
-                ctx.console.print(f"simulate {path.name} ({detector})")
-                return simulate_file(path, out_dir, detector=detector, config=cfg)
-
-            target, _ = cached_file(
-                ctx, f"reco_{detector}_{path.stem}", params, make, code=SIMULATION_CODE
+            keys.append((group, key))
+            jobs.append(
+                _SimulationJob(
+                    f"reco_{detector}_{path.stem}",
+                    {"input": gen.digests[f"{group}/{key}"], "detector": det_cfg, "seed": cfg.seed},
+                    {"input_path": path, "out_dir": out_dir, "detector": detector, "config": cfg},
+                )
             )
-            groups[group][key] = target
+    if cfg.observed_data.file is None and gen.data:
+        # the pseudo-data samples: generated with their own seeds (generate stage), simulated
+        # with the data detector and its own random numbers. An event that stands for k data
+        # events is simulated k times, each copy with its own detector random numbers
+        # (zprime.io.unweighting.unweight_batch): real data hold k independent events, not a
+        # clump of k identical ones; the copies are made batch by batch in memory, and events
+        # that none of the analysis's selections can take (its skim) are not written
+        data_det = cfg.control.data_detector
+        data_cfg = cfg.detector.get(data_det).model_dump(mode="json")
+        seed = data_seed(cfg.seed, cfg.pseudo_data.seed_offset)
+        skim = analysis.data_skim(cfg)
+        for key, path in gen.data.items():
+            stream = np.random.SeedSequence([seed, 6, zlib.crc32(path.name.encode())])
+            keys.append(("data", key))
+            jobs.append(
+                _SimulationJob(
+                    f"reco_{data_det}_{path.stem}",
+                    {
+                        "input": gen.digests[f"data/{key}"],
+                        "detector": data_cfg,
+                        "data_seed": seed,
+                        "max_copies": cfg.pseudo_data.max_copies,
+                        "skim": skim.params(),
+                    },
+                    {
+                        "input_path": path,
+                        "out_dir": ctx.run.reco(data_det),
+                        "detector": data_det,
+                        "config": cfg,
+                        "seed": seed,
+                        "skim": skim,
+                        "unweight_fb": 1.0 / cfg.luminosity_fb,
+                        "unweight_rng": np.random.default_rng(stream),
+                        "max_copies": cfg.pseudo_data.max_copies,
+                    },
+                )
+            )
+    groups: dict[str, dict[str, Path]] = {"signal": {}, "bkg": {}, "data": {}}
+    for (group, key), target in zip(keys, _simulate_jobs(ctx, jobs), strict=True):
+        groups[group][key] = target
     signal, backgrounds = groups["signal"], groups["bkg"]
     if cfg.observed_data.file is not None:
         return SimulateOutput(signal, backgrounds, {"observed": _convert_observed(ctx)})
@@ -271,46 +363,4 @@ def stage_simulate(ctx: StageContext, analysis: Analysis) -> SimulateOutput:
         # pseudo_data.source: simulation: the control samples compare the simulation with
         # itself (no data-detector sample exists)
         return SimulateOutput(signal, backgrounds, dict(backgrounds))
-    # the pseudo-data samples: generated with their own seeds (generate stage), simulated with
-    # the data detector and its own random numbers
-    data_det = cfg.control.data_detector
-    data_cfg = cfg.detector.get(data_det).model_dump(mode="json")
-    seed = data_seed(cfg.seed, cfg.pseudo_data.seed_offset)
-    lumi = cfg.luminosity_fb
-    max_copies = cfg.pseudo_data.max_copies
-    skim = analysis.data_skim(cfg)
-    data: dict[str, Path] = {}
-    for key, path in gen.data.items():
-        params = {
-            "input": gen.digests[f"data/{key}"],
-            "detector": data_cfg,
-            "data_seed": seed,
-            "max_copies": max_copies,
-            "skim": skim.params(),
-        }
-
-        def make_data(path: Path = path) -> Path:
-            # an event that stands for k data events is simulated k times, each copy with its
-            # own detector random numbers (zprime.io.unweighting.unweight_batch): real data
-            # hold k independent events, not a clump of k identical ones; the copies are made
-            # batch by batch in memory, and events that none of the analysis's selections can
-            # take (its skim) are not written
-            ctx.console.print(f"simulate {path.name} ({data_det}, pseudo-data)")
-            stream = np.random.SeedSequence([seed, 6, zlib.crc32(path.name.encode())])
-            return simulate_file(
-                path,
-                ctx.run.reco(data_det),
-                detector=data_det,
-                config=cfg,
-                seed=seed,
-                skim=skim,
-                unweight_fb=1.0 / lumi,
-                unweight_rng=np.random.default_rng(stream),
-                max_copies=max_copies,
-            )
-
-        target, _ = cached_file(
-            ctx, f"reco_{data_det}_{path.stem}", params, make_data, code=SIMULATION_CODE
-        )
-        data[key] = target
-    return SimulateOutput(signal, backgrounds, data)
+    return SimulateOutput(signal, backgrounds, groups["data"])

@@ -87,13 +87,26 @@ def test_outputs_and_limits(tiny_run: Path) -> None:
         assert 0.0 < float(r["efficiency"]) < 0.5
 
 
-def test_bias_study_recorded(tiny_run: Path) -> None:
-    rows = _rows(tiny_run / "tautau_bias.csv")
-    assert rows
+def test_bias_study_recorded_and_used(tiny_run: Path) -> None:
+    """One bias study per simulated mass, with a positive injection; every hypothesis's
+    fit-bias uncertainty is the measured |bias| (with its error) interpolated between the
+    simulated masses, or the configured floor where that is larger."""
+    rows = sorted(_rows(tiny_run / "tautau_bias.csv"), key=lambda r: float(r["mass_gev"]))
+    masses = np.array([float(r["mass_gev"]) for r in rows])
+    assert masses.tolist() == TINY["tautau.signal.masses_gev"]
     for r in rows:
         assert float(r["converged_fraction"]) > 0.9
-        assert math.isfinite(float(r["relative_bias"]))
-        assert np.isfinite(float(r["relative_bias_error"]))
+        assert float(r["injected_fb"]) > 0
+        assert 0 < float(r["relative_bias_error"]) < 1
+    measured = np.array(
+        [math.hypot(float(r["relative_bias"]), float(r["relative_bias_error"])) for r in rows]
+    )
+    floor = load_config(None, preset="tautau_resonance").tautau.systematics.fit_bias_floor
+    limits = _rows(tiny_run / "tautau_limits.csv")
+    assert limits
+    for x in limits:
+        want = max(float(np.interp(float(x["mass_gev"]), masses, measured)), floor)
+        assert float(x["fit_bias"]) == pytest.approx(want, rel=1e-9)
 
 
 def test_projections_improve_with_the_luminosity(tiny_run: Path) -> None:
