@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,10 +139,15 @@ def _column_map(path: Path, content: dict[str, Any] | None = None) -> Path:
 
 # --------------------------------------------------------------------------- 1. interrupts
 def _interrupt(
-    args: list[str], wait_for: str, tmp_path: Path, delay: float = 1.0
+    args: list[str],
+    wait_for: str,
+    tmp_path: Path,
+    delay: float = 1.0,
+    ready: Callable[[], bool] | None = None,
 ) -> tuple[int, str]:
-    """Start ``zprime ARGS``, wait until stderr shows ``wait_for``, then Ctrl-C (SIGINT to the
-    process group, as a terminal sends it); return (exit status, stderr)."""
+    """Start ``zprime ARGS``, wait until stderr shows ``wait_for`` (and ``ready()`` holds), then
+    Ctrl-C (SIGINT to the process group, as a terminal sends it); return (exit status,
+    stderr)."""
     err_path = tmp_path / "stderr.txt"
     with err_path.open("w") as err:
         proc = subprocess.Popen(
@@ -153,7 +159,9 @@ def _interrupt(
         )
         try:
             deadline = time.monotonic() + 60.0
-            while wait_for not in err_path.read_text() and proc.poll() is None:
+            while proc.poll() is None and not (
+                wait_for in err_path.read_text() and (ready is None or ready())
+            ):
                 assert time.monotonic() < deadline, err_path.read_text()
                 time.sleep(0.05)
             time.sleep(delay)
@@ -187,11 +195,15 @@ def test_interrupt_in_a_stage_exits_130_naming_the_stage(tmp_path: Path) -> None
 
 def test_interrupt_outside_the_pipeline_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "signal"
+    # interrupted once it writes (its temporary output exists), not after a fixed delay: a
+    # cold start (a fresh clone compiling its bytecode, a loaded machine) can take longer than
+    # any delay, and a Ctrl-C during the imports is Python's, not zprime's
     status, stderr = _interrupt(
         ["generate", "signal", "--mass", "2", "-n", "50000000", "--out", str(out)],
         "",
         tmp_path,
-        delay=3.0,
+        delay=0.5,
+        ready=lambda: any(out.glob(".*.part")),
     )
     assert status == 130, stderr
     assert "Traceback" not in stderr
