@@ -8,15 +8,16 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import pytest
 from rich.console import Console
 
+import zprime.pipeline.samples as samples
 from zprime.analyses.base import StageContext
 from zprime.config import default_config
 from zprime.io.events import make_particles, read_events, write_events
 from zprime.io.rundir import RunDir
 from zprime.physics.constants import M_MUON, M_PION
 from zprime.pipeline.cache import SIMULATION_CODE, reusable_file
-from zprime.pipeline.samples import _simulate_jobs, _SimulationJob
 
 
 def _dimuon_file(path: Path, n: int, seed: int, weight: float) -> Path:
@@ -41,10 +42,10 @@ def _dimuon_file(path: Path, n: int, seed: int, weight: float) -> Path:
     return write_events(path, [ev], {"sample": path.stem, "cross_section_fb": weight * n})
 
 
-def _jobs(root: Path, inputs: list[Path]) -> list[_SimulationJob]:
+def _jobs(root: Path, inputs: list[Path]) -> list[samples._SimulationJob]:
     cfg = default_config()
     return [
-        _SimulationJob(
+        samples._SimulationJob(
             f"reco_simulation_{p.stem}",
             {"input": p.stem, "seed": cfg.seed},
             {"input_path": p, "out_dir": root / "reco", "detector": "simulation", "config": cfg},
@@ -53,7 +54,11 @@ def _jobs(root: Path, inputs: list[Path]) -> list[_SimulationJob]:
     ]
 
 
-def test_parallel_simulation_equals_serial_and_is_reused(tmp_path: Path) -> None:
+def test_parallel_simulation_equals_serial_and_is_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # these inputs are small: the pool is forced (a run simulates small inputs in process)
+    monkeypatch.setattr(samples, "PARALLEL_SIMULATION_BYTES", 0)
     inputs = [
         _dimuon_file(tmp_path / "events" / f"s{i}.parquet", 400 + 100 * i, i, 0.5) for i in range(3)
     ]
@@ -61,13 +66,13 @@ def test_parallel_simulation_equals_serial_and_is_reused(tmp_path: Path) -> None
     for workers in (1, 2):
         root = tmp_path / f"run{workers}"
         ctx = StageContext(default_config(), RunDir(root), Console(quiet=True), workers=workers)
-        paths = _simulate_jobs(ctx, _jobs(root, inputs))
+        paths = samples._simulate_jobs(ctx, _jobs(root, inputs))
         assert [p.name for p in paths] == [p.name for p in inputs]
         out[workers] = [read_events(p) for p in paths]
         for job in _jobs(root, inputs):
             assert reusable_file(ctx, job.label, job.params, code=SIMULATION_CODE) is not None
         stamps = [p.stat().st_mtime_ns for p in paths]
-        assert _simulate_jobs(ctx, _jobs(root, inputs)) == paths
+        assert samples._simulate_jobs(ctx, _jobs(root, inputs)) == paths
         assert [p.stat().st_mtime_ns for p in paths] == stamps
     for serial, parallel in zip(out[1], out[2], strict=True):
         assert len(serial) > 300

@@ -266,8 +266,14 @@ def _simulate_job(kwargs: dict[str, Any]) -> Path:
     return simulate_file(**kwargs)
 
 
+#: below this many bytes of generated input the missing files are simulated in this process:
+#: starting worker processes (each imports zprime and torch) costs more than it saves
+PARALLEL_SIMULATION_BYTES = 64 << 20
+
+
 def _simulate_jobs(ctx: StageContext, jobs: list[_SimulationJob]) -> list[Path]:
-    """The files of ``jobs``, each reused or made; the missing ones are made in parallel.
+    """The files of ``jobs``, each reused or made; the missing ones are made in parallel when
+    their inputs hold at least :data:`PARALLEL_SIMULATION_BYTES`.
 
     Every file's random numbers depend on the seed and its own name only
     (:func:`~zprime.detector.simulation.simulate_file`), so they are the same whether the
@@ -275,6 +281,7 @@ def _simulate_jobs(ctx: StageContext, jobs: list[_SimulationJob]) -> list[Path]:
     is made: after a failure the finished ones are made again by the next run."""
     found = [reusable_file(ctx, j.label, j.params, code=SIMULATION_CODE) for j in jobs]
     todo = [k for k, f in enumerate(found) if f is None]
+    size = sum(Path(jobs[k].kwargs["input_path"]).stat().st_size for k in todo)
     for k in todo:
         kw = jobs[k].kwargs
         kind = ", pseudo-data" if kw.get("unweight_fb") is not None else ""
@@ -283,7 +290,7 @@ def _simulate_jobs(ctx: StageContext, jobs: list[_SimulationJob]) -> list[Path]:
         map_tasks(
             _simulate_job,
             [jobs[k].kwargs for k in todo],
-            executor=ctx.executor,
+            executor=ctx.executor if size >= PARALLEL_SIMULATION_BYTES else "serial",
             workers=ctx.workers,
             description="simulate",
             progress=ctx.progress,
