@@ -21,7 +21,7 @@ run: $(STAMP)
 # the tests in two or more processes, a test file per process at a time (its module fixtures,
 # e.g. the quick run, are made once)
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"

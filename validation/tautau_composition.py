@@ -86,6 +86,8 @@ def main() -> None:
             n_data[1] += _events(c, passed) * lumi
         row["data"] = {"preselected": n_data[0], "after_network": n_data[1]}
         for label, path in signal.items():
+            if label.startswith("train_"):  # the networks' mass-continuum samples
+                continue
             mass = label.split("_M")[1]
             if not lo <= float(mass) <= hi:
                 continue

@@ -46,8 +46,7 @@ from zprime.analyses.tautau_resonance.stages import selection_of
 from zprime.config import Config
 from zprime.detector.simulation import simulate
 from zprime.generators.signal import SignalGenerator
-from zprime.generators.x_decays import decay_x_to_tautau
-from zprime.io.events import make_particles
+from zprime.generators.x_decays import decay_x_to_tautau, event_particles
 from zprime.physics.constants import M_TAU
 
 
@@ -75,12 +74,7 @@ def events_with_weights(
     p4, keep, _ = gen.lab_momenta(n, rng)
     dec = decay_x_to_tautau(p4[:, 2], "vector", rng)
     w_t, w_l = helicity_weights(p4[:, 2], dec.tau_minus)
-    pdg_prod = np.array([13, -13] + [22] * (p4.shape[1] - 3), dtype=np.int64)
-    pdg_prod = np.where(np.delete(keep, 2, axis=1), pdg_prod[None, :], 0)
-    pdg = np.concatenate([pdg_prod, dec.pdg], axis=1)
-    mom = np.concatenate([np.delete(p4, 2, axis=1), dec.p4], axis=1)
-    nz = pdg != 0
-    particles = make_particles(pdg[nz], mom[nz], counts=nz.sum(axis=1))
+    particles = event_particles(p4, keep, dec)
     events = ak.zip(
         {"event": np.arange(n, dtype=np.int64), "weight": np.ones(n), "particles": particles},
         depth_limit=1,

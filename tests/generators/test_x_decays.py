@@ -17,6 +17,7 @@ from zprime.generators import x_decays as X
 from zprime.io.events import read_events, read_metadata, validate_generator_events
 from zprime.physics import dirac as D
 from zprime.physics.constants import M_TAU
+from zprime.physics.xsec_table import load_xsec_table, spin_table_path
 
 _SIG = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
 
@@ -248,3 +249,36 @@ def test_write_mumu_x_tautau(tmp_path: Path) -> None:
         )
     )
     assert ak.all(again.particles.px == ev.particles.px)
+
+
+def test_mass_range_sample_follows_the_cross_section(tmp_path: Path) -> None:
+    """A sample over a mass range (the tau-tau networks' training samples): each event has the
+    kinematics of its own X mass, and the masses follow sigma(M) of the cross-section table (an
+    independent vegas integration at fixed masses); the sample's sigma is the table's mean."""
+    lo, hi, n = 4.0, 7.0, 20_000
+    path = X.write_mumu_x_tautau(
+        lo, "scalar", n, tmp_path, seed=11, isr=False, mass_hi=hi, rel_precision=0.01
+    )
+    assert path.name == "signal_tautau_scalar_M4.0000-7.0000.parquet"
+    ev = read_events(path)
+    meta = read_metadata(path)
+    assert meta["mass_hi_gev"] == hi
+    mass = ak.to_numpy(ev.mass)
+    assert np.all((mass >= lo) & (mass <= hi))
+    # without ISR the hard muons (the first two particles) recoil against X of the event's mass
+    p = ev.particles[:, :2]
+    mu = np.stack([ak.to_numpy(ak.sum(p[c], axis=1)) for c in ("e", "px", "py", "pz")], axis=1)
+    beam = np.array([11.0, 0.0, 0.0, 3.0])
+    rec = beam - mu
+    np.testing.assert_allclose(np.sqrt(D.minkowski_dot(rec, rec)), mass, rtol=1e-7)
+    table = load_xsec_table(spin_table_path("scalar"))
+    edges = np.linspace(lo, hi, 11)
+    fine = np.linspace(lo, hi, 3001)
+    sig = table.sigma_fb(fine, isr=False)
+    cum = np.concatenate([[0.0], np.cumsum((sig[1:] + sig[:-1]) / 2 * np.diff(fine))])
+    expected = np.diff(np.interp(edges, fine, cum)) / cum[-1] * n
+    counts = np.histogram(mass, edges)[0]
+    assert np.sum((counts - expected) ** 2 / expected) < 30  # 10 bins, 9 dof
+    assert meta["sigma_fb"] == pytest.approx(cum[-1] / (hi - lo), rel=0.02)
+    with pytest.raises(ConfigError, match="mass_hi"):
+        X.write_mumu_x_tautau(5.0, "scalar", 10, tmp_path, seed=1, mass_hi=4.0)

@@ -68,6 +68,11 @@ class TautauNetworksConfig(_Strict):
         description="M_recoil range edges of the networks (talk: 8 networks; ranges ours)",
     )
     margin_gev: float = Field(0.3, ge=0.0, description="training events this far outside a range")
+    training_events: int = Field(
+        50_000,
+        ge=100,
+        description="generated events per model of each range's mass-continuum training sample",
+    )
     hidden_layers: list[int] = Field(default_factory=lambda: [32, 32])
     epochs: int = Field(60, ge=1)
     seed_offset: int = Field(41, description="the networks' seeds: seed + this + range index")

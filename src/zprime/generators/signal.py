@@ -443,7 +443,8 @@ class _Integrand:
     """dsigma/d^dim x in fb on the unit hypercube; picklable.
 
     Dimensions: ``[u1, u2]`` (ISR, optional), four hard-process variables, ``[x_bw]`` (width,
-    optional).
+    optional) or ``[x_m]`` (mass range, optional: ``M = mass + x_m (mass_hi - mass)``, so the
+    integral is the mean of sigma(M) over the range).
     """
 
     def __init__(
@@ -456,8 +457,10 @@ class _Integrand:
         isr: bool,
         width: float | None,
         spin: Spin = "vector",
+        mass_hi: float | None = None,
     ) -> None:
         self.mass = mass
+        self.mass_hi = mass_hi
         self.spin = spin
         self.sqrt_s = sqrt_s
         self.alpha = alpha
@@ -465,7 +468,7 @@ class _Integrand:
         self.isr = isr
         self.width = width
         self.s = sqrt_s * sqrt_s
-        self.dim = 4 + (2 if isr else 0) + (1 if width else 0)
+        self.dim = 4 + (2 if isr else 0) + (1 if (width or mass_hi is not None) else 0)
         self._hard_offset = 2 if isr else 0
         if width:
             mu_hi = sqrt_s - 2.0 * M_MUON
@@ -497,7 +500,12 @@ class _Integrand:
             rs_hat = self.sqrt_s * np.sqrt((1.0 - v1) * (1.0 - v2))
         else:
             rs_hat = np.full(n, self.sqrt_s)
-        mz = self.virtuality(x[:, -1]) if self.width else np.full(n, self.mass)
+        if self.width:
+            mz = self.virtuality(x[:, -1])
+        elif self.mass_hi is not None:
+            mz = self.mass + x[:, -1] * (self.mass_hi - self.mass)
+        else:
+            mz = np.full(n, self.mass)
         ok = rs_hat > 2.0 * M_MUON + mz
         idx = np.flatnonzero(ok)
         if len(idx) < n:
@@ -858,6 +866,13 @@ class SignalGenerator:
     the kinematic limit above); points with mu above sqrt(s_hat) - 2 m_mu after ISR have zero
     weight. sigma is then the Breit-Wigner average of sigma(mu).
 
+    With ``mass_hi`` (and no width) the sample covers a continuum of narrow X masses: each
+    event's mass M is drawn uniformly on ``[mass, mass_hi]`` before the matrix-element
+    weighting, so the unweighted events follow ``sigma(M) / <sigma>`` in M, each with the exact
+    kinematics of its own M (the event's ``mass``); sigma is the mean of sigma(M) over the
+    range. Such samples train classifiers that must not learn a discrete set of masses (the
+    tau-tau search's range networks).
+
     The generator is picklable, so chunks can run in worker processes.
     """
 
@@ -874,11 +889,17 @@ class SignalGenerator:
         seed: int = DEFAULT_SEED,
         n_pilot: int = 400_000,
         spin: Spin = "vector",
+        mass_hi: float | None = None,
     ) -> None:
         m, rs, gg, a, rp = _check_common(mass, sqrt_s, g, alpha, rel_precision)
         w = _check_width(width, m)
         self.spin = _check_spin(spin)
         _check_count(n_pilot, "n_pilot")
+        self.mass_hi = None if mass_hi is None else _check_mass(mass_hi, rs, "mass_hi")
+        if self.mass_hi is not None and (w is not None or self.mass_hi <= m):
+            raise ConfigError(
+                f"mass_hi = {mass_hi!r} GeV needs a narrow X and must exceed the mass {m!r} GeV"
+            )
         self.mass = m
         self.width = w
         self.isr = bool(isr)
@@ -894,6 +915,7 @@ class SignalGenerator:
             isr=self.isr,
             width=w,
             spin=self.spin,
+            mass_hi=self.mass_hi,
         )
         integ, self.xsec = _integrate(self._integrand, rp, self.seed)
         self._map = integ.map
@@ -1086,6 +1108,7 @@ class SignalGenerator:
                 "spin": self.spin,
                 "generator": f"zprime.generators.signal {__version__}",
                 "mass_gev": self.mass,
+                "mass_hi_gev": self.mass_hi,
                 "width_gev": self.width,
                 "yukawa_y": self.g,
                 **{k: v for k, v in self._describe_vector().items() if k not in _VECTOR_ONLY},
@@ -1098,6 +1121,7 @@ class SignalGenerator:
             "process": "e+e- -> mu+ mu- Z'",
             "generator": f"zprime.generators.signal {__version__}",
             "mass_gev": self.mass,
+            "mass_hi_gev": self.mass_hi,
             "width_gev": self.width,
             "g_prime": self.g,
             "isr": self.isr,

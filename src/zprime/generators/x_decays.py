@@ -79,6 +79,7 @@ __all__ = [
     "XTauTauDecays",
     "correlation_matrix",
     "decay_x_to_tautau",
+    "event_particles",
     "mumu_x_tautau_file_name",
     "sample_modes",
     "write_mumu_x_tautau",
@@ -251,9 +252,25 @@ def decay_x_to_tautau(
 
 
 # --------------------------------------------------------------------------- events
-def mumu_x_tautau_file_name(mass: float, spin: Spin) -> str:
-    """File name of a sample: ``signal_tautau_{spin}_M{mass:.4f}.parquet``."""
-    return f"signal_tautau_{spin}_M{mass:.4f}.parquet"
+def mumu_x_tautau_file_name(mass: float, spin: Spin, mass_hi: float | None = None) -> str:
+    """File name of a sample: ``signal_tautau_{spin}_M{mass:.4f}.parquet`` (a mass range:
+    ``..._M{mass:.4f}-{mass_hi:.4f}.parquet``)."""
+    tail = "" if mass_hi is None else f"-{mass_hi:.4f}"
+    return f"signal_tautau_{spin}_M{mass:.4f}{tail}.parquet"
+
+
+def event_particles(p4: F64, keep: NDArray[np.bool_], decays: XTauTauDecays) -> ak.Array:
+    """The particles of signal events in the event schema: the muons and ISR photons of
+    :meth:`zprime.generators.signal.SignalGenerator.lab_momenta` (``p4``, ``keep``; X dropped)
+    followed by the products of ``decays`` (:func:`decay_x_to_tautau` of X = ``p4[:, 2]``)."""
+    n = p4.shape[0]
+    pdg_prod = np.array([_PDG_MU, -_PDG_MU] + [_PDG_PHOTON] * (p4.shape[1] - 3), dtype=np.int64)
+    pdg_prod = np.broadcast_to(pdg_prod, (n, len(pdg_prod)))
+    keep_prod = np.delete(keep, 2, axis=1)
+    pdg = np.concatenate([np.where(keep_prod, pdg_prod, 0), decays.pdg], axis=1)
+    mom = np.concatenate([np.delete(p4, 2, axis=1), decays.p4], axis=1)
+    nz = pdg != 0
+    return make_particles(pdg[nz], mom[nz], counts=nz.sum(axis=1))
 
 
 def _chunk(
@@ -264,13 +281,7 @@ def _chunk(
     rng = chunk_rng(seed, 2, index)
     p4, keep, acc = gen.lab_momenta(n, rng)
     dec = decay_x_to_tautau(p4[:, 2], gen.spin, rng, keep_neutrinos=keep_neutrinos)
-    pdg_prod = np.array([_PDG_MU, -_PDG_MU] + [_PDG_PHOTON] * (p4.shape[1] - 3), dtype=np.int64)
-    pdg_prod = np.broadcast_to(pdg_prod, (n, len(pdg_prod)))
-    keep_prod = np.delete(keep, 2, axis=1)
-    pdg = np.concatenate([np.where(keep_prod, pdg_prod, 0), dec.pdg], axis=1)
-    mom = np.concatenate([np.delete(p4, 2, axis=1), dec.p4], axis=1)
-    nz = pdg != 0
-    particles = make_particles(pdg[nz], mom[nz], counts=nz.sum(axis=1))
+    particles = event_particles(p4, keep, dec)
     events = ak.zip(
         {
             "event": np.arange(first, first + n, dtype=np.int64),
@@ -303,14 +314,19 @@ def write_mumu_x_tautau(
     executor: Executor | str | None = None,
     workers: int | None = None,
     n_pilot: int = 400_000,
+    mass_hi: float | None = None,
 ) -> Path:
     """Generate ``n`` events e+e- -> mu+ mu- X, X -> tau+ tau- and write them to
-    ``out_dir/signal_tautau_{spin}_M{mass:.4f}.parquet``.
+    ``out_dir/`` :func:`mumu_x_tautau_file_name`.
 
     Parameters
     ----------
     mass
         X mass in GeV, in (2 m_tau, sqrt_s - 2 m_mu); narrow X.
+    mass_hi
+        With it, a continuum of X masses on ``[mass, mass_hi]`` (flat before the cross-section
+        weighting; :class:`zprime.generators.signal.SignalGenerator`); each event's ``mass``
+        column holds its own. For training classifiers that must not learn discrete masses.
     spin
         ``"vector"`` (Z', ``g`` = g'), ``"scalar"`` or ``"pseudoscalar"`` (``g`` = y).
     n
@@ -357,6 +373,7 @@ def write_mumu_x_tautau(
         seed=setup_seed,
         n_pilot=n_pilot,
         spin=sp,
+        mass_hi=mass_hi,
     )
     sizes = [min(chunk_size, n - i) for i in range(0, n, chunk_size)]
     tasks = [(i, k, i * chunk_size, int(seed)) for i, k in enumerate(sizes)]
@@ -366,7 +383,7 @@ def write_mumu_x_tautau(
         executor = "serial"
     own_pool = executor is None
     group = max(1, 2 * n_workers) if executor != "serial" else 1
-    path = Path(out_dir) / mumu_x_tautau_file_name(gen.mass, sp)
+    path = Path(out_dir) / mumu_x_tautau_file_name(gen.mass, sp, gen.mass_hi)
     meta = {
         **gen.describe(),
         "sample": "signal_tautau",

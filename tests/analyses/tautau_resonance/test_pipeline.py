@@ -26,6 +26,7 @@ TINY = {
     "tautau.signal.models": ["zprime", "scalar"],
     "tautau.signal.masses_gev": [5.2, 6.0, 6.8],
     "tautau.signal.events_per_point": 1500,
+    "tautau.networks.training_events": 1500,
     "tautau.networks.edges_gev": [5.2, 6.0, 6.8],
     "tautau.networks.epochs": 8,
     "tautau.fit.bias_toys": 30,

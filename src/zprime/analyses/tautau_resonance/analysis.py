@@ -32,6 +32,8 @@ from zprime.analyses.tautau_resonance.stages import (
     stage_limits,
     stage_select,
     stage_train,
+    training_label,
+    training_ranges,
 )
 from zprime.config import Config
 from zprime.detector.simulation import RecoSkim
@@ -73,6 +75,30 @@ def _sample(config: Config, model: str, mass: float, seed: int) -> SignalSample:
         )
 
     return SignalSample(point_label(model, mass), params, write)
+
+
+def _training_sample(config: Config, model: str, lo: float, hi: float, seed: int) -> SignalSample:
+    """The mass-continuum sample that trains the networks of ``model`` on ``[lo, hi]``."""
+    sig = config.tautau.signal
+    n = config.tautau.networks.training_events
+    params = {"model": model, "mass": lo, "mass_hi": hi, "n": n, "isr": sig.isr, "seed": seed}
+
+    def write(out_dir: Path, seed: int, ctx: StageContext) -> Path:
+        target = out_dir / model
+        target.mkdir(parents=True, exist_ok=True)
+        return write_mumu_x_tautau(
+            lo,
+            SPIN_OF[model],  # type: ignore[arg-type]
+            n,
+            target,
+            seed=seed,
+            isr=sig.isr,
+            mass_hi=hi,
+            executor=ctx.executor,
+            workers=ctx.workers,
+        )
+
+    return SignalSample(training_label(model, lo, hi), params, write)
 
 
 def xsec_rows(config: Config) -> list[dict[str, Any]]:
@@ -134,11 +160,19 @@ class TautauResonance(Analysis):
         return XsecOutput(path)
 
     def signal_samples(self, config: Config) -> list[SignalSample]:
-        """One sample per simulated (model, mass) point."""
-        return [
+        """One sample per simulated (model, mass) point (efficiencies, templates, resolution),
+        and the mass-continuum samples that train the networks (:func:`stages.training_ranges`):
+        trained on the simulated points, a network learns their discrete masses, because the
+        M_recoil resolution (a few MeV) is far below their spacing."""
+        points = [
             _sample(config, model, mass, _seed(config, i))
             for i, (model, mass) in enumerate(signal_points(config))
         ]
+        training = [
+            _training_sample(config, model, lo, hi, _seed(config, 100_000 + i))
+            for i, (model, lo, hi) in enumerate(training_ranges(config))
+        ]
+        return points + training
 
     def injected_signal(self, config: Config) -> SignalSample | None:
         """The signal injected into the pseudo-data: X of model ``tautau.inject_model`` and mass
@@ -200,11 +234,14 @@ class TautauResonance(Analysis):
         )
 
     def quick_config(self, data: dict[str, Any], factor: float) -> dict[str, Any]:
-        """Three masses of each model, 2000 events per point, two network ranges between them."""
+        """Three masses of each model, 2000 events per point and per training sample, two network
+        ranges between them."""
         sig = data["tautau"]["signal"]
         masses = sorted(sig["masses_gev"])
         sig["masses_gev"] = [masses[i] for i in sorted({0, len(masses) // 2, len(masses) - 1})]
         data["tautau"]["networks"]["edges_gev"] = list(sig["masses_gev"])
         sig["events_per_point"] = max(2000, int(sig["events_per_point"] * factor))
+        net = data["tautau"]["networks"]
+        net["training_events"] = max(2000, int(net["training_events"] * factor))
         data["tautau"]["fit"]["bias_toys"] = min(data["tautau"]["fit"]["bias_toys"], 50)
         return data

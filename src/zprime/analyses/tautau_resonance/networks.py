@@ -13,9 +13,14 @@ gives neither the ranges nor the inputs, the architecture, the loss or the worki
   that the network cannot sculpt a peak;
 - architecture: :class:`zprime.analyses.mlp.FeedForward` (standardised inputs, two tanh layers
   of 32, sigmoid output);
+- training signal: samples spread continuously over the range's X masses (the caller's
+  mass-continuum samples, flat in the mass), not the simulated mass points: the M_recoil
+  resolution (a few MeV) is far finer than any affordable spacing of points, and the inputs
+  fix M_recoil (the muon momenta and the recoil momentum give E*_mumu and M_mumu), so a network
+  trained on discrete masses learns them and rejects the signal between them;
 - loss: binary cross-entropy with the signal and the background classes at equal total weight,
-  background events with their luminosity weights, signal masses at equal weight; Adam, mini
-  batches, the best epoch on a validation part (early stopping); seeded and deterministic;
+  background events with their luminosity weights; Adam, mini batches, the best epoch on a
+  validation part (early stopping); seeded and deterministic;
 - working point: the output cut that maximises the Punzi figure of merit
   ``eps / (a / 2 + sqrt(B))`` (a = 3; G. Punzi, arXiv:physics/0308063) on the validation part,
   with B the expected background at the luminosity in a window of +-2 resolution widths around
@@ -166,7 +171,7 @@ def train_range(
     features
         Names of the columns of ``x_sig`` / ``x_bkg``.
     x_sig, w_sig
-        Signal features (n, k) and weights (each mass's events summing to the same total).
+        Signal features (n, k) and weights (the caller's prior over masses and models).
     x_bkg, w_bkg
         Background features and their expected counts at the luminosity.
     window_sig, window_bkg

@@ -31,11 +31,13 @@ class TtTrainOutput(StageOutput):
 
 @dataclass(frozen=True)
 class TtLimitsOutput(StageOutput):
-    """``limits``: limits per (model, mass), the fit-bias study and the projections."""
+    """``limits``: limits per (model, mass), the fit-bias study, the projections and the
+    efficiency between the simulated masses (``stages.efficiency_check``)."""
 
     limits: Path
     bias: Path
     projections: Path
+    efficiency_check: Path
 
 
 @dataclass(frozen=True)

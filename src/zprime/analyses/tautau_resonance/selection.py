@@ -130,9 +130,11 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "other_species",
     "candidate",
     "n_candidates",
+    "mass_true",
 )
 """Columns of the file :func:`select_file` writes (one row per selected candidate; the event's
-weight on each of its candidates, ``n_candidates`` of them)."""
+weight on each of its candidates, ``n_candidates`` of them; ``mass_true`` the generated X mass
+of a signal event, NaN for the other samples)."""
 
 _DEG = math.pi / 180.0
 _TRACK_FIELDS = ("charge", "px", "py", "pz", "muon_id", "electron_id", "pion_id", "d0", "z0")
@@ -376,6 +378,12 @@ def _apply(
     out["n_candidates"] = np.bincount(ev_idx[mask], minlength=n)[ev_idx]
     out["weight"] = weights[ev_idx]
     out["event"] = np.asarray(ak.to_numpy(events["event"]), dtype=np.int64)[ev_idx]
+    # the generator's X mass (a signal sample over a mass range has one per event)
+    out["mass_true"] = (
+        np.asarray(ak.to_numpy(events["mass"]), dtype=np.float64)[ev_idx]
+        if "mass" in events.fields
+        else np.full(ev_idx.size, np.nan)
+    )
     return mask, out, flow
 
 

@@ -3,20 +3,22 @@
 ``select``  every reconstructed sample through the four-track pre-selection
             (``selected/tautau/``), the backgrounds and the data also as the pion-pair control
             sample (``selected/tautau_control/``)
-``train``   one classifier per M_recoil range (``networks/tautau_range_<i>.pt``,
-            ``tautau_networks.json``)
+``train``   one classifier per M_recoil range, trained on the range's mass-continuum samples
+            (``networks/tautau_range_<i>.pt``, ``tautau_networks.json``)
 ``limits``  the signal resolution per simulated mass; for every model and hypothesis mass the
             window's signal template (the nearest simulated mass, shifted), the data, the
             workspace and the CLs limit on sigma(e+e- -> mu mu X) x B(X -> tau tau); the fit bias
             from injected signals at the simulated masses (toys from a smooth, more flexible
             fit to the simulated background); the coupling limits; the expected
             limits at the ``projections.luminosities_fb`` (the simulated background as Asimov
-            data, systematics kept) (``tautau_limits.csv``, ``tautau_bias.csv``,
-            ``tautau_projections.csv``)
+            data, systematics kept); the efficiency between the simulated masses measured
+            with the held-out part of the continuum samples (``tautau_limits.csv``,
+            ``tautau_bias.csv``, ``tautau_projections.csv``, ``tautau_efficiency_check.csv``)
 
-Signal samples are labelled ``<model>_M<mass>``; their files' weights sum to the generated
-cross section at unit coupling with B(X -> tau tau) = 1, so a template per fb of sigma x B is
-the selected weight x L over that sum.
+Signal samples of the simulated points are labelled ``<model>_M<mass>``; their files' weights
+sum to the generated cross section at unit coupling with B(X -> tau tau) = 1, so a template per
+fb of sigma x B is the selected weight x L over that sum. The training samples
+(``train_<model>_M<lo>-<hi>``) cover the X masses of a network range continuously.
 """
 
 from __future__ import annotations
@@ -45,30 +47,38 @@ from zprime.analyses.tautau_resonance.outputs import (
 )
 from zprime.analyses.tautau_resonance.selection import FEATURES, TautauSelection, select_file
 from zprime.config import Config
-from zprime.errors import InputError
+from zprime.errors import ConfigError, InputError
 from zprime.io.events import read_events, read_metadata
 from zprime.io.tables import write_csv
-from zprime.physics.leptophilic import coupling_limit
+from zprime.physics.leptophilic import ANALYSIS_MASS_RANGE, coupling_limit
 from zprime.physics.xsec_table import load_xsec_table, spin_table_path
 from zprime.stats import scan_limits
 
 __all__ = [
     "SPIN_OF",
+    "efficiency_check",
     "point_label",
     "resolution_model",
     "signal_points",
     "stage_limits",
     "stage_select",
     "stage_train",
+    "training_label",
+    "training_ranges",
 ]
 
 SPIN_OF: dict[str, str] = {"zprime": "vector", "scalar": "scalar", "alp": "pseudoscalar"}
 """The spin of each model's X, as the generator names it."""
 
-_COLS = ("m_recoil", *FEATURES, "weight")
+_COLS = ("m_recoil", *FEATURES, "weight", "mass_true", "event")
 #: signal candidates farther than this from their point's mass (wrong muon pairs, the ISR
 #: tail) do not train the networks; the same distance bounds the resolution measurement
 _SIGNAL_CORE_GEV = 0.5
+#: every this-th event of a training sample (``event % _HOLDOUT == 0``) does not train: it
+#: measures the efficiency between the simulated masses (:func:`efficiency_check`)
+_HOLDOUT = 4
+#: the mass bins of that measurement, GeV
+_CHECK_BIN_GEV = 0.1
 #: the talk's signal-yield systematics besides the fit bias (measured) and the luminosity
 _SIGNAL_SYSTEMATICS = (
     "trigger",
@@ -91,6 +101,36 @@ def signal_points(config: Config) -> list[tuple[str, float]]:
     """Every (model, mass) of ``tautau.signal``."""
     sig = config.tautau.signal
     return [(m, float(x)) for m in sig.models for x in sig.masses_gev]
+
+
+def training_label(model: str, lo: float, hi: float) -> str:
+    """``train_<model>_M<lo>-<hi>`` (four decimals): the label of a mass-continuum sample."""
+    return f"train_{model}_M{lo:.4f}-{hi:.4f}"
+
+
+def _training_masses(config: Config, lo: float, hi: float) -> tuple[float, float]:
+    """The X masses of a network range's training samples: the range widened by
+    ``tautau.networks.margin_gev``, clipped to the analysis's 3.6-10 GeV."""
+    margin = config.tautau.networks.margin_gev
+    a = max(ANALYSIS_MASS_RANGE[0], lo - margin)
+    b = min(ANALYSIS_MASS_RANGE[1], hi + margin)
+    if not b - a >= 0.01:
+        raise ConfigError(
+            f"tautau.networks.edges_gev: range {lo:g}-{hi:g} GeV lies outside the "
+            f"search's {ANALYSIS_MASS_RANGE[0]:g}-{ANALYSIS_MASS_RANGE[1]:g} GeV"
+        )
+    return round(a, 6), round(b, 6)
+
+
+def training_ranges(config: Config) -> list[tuple[str, float, float]]:
+    """(model, lowest, highest X mass) of every training sample: one per model and network
+    range (:func:`_training_masses`)."""
+    pairs = list(itertools.pairwise(config.tautau.networks.edges_gev))
+    return [
+        (model, *_training_masses(config, lo, hi))
+        for model in config.tautau.signal.models
+        for lo, hi in pairs
+    ]
 
 
 def selection_of(config: Config, control: bool = False) -> TautauSelection:
@@ -206,20 +246,18 @@ def _sigma_generated(sim: SimulateOutput, label: str) -> float:
 
 
 def stage_train(ctx: StageContext) -> TtTrainOutput:
-    """One classifier per M_recoil range, on the signal of every model and mass whose candidates
-    within 0.5 GeV of the mass fall in the range (each point at equal total weight) against
-    every background candidate in the range."""
+    """One classifier per M_recoil range, trained on the range's mass-continuum samples
+    (:func:`training_ranges`; each model at equal total weight, flat in the X mass: each event
+    weighted by 1 / sigma(M) of the cross-section table) against every background candidate in
+    the range. Signal candidates farther than 0.5 GeV from their event's X mass (wrong muon
+    pairs, the ISR tail) do not train, nor does every fourth event (held out for
+    :func:`efficiency_check`). The simulated points stay out of the training: they measure the
+    efficiencies without the networks' training bias."""
     cfg = ctx.config
     nc = cfg.tautau.networks
     sel: TtSelectOutput = ctx.output("select", TtSelectOutput)
     lumi = float(cfg.luminosity_fb)
-    # the signal's candidates near their point's mass: a wrong muon pair of one mass must not
-    # train another range's network as signal
-    sig = {}
-    for model, mass in signal_points(cfg):
-        cols = _read(sel.signal[point_label(model, mass)])
-        near = np.abs(cols["m_recoil"] - mass) < _SIGNAL_CORE_GEV
-        sig[(model, mass)] = {k: v[near] for k, v in cols.items()}
+    tables = {m: load_xsec_table(spin_table_path(SPIN_OF[m])) for m in cfg.tautau.signal.models}
     bkg = [_read(p) for p in sel.backgrounds.values()]
     edges = nc.edges_gev
     models: dict[str, Path] = {}
@@ -229,12 +267,19 @@ def stage_train(ctx: StageContext) -> TtTrainOutput:
     for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
         a, b = lo - nc.margin_gev, hi + nc.margin_gev
         xs, ws = [], []
-        for cols in sig.values():
-            keep = (cols["m_recoil"] >= a) & (cols["m_recoil"] <= b)
+        for name, table in tables.items():
+            cols = _read(sel.signal[training_label(name, *_training_masses(cfg, lo, hi))])
+            keep = (
+                (np.abs(cols["m_recoil"] - cols["mass_true"]) < _SIGNAL_CORE_GEV)
+                & (cols["m_recoil"] >= a)
+                & (cols["m_recoil"] <= b)
+                & (cols["event"] % _HOLDOUT != 0)
+            )
             if np.count_nonzero(keep) < 10:
                 continue
+            w = 1.0 / table.sigma_fb(cols["mass_true"][keep], isr=cfg.tautau.signal.isr)
             xs.append(_x(cols)[keep])
-            ws.append(np.full(int(np.count_nonzero(keep)), 1.0 / np.count_nonzero(keep)))
+            ws.append(w / w.sum())
         xb = [_x(c)[(c["m_recoil"] >= a) & (c["m_recoil"] <= b)] for c in bkg]
         wb = [c["weight"][(c["m_recoil"] >= a) & (c["m_recoil"] <= b)] * lumi for c in bkg]
         if not xs or sum(len(x) for x in xb) < 10:
@@ -484,6 +529,26 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
         )
         rows.append(row)
     limits_csv = write_csv(ctx.run.root / "tautau_limits.csv", rows)
+    check = efficiency_check(cfg, sim, sel, nets, width, sig)
+    check_csv = write_csv(ctx.run.root / "tautau_efficiency_check.csv", check)
+    for model in tc.signal.models:
+        r = [c for c in check if c["model"] == model and np.isfinite(c["ratio"])]
+        if r:
+            ratio = np.array([c["ratio"] for c in r])
+            pull = np.array(
+                [
+                    (c["efficiency_continuum"] - c["efficiency_interpolated"])
+                    / c["efficiency_continuum_error"]
+                    for c in r
+                ]
+            )
+            ctx.console.print(
+                f"efficiency between the simulated masses ({model}): continuum / interpolated "
+                f"{np.median(ratio):.3f} (median of {len(r)} bins), chi2/bins "
+                f"{float(np.mean(pull**2)):.2f}",
+                markup=False,
+                highlight=False,
+            )
     proj_rows = []
     for (model, mass, lum), res in zip(
         proj_meta, scan_limits(proj_specs, level=tc.fit.level), strict=True
@@ -511,7 +576,74 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
         markup=False,
         highlight=False,
     )
-    return TtLimitsOutput(limits_csv, bias_csv, proj_csv)
+    return TtLimitsOutput(limits_csv, bias_csv, proj_csv, check_csv)
+
+
+def efficiency_check(
+    cfg: Config,
+    sim: SimulateOutput,
+    sel: TtSelectOutput,
+    nets: list[RangeClassifier],
+    width: Any,
+    sig: dict[tuple[str, float], dict[str, np.ndarray]],
+) -> list[dict[str, Any]]:
+    """The efficiency between the simulated masses, measured against what the limits use.
+
+    In bins of 0.1 GeV of the X mass, the held-out events of the mass-continuum samples
+    (``event % 4 == 0``, never trained on) that pass the network of the bin's centre ``M`` and
+    fall in the window of ``M`` (each shifted by ``M`` minus its own mass, as the templates are),
+    divided by the events generated in the bin (the sample's count times the cross-section
+    table's share of the bin); next to it the efficiency the limits use at ``M``, interpolated
+    between the simulated points (:func:`_template`). The talk gives 2.5% for the efficiency
+    interpolation's systematic; these rows measure ours."""
+    tc = cfg.tautau
+    edges = tc.networks.edges_gev
+    lumi = float(cfg.luminosity_fb)
+    sim_masses = np.array(sorted({m for _, m in sig}))
+    rows: list[dict[str, Any]] = []
+    for model in tc.signal.models:
+        table = load_xsec_table(spin_table_path(SPIN_OF[model]))
+        for lo, hi in itertools.pairwise(edges):
+            a, b = _training_masses(cfg, lo, hi)
+            label = training_label(model, a, b)
+            cols = _read(sel.signal[label])
+            n_gen = int(read_metadata(sim.signal[label]).get("n_events", 0))
+            held = cols["event"] % _HOLDOUT == 0
+            n_held = (n_gen + _HOLDOUT - 1) // _HOLDOUT
+            grid = np.linspace(a, b, 2001)
+            sg = table.sigma_fb(grid, isr=tc.signal.isr)
+            total = float(np.trapezoid(sg, grid))
+            lo_c, hi_c = max(lo, a), min(hi, b)
+            n_bins = max(1, round((hi_c - lo_c) / _CHECK_BIN_GEV))
+            bins = np.linspace(lo_c, hi_c, n_bins + 1)
+            for m1, m2 in itertools.pairwise(bins):
+                mc = 0.5 * (m1 + m2)
+                if mc < sim_masses[0] or mc > sim_masses[-1]:
+                    continue
+                e = window_edges(
+                    mc, float(width(mc)), half_width=tc.fit.half_width, n_bins=tc.fit.n_bins
+                )
+                inb = held & (cols["mass_true"] >= m1) & (cols["mass_true"] < m2)
+                shifted = cols["m_recoil"][inb] - cols["mass_true"][inb] + mc
+                inw = (shifted >= e[0]) & (shifted < e[-1])
+                x = _x({k: v[inb][inw] for k, v in cols.items()})
+                net = nets[_classifier_for(mc, edges, nets)]
+                k = int(np.count_nonzero(net.passes(x))) if len(x) else 0
+                gi = (grid >= m1) & (grid <= m2)
+                n_bin = n_held * float(np.trapezoid(sg[gi], grid[gi])) / total
+                eff_interp = float(_template(sig, model, mc, sim_masses, e).sum()) / lumi
+                eff = k / n_bin if n_bin > 0 else math.nan
+                rows.append(
+                    {
+                        "model": model,
+                        "mass_gev": round(mc, 6),
+                        "efficiency_continuum": eff,
+                        "efficiency_continuum_error": math.sqrt(max(k, 1)) / n_bin,
+                        "efficiency_interpolated": eff_interp,
+                        "ratio": eff / eff_interp if eff_interp > 0 else math.nan,
+                    }
+                )
+    return rows
 
 
 def _template(
