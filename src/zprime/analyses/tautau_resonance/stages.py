@@ -365,18 +365,21 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
     trained: TtTrainOutput = ctx.output("train", TtTrainOutput)
     nets = [load(trained.networks[str(i)]) for i in range(len(trained.networks))]
     edges = tc.networks.edges_gev
-    # the signal after its range's classifier, per simulated point
-    sig: dict[tuple[str, float], dict[str, np.ndarray]] = {}
+    # the signal of every simulated point after every classifier: a hypothesis between two
+    # points interpolates their efficiencies with its own range's classifier, which for half of
+    # the intervals is not the classifier of one of the points
+    sig: dict[tuple[str, float, int], dict[str, np.ndarray]] = {}
     widths: dict[float, list[float]] = {}
     for model, mass in signal_points(cfg):
         label = point_label(model, mass)
         cols = _read(sel.signal[label])
-        net = nets[_classifier_for(mass, edges, nets)]
-        keep = net.passes(_x(cols)) if len(cols["weight"]) else np.zeros(0, bool)
-        cols = {k: v[keep] for k, v in cols.items()}
-        cols["weight"] = cols["weight"] * lumi / _sigma_generated(sim, label)  # events per fb
-        sig[(model, mass)] = cols
-        widths.setdefault(mass, []).append(_core_width(cols["m_recoil"], cols["weight"], mass))
+        x = _x(cols)
+        per_fb = cols["weight"] * lumi / _sigma_generated(sim, label)  # events per fb
+        for i, net in enumerate(nets):
+            keep = net.passes(x) if len(x) else np.zeros(0, bool)
+            sig[(model, mass, i)] = {"m_recoil": cols["m_recoil"][keep], "weight": per_fb[keep]}
+        own = sig[(model, mass, _classifier_for(mass, edges, nets))]
+        widths.setdefault(mass, []).append(_core_width(own["m_recoil"], own["weight"], mass))
     wm = {m: float(np.nanmean(v)) for m, v in widths.items() if np.isfinite(v).any()}
     if len(wm) < 2:
         raise InputError("tau-tau: fewer than two simulated masses with a measurable resolution")
@@ -417,7 +420,7 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
             np.histogram(c["m_recoil"][p], bins=e, weights=c["weight"][p] * lumi)[0]
             for c, p in zip(bkg, passed_bkg[i], strict=True)
         )
-        s_t = _template(sig, tc.signal.models[0], mass, sim_masses, e)
+        s_t = _template(sig, tc.signal.models[0], mass, sim_masses, e, i)
         if not s_t.sum() > 0:
             continue
         # the toys' truth: a smooth, more flexible shape through the simulated background
@@ -468,7 +471,7 @@ def stage_limits(ctx: StageContext) -> TtLimitsOutput:
         )
     for model in tc.signal.models:
         for mass, e, n_obs, b_win, systematics in windows:
-            s_t = _template(sig, model, mass, sim_masses, e)
+            s_t = _template(sig, model, mass, sim_masses, e, _classifier_for(mass, edges, nets))
             if not s_t.sum() > 0:
                 continue
             fit_bias = systematics["fit_bias"]
@@ -585,7 +588,7 @@ def efficiency_check(
     sel: TtSelectOutput,
     nets: list[RangeClassifier],
     width: Any,
-    sig: dict[tuple[str, float], dict[str, np.ndarray]],
+    sig: dict[tuple[str, float, int], dict[str, np.ndarray]],
 ) -> list[dict[str, Any]]:
     """The efficiency between the simulated masses, measured against what the limits use.
 
@@ -599,7 +602,7 @@ def efficiency_check(
     tc = cfg.tautau
     edges = tc.networks.edges_gev
     lumi = float(cfg.luminosity_fb)
-    sim_masses = np.array(sorted({m for _, m in sig}))
+    sim_masses = np.array(sorted({m for _, m, _ in sig}))
     rows: list[dict[str, Any]] = []
     for model in tc.signal.models:
         table = load_xsec_table(spin_table_path(SPIN_OF[model]))
@@ -627,16 +630,18 @@ def efficiency_check(
                 shifted = cols["m_recoil"][inb] - cols["mass_true"][inb] + mc
                 inw = (shifted >= e[0]) & (shifted < e[-1])
                 x = _x({k: v[inb][inw] for k, v in cols.items()})
-                net = nets[_classifier_for(mc, edges, nets)]
-                k = int(np.count_nonzero(net.passes(x))) if len(x) else 0
+                i = _classifier_for(mc, edges, nets)
+                k = int(np.count_nonzero(nets[i].passes(x))) if len(x) else 0
                 gi = (grid >= m1) & (grid <= m2)
                 n_bin = n_held * float(np.trapezoid(sg[gi], grid[gi])) / total
-                eff_interp = float(_template(sig, model, mc, sim_masses, e).sum()) / lumi
+                eff_interp = float(_template(sig, model, mc, sim_masses, e, i).sum()) / lumi
                 eff = k / n_bin if n_bin > 0 else math.nan
                 rows.append(
                     {
                         "model": model,
                         "mass_gev": round(mc, 6),
+                        "events_generated": n_bin,
+                        "events_passed": k,
                         "efficiency_continuum": eff,
                         "efficiency_continuum_error": math.sqrt(max(k, 1)) / n_bin,
                         "efficiency_interpolated": eff_interp,
@@ -647,17 +652,19 @@ def efficiency_check(
 
 
 def _template(
-    sig: dict[tuple[str, float], dict[str, np.ndarray]],
+    sig: dict[tuple[str, float, int], dict[str, np.ndarray]],
     model: str,
     mass: float,
     sim_masses: np.ndarray,
     edges: np.ndarray,
+    net: int,
 ) -> np.ndarray:
-    """Signal events per fb of sigma x B in the window's bins at ``mass``: the shape of the
-    nearest simulated mass, shifted to ``mass``; its total interpolated linearly between the
-    two neighbouring simulated masses (efficiency interpolation)."""
+    """Signal events per fb of sigma x B in the window's bins at ``mass`` after classifier
+    ``net`` (the one of ``mass``'s range): the shape of the nearest simulated mass, shifted to
+    ``mass``; its total interpolated linearly between the two neighbouring simulated masses
+    (efficiency interpolation)."""
     near = float(sim_masses[np.argmin(np.abs(sim_masses - mass))])
-    cols = sig.get((model, near))
+    cols = sig.get((model, near, net))
     if cols is None or not len(cols["weight"]):
         return np.zeros(edges.size - 1)
     shape = np.histogram(cols["m_recoil"] - near + mass, bins=edges, weights=cols["weight"])[0]
@@ -666,7 +673,7 @@ def _template(
     m0, m1 = float(sim_masses[j]), float(sim_masses[j + 1])
     tot = []
     for m in (m0, m1):
-        c = sig.get((model, m))
+        c = sig.get((model, m, net))
         if c is None or not len(c["weight"]):
             tot.append(math.nan)
             continue
