@@ -51,8 +51,10 @@ _MODEL_TEXT = {
 }
 _COUPLING_TEX = {"zprime": "$g'$", "scalar": "$\\xi$", "alp": "$|C_{\\ell\\ell}|/\\Lambda$"}
 _METHOD = (
-    "CLs upper limits (the q~_mu statistic, asymptotic) from a binned fit of M_recoil(mu mu) in a "
-    "window of +-{hw:g} resolution widths: the signal template on a floating Bernstein "
+    "CLs upper limits (the q~_mu statistic; asymptotic formulae, toys in the windows with few "
+    "observed events: column 'method' of tautau_limits.csv) from a binned fit of "
+    "M_recoil(mu mu) in a window of +-{hw:g} resolution widths: the signal template on a "
+    "floating Bernstein "
     "background, with the systematic uncertainties of the Belle II talk (PRL 131, 121802)."
 )
 

@@ -27,15 +27,17 @@ __all__ = ["TABLE_MASSES", "read_limits", "stage_report", "summary_markdown"]
 TABLE_MASSES: tuple[float, ...] = (4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 9.5, 10.0)
 """The summary's table shows the hypotheses nearest these masses (GeV), each once."""
 
+_TEXT = ("model", "status", "method")
+
 
 def read_limits(path: Path) -> dict[str, np.ndarray]:
-    """The columns of ``tautau_limits.csv`` (``model`` and ``status`` as text)."""
+    """The columns of ``tautau_limits.csv`` (``model``, ``status`` and ``method`` as text)."""
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
     cols: dict[str, np.ndarray] = {}
     for key in rows[0] if rows else []:
         vals = [r[key] for r in rows]
-        cols[key] = np.asarray(vals) if key in ("model", "status") else np.asarray(vals, float)
+        cols[key] = np.asarray(vals) if key in _TEXT else np.asarray(vals, float)
     return cols
 
 
