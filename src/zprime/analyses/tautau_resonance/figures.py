@@ -1,7 +1,8 @@
-"""Figures of the tau-tau resonance search: sigma x B limits and coupling limits per model.
+"""Figures of the tau-tau resonance search: sigma x B limits and coupling limits per model, the
+projections, and the efficiency between the simulated masses.
 
-Pure functions of the limits table (``tautau_limits.csv`` columns); saved with
-:func:`zprime.report.plots.save`.
+Pure functions of the stage tables (``tautau_limits.csv``, ``tautau_projections.csv``,
+``tautau_efficiency_check.csv`` columns); saved with :func:`zprime.report.plots.save`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from zprime.physics.leptophilic import COUPLING_NAMES, COUPLING_UNITS, g2_band
 from zprime.report.plots import label, save, style
 
-__all__ = ["limit_figures", "projection_figure"]
+__all__ = ["efficiency_figure", "limit_figures", "projection_figure"]
 
 
 def limit_figures(
@@ -127,3 +128,44 @@ def projection_figure(
         ax.legend(fontsize="small", title=model, title_fontsize="small")
     fig.tight_layout()
     return save(fig, out_dir / "tt_projections")[0]
+
+
+def efficiency_figure(
+    check: Mapping[str, np.ndarray], out_dir: Path, luminosity_fb: float
+) -> Path | None:
+    """Per model: the efficiency of the held-out mass-continuum events in bins of the X mass
+    (with their binomial errors) and the efficiency the limits interpolate between the
+    simulated masses (``tautau_efficiency_check.csv``); None without rows."""
+    if not len(check.get("model", [])):
+        return None
+    style()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models = list(dict.fromkeys(np.asarray(check["model"]).tolist()))
+    fig, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 5), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        sel = check["model"] == model
+        m = check["mass_gev"][sel]
+        order = np.argsort(m)
+        ax.errorbar(
+            m[order],
+            check["efficiency_continuum"][sel][order],
+            yerr=check["efficiency_continuum_error"][sel][order],
+            fmt="o",
+            ms=3,
+            color="k",
+            label="mass continuum (held out)",
+        )
+        ax.plot(
+            m[order],
+            check["efficiency_interpolated"][sel][order],
+            "-",
+            color="#d95f02",
+            label="interpolated (limits)",
+        )
+        ax.set_xlabel(r"$M_X$ [GeV]")
+        ax.set_ylabel("efficiency (network, fit window)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize="small", title=model, title_fontsize="small")
+        label(ax, luminosity_fb)
+    fig.tight_layout()
+    return save(fig, out_dir / "tt_efficiency_check")[0]

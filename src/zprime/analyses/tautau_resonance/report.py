@@ -1,6 +1,7 @@
 """The ``report`` stage of the tau-tau resonance search: ``tautau_summary.md``, the figures
-(``figures/tt_*``) and the HEPData submission (``hepdata/``, unless ``report.hepdata: false``).
-A quick run (``report.smoke_test``) says it is a smoke test."""
+(``figures/tt_*``, among them the efficiency between the simulated masses) and the HEPData
+submission (``hepdata/``, unless ``report.hepdata: false``). A quick run
+(``report.smoke_test``) says it is a smoke test."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ import numpy as np
 
 from zprime._util import atomic_path
 from zprime.analyses.base import StageContext
-from zprime.analyses.tautau_resonance.figures import limit_figures, projection_figure
+from zprime.analyses.tautau_resonance.figures import (
+    efficiency_figure,
+    limit_figures,
+    projection_figure,
+)
 from zprime.analyses.tautau_resonance.hepdata import write_hepdata
 from zprime.analyses.tautau_resonance.outputs import (
     TtLimitsOutput,
@@ -140,6 +145,9 @@ def stage_report(ctx: StageContext) -> TtReportOutput:
     pfig = projection_figure(cols, proj, ctx.run.figures, lumi) if len(cols) else None
     if pfig is not None:
         figures["tt_projections"] = pfig
+    efig = efficiency_figure(read_limits(lim.efficiency_check), ctx.run.figures, lumi)
+    if efig is not None:
+        figures["tt_efficiency_check"] = efig
     hepdata = None
     if ctx.config.report.hepdata and len(cols) and np.isfinite(cols["obs_xsec_br_fb"]).any():
         hepdata = write_hepdata(
