@@ -50,15 +50,16 @@ def _seed(config: Config, index: int) -> int:
     return int(np.random.SeedSequence([config.seed, 19, index]).generate_state(1)[0])
 
 
-def _sample(config: Config, model: str, mass: float, seed: int) -> SignalSample:
+def _sample(
+    config: Config, model: str, mass: float, seed: int, mass_hi: float | None = None
+) -> SignalSample:
+    """The sample of a simulated point, or with ``mass_hi`` the mass-continuum sample that
+    trains the networks on ``[mass, mass_hi]``."""
     sig = config.tautau.signal
-    params = {
-        "model": model,
-        "mass": mass,
-        "n": sig.events_per_point,
-        "isr": sig.isr,
-        "seed": seed,
-    }
+    n = sig.events_per_point if mass_hi is None else config.tautau.networks.training_events
+    params: dict[str, Any] = {"model": model, "mass": mass, "n": n, "isr": sig.isr, "seed": seed}
+    if mass_hi is not None:
+        params["mass_hi"] = mass_hi
 
     def write(out_dir: Path, seed: int, ctx: StageContext) -> Path:
         target = out_dir / model
@@ -66,39 +67,17 @@ def _sample(config: Config, model: str, mass: float, seed: int) -> SignalSample:
         return write_mumu_x_tautau(
             mass,
             SPIN_OF[model],  # type: ignore[arg-type]
-            sig.events_per_point,
-            target,
-            seed=seed,
-            isr=sig.isr,
-            executor=ctx.executor,
-            workers=ctx.workers,
-        )
-
-    return SignalSample(point_label(model, mass), params, write)
-
-
-def _training_sample(config: Config, model: str, lo: float, hi: float, seed: int) -> SignalSample:
-    """The mass-continuum sample that trains the networks of ``model`` on ``[lo, hi]``."""
-    sig = config.tautau.signal
-    n = config.tautau.networks.training_events
-    params = {"model": model, "mass": lo, "mass_hi": hi, "n": n, "isr": sig.isr, "seed": seed}
-
-    def write(out_dir: Path, seed: int, ctx: StageContext) -> Path:
-        target = out_dir / model
-        target.mkdir(parents=True, exist_ok=True)
-        return write_mumu_x_tautau(
-            lo,
-            SPIN_OF[model],  # type: ignore[arg-type]
             n,
             target,
             seed=seed,
             isr=sig.isr,
-            mass_hi=hi,
+            mass_hi=mass_hi,
             executor=ctx.executor,
             workers=ctx.workers,
         )
 
-    return SignalSample(training_label(model, lo, hi), params, write)
+    label = point_label(model, mass) if mass_hi is None else training_label(model, mass, mass_hi)
+    return SignalSample(label, params, write)
 
 
 def xsec_rows(config: Config) -> list[dict[str, Any]]:
@@ -169,7 +148,7 @@ class TautauResonance(Analysis):
             for i, (model, mass) in enumerate(signal_points(config))
         ]
         training = [
-            _training_sample(config, model, lo, hi, _seed(config, 100_000 + i))
+            _sample(config, model, lo, _seed(config, 100_000 + i), mass_hi=hi)
             for i, (model, lo, hi) in enumerate(training_ranges(config))
         ]
         return points + training
