@@ -7,7 +7,8 @@
             (``networks/tautau_range_<i>.pt``, ``tautau_networks.json``)
 ``limits``  the signal resolution per simulated mass; for every model and hypothesis mass the
             window's signal template (the nearest simulated mass, shifted), the data, the
-            workspace and the CLs limit on sigma(e+e- -> mu mu X) x B(X -> tau tau); the fit bias
+            workspace and the CLs limit on sigma(e+e- -> mu mu X) x B(X -> tau tau) (from toys
+            in windows with few events); the fit bias
             from injected signals at the simulated masses (toys from a smooth, more flexible
             fit to the simulated background); the coupling limits; the expected
             limits at the ``projections.luminosities_fb`` (the simulated background as Asimov
