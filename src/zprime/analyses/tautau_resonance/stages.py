@@ -664,6 +664,8 @@ def efficiency_check(
             label = training_label(model, a, b)
             cols = _read(sel.signal[label])
             n_gen = int(read_metadata(sim.signal[label]).get("n_events", 0))
+            if n_gen <= 0:
+                raise InputError(f"tau-tau: training sample {label}: no event count in its file")
             held = cols["event"] % _HOLDOUT == 0
             n_held = (n_gen + _HOLDOUT - 1) // _HOLDOUT
             grid = np.linspace(a, b, 2001)
